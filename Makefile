@@ -1,0 +1,22 @@
+# `make demo`: set up, then `dvc repro` on the sample corpus.  `make test`: set up, then the tests.
+SHELL := /bin/bash
+BIN := $(CURDIR)/.venv/bin
+RUN := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	$(RUN) dvc repro
+	@$(RUN) python -m pipeline.inspect --outputs
+
+test: setup
+	$(RUN) python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(RUN) python bench/decode.py
+
+clean:
+	rm -rf data .venv

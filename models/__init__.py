@@ -1,0 +1,1 @@
+"""PyTorch model code (extractor backbones, fusion classifier, CTR models) assembled from shared layers."""

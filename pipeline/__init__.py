@@ -1,0 +1,1 @@
+"""Multimodal micro-video feature pipeline: the library behind the DVC stages in ``stages/``."""

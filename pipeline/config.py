@@ -1,0 +1,108 @@
+"""Build typed, frozen dataclass configs from plain mappings (parsed params.yaml).
+
+Unknown keys, missing keys and values of the wrong type are errors that name the
+full params key (``decode.num_frames``), so a typo never silently falls back to a
+default. No ``**kwargs`` bags: every accepted key is a dataclass field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, Union, get_args, get_origin
+
+
+class ConfigError(ValueError):
+    """A params.yaml value that cannot be used; the message names the key."""
+
+
+def build(cls: type, data: Any, where: str = "") -> Any:
+    """Return ``cls(**data)`` after checking keys and coercing each value to its field type."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"params key '{where or '<root>'}' must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
+            raise ConfigError(
+                f"unknown params key '{_join(where, key)}'{hint}; "
+                f"valid keys under '{where or '<root>'}': {', '.join(sorted(fields))}"
+            )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        key = _join(where, name)
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], key)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing params key '{key}'")
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as err:  # __post_init__ range checks
+        raise ConfigError(f"params section '{where or '<root>'}': {err}") from err
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"params key '{key}' must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"params key '{key}': {value!r} fits none of {args}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"params key '{key}' must be a list, got {value!r}")
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"params key '{key}' must have {len(args)} items, got {len(value)}")
+        return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"params key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"params key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"params key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"params key '{key}' must be a string, got {value!r}")
+        return value
+    raise TypeError(f"config field type {tp!r} at '{key}' is not supported")
+
+
+def flat_keys(cls: type, where: str = "") -> list[str]:
+    """Every leaf params key a config class accepts, e.g. ``['decode.size', ...]``."""
+    keys: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        key = _join(where, field.name)
+        tp = hints[field.name]
+        keys.extend(flat_keys(tp, key) if dataclasses.is_dataclass(tp) else [key])
+    return keys

@@ -1,0 +1,55 @@
+"""Decode one manifest row into a decoded-store row (see ``pipeline.decoded`` for the layout)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from pipeline import store
+from pipeline.failures import Failure
+from pipeline.media import MediaError, ProbeInfo, decode_clip
+from pipeline.params import DecodeConfig
+
+
+def probe_info(row: Mapping[str, Any]) -> ProbeInfo:
+    """Rebuild the probe result ingest stored in the manifest (no second ffprobe)."""
+    fields = ProbeInfo.__dataclass_fields__
+    return ProbeInfo(**{k: row[k] for k in fields})
+
+
+def decode_row(row: Mapping[str, Any], cfg: DecodeConfig) -> dict[str, Any] | Failure:
+    try:
+        clip = decode_clip(row["path"], probe_info(row), cfg.num_frames, cfg.sampling, cfg.size, cfg.audio_rate)
+    except MediaError as err:
+        return Failure(row["video_id"], row["path"], "decode", err.reason, str(err))
+    audio = clip.audio if clip.audio is not None else np.zeros(0, np.float32)
+    return {
+        "video_id": row["video_id"],
+        "fingerprint": row["fingerprint"],
+        "frames": np.ascontiguousarray(clip.frames).tobytes(),  # (T, S, S, 3) uint8
+        "frame_indices": clip.indices.astype(np.int32).tolist(),
+        "n_unique_frames": clip.n_unique,
+        "padded": clip.padded,
+        "has_audio": clip.audio is not None,
+        "audio": audio.astype("<f4").tobytes(),
+        "audio_seconds": float(audio.size / cfg.audio_rate),
+        "note": clip.note,
+    }
+
+
+def decoded_meta(cfg: DecodeConfig, manifest_hash: str | None = None) -> dict[str, Any]:
+    size = cfg.size
+    # Only what changes the output goes into params (and so params_hash): not workers.
+    output_params = {"num_frames": cfg.num_frames, "sampling": cfg.sampling, "size": size, "audio_rate": cfg.audio_rate}
+    return store.make_meta(
+        "decode",
+        params=output_params,
+        shards=cfg.shards,
+        dims={"frames": [cfg.num_frames, size, size, 3]},
+        frame_layout="THWC",
+        frame_dtype="uint8",
+        audio_dtype="float32",
+        audio_rate=cfg.audio_rate,
+        manifest_params_hash=manifest_hash,
+    )

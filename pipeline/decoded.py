@@ -1,0 +1,125 @@
+"""The decoded-clip store: sharded Parquet that extraction stages stream video by video.
+
+Layout of ``paths.decoded`` (see README, "Decoded layout"):
+
+    shard-000.parquet ... shard-NNN.parquet   one row per video, one row group per video
+    index.parquet                             every column but the arrays, plus ``shard``;
+                                              written last, so it marks a complete store
+    failures.parquet                          videos decode could not use
+
+A video's shard is ``int(fingerprint[:8], 16) % shards``: content decides, so adding
+videos touches only the shards they land in. ``frames`` holds the raw bytes of a
+uint8 array of shape ``(T, S, S, 3)`` (THWC, RGB); ``audio`` the bytes of float32 mono
+samples at ``audio_rate`` (empty when ``has_audio`` is false). Readers get both back as
+numpy arrays through ``iter_decoded`` without loading more than one row group.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import store
+
+INDEX_NAME = "index.parquet"
+FAILURES_NAME = "failures.parquet"
+
+SHARD_SCHEMA = pa.schema([
+    ("video_id", pa.string()), ("fingerprint", pa.string()),
+    ("frames", pa.binary()), ("frame_indices", pa.list_(pa.int32())),
+    ("n_unique_frames", pa.int32()), ("padded", pa.bool_()),
+    ("has_audio", pa.bool_()), ("audio", pa.binary()), ("audio_seconds", pa.float32()),
+    ("note", pa.string()),
+])
+ARRAY_COLUMNS = ("frames", "audio")
+INDEX_SCHEMA = pa.schema(
+    [f for f in SHARD_SCHEMA if f.name not in ARRAY_COLUMNS + ("frame_indices",)] + [("shard", pa.int32())]
+)
+
+
+def shard_of(fingerprint: str, shards: int) -> int:
+    return int(fingerprint[:8], 16) % shards
+
+
+def shard_path(root: str | Path, shard: int) -> Path:
+    return Path(root) / f"shard-{shard:03d}.parquet"
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    video_id: str
+    fingerprint: str
+    frames: np.ndarray | None  # (T, S, S, 3) uint8, None when not requested
+    audio: np.ndarray | None  # (N,) float32, None when not requested or no audio
+    padded: bool
+    has_audio: bool
+    audio_rate: int
+
+
+class DecodedWriter:
+    """Writes rows (dicts in ``SHARD_SCHEMA`` form) into their shards; ``close`` writes the index."""
+
+    def __init__(self, root: str | Path, shards: int, meta: Mapping[str, Any]):
+        self.root, self.shards, self.meta = Path(root), shards, dict(meta)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._writers = [store.StreamWriter(shard_path(root, s), SHARD_SCHEMA, self.meta) for s in range(shards)]
+        self._index: list[dict] = []
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        shard = shard_of(row["fingerprint"], self.shards)
+        self._writers[shard].write(pa.Table.from_pylist([dict(row)], schema=SHARD_SCHEMA))
+        self._index.append({k: row[k] for k in INDEX_SCHEMA.names if k != "shard"} | {"shard": shard})
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        index = pa.Table.from_pylist(sorted(self._index, key=lambda r: r["video_id"]), schema=INDEX_SCHEMA)
+        store.write_table(index, self.root / INDEX_NAME, self.meta)
+
+    def abort(self) -> None:
+        for writer in self._writers:
+            writer.abort()
+
+
+def read_index(root: str | Path, expect: Mapping[str, Any] | None = None) -> pa.Table:
+    """The index of a complete decoded store (its absence means decode did not finish)."""
+    return store.read_table(Path(root) / INDEX_NAME, expect={"stage": "decode", **(expect or {})})
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    return store.read_meta(Path(root) / INDEX_NAME)
+
+
+def iter_decoded(
+    root: str | Path, *, frames: bool = True, audio: bool = True, video_ids: Iterable[str] | None = None
+) -> Iterator[DecodedVideo]:
+    """Stream decoded videos shard by shard, one row group (one video) in memory at a time."""
+    index = read_index(root)
+    meta = read_meta(root)
+    shape = tuple(meta["dims"]["frames"])
+    rate = int(meta["audio_rate"])
+    wanted = set(video_ids) if video_ids is not None else None
+    columns = ["video_id", "fingerprint", "padded", "has_audio"]
+    columns += ["frames"] if frames else []
+    columns += ["audio"] if audio else []
+    for shard in sorted(set(index.column("shard").to_pylist())):
+        pf = pq.ParquetFile(shard_path(root, shard))
+        for group in range(pf.num_row_groups):
+            table = pf.read_row_group(group, columns=columns)
+            for row in table.to_pylist():
+                if wanted is not None and row["video_id"] not in wanted:
+                    continue
+                yield DecodedVideo(
+                    video_id=row["video_id"],
+                    fingerprint=row["fingerprint"],
+                    frames=np.frombuffer(row["frames"], np.uint8).reshape(shape) if frames else None,
+                    audio=np.frombuffer(row["audio"], "<f4") if audio and row["has_audio"] else None,
+                    padded=row["padded"],
+                    has_audio=row["has_audio"],
+                    audio_rate=rate,
+                )

@@ -1,0 +1,193 @@
+"""Ingest: list the input videos, probe each, fingerprint it, assign splits.
+
+Reads a folder (scanned recursively for ``ingest.extensions``; a ``manifest.csv`` or
+``manifest.parquet`` at its top level is used instead of scanning) or a manifest file
+(columns ``video_id, path`` and optional ``label, split``; relative paths are relative
+to the manifest). Produces the manifest table (one row per usable video) and the
+failures for the rest.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.failures import Failure
+from pipeline.media import MediaError, probe
+from pipeline.params import SplitConfig
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
+MANIFEST_COLUMNS = ("video_id", "path", "label", "split")
+SPLITS = ("train", "valid", "test")
+
+SCHEMA = pa.schema([
+    ("video_id", pa.string()), ("path", pa.string()), ("fingerprint", pa.string()),
+    ("size_bytes", pa.int64()), ("label", pa.string()), ("split", pa.string()),
+    ("container", pa.string()), ("duration_s", pa.float64()), ("fps", pa.float64()),
+    ("n_frames", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
+    ("display_width", pa.int32()), ("display_height", pa.int32()), ("rotation", pa.int16()),
+    ("sar", pa.float64()), ("video_stream", pa.int16()), ("video_codec", pa.string()),
+    ("has_audio", pa.bool_()), ("audio_stream", pa.int16()), ("audio_codec", pa.string()),
+    ("audio_channels", pa.int16()), ("audio_rate", pa.int32()),
+])
+
+
+class InputError(ValueError):
+    """The input as a whole is unusable (duplicate ids, bad manifest); raised before any work."""
+
+
+@dataclass(frozen=True)
+class InputVideo:
+    video_id: str
+    path: str
+    label: str | None = None
+    split: str | None = None
+
+
+def list_inputs(source: str | Path, extensions: Sequence[str]) -> list[InputVideo]:
+    source = Path(source)
+    if source.is_dir():
+        for name in MANIFEST_NAMES:
+            if (source / name).is_file():
+                return read_manifest(source / name)
+        return scan_folder(source, extensions)
+    if source.is_file():
+        return read_manifest(source)
+    raise InputError(f"data.input: {source} is neither a folder nor a manifest file")
+
+
+def scan_folder(root: Path, extensions: Sequence[str]) -> list[InputVideo]:
+    """Every file below ``root`` with a video suffix; the id is its relative path minus suffix."""
+    suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    items = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix.lower() in suffixes and not name.startswith("."):
+                rel = path.relative_to(root).with_suffix("").as_posix()
+                items.append(InputVideo(video_id=rel, path=str(path)))
+    check_unique(items)
+    return items
+
+
+def read_manifest(path: Path) -> list[InputVideo]:
+    if path.suffix.lower() == ".parquet":
+        table = pq.read_table(path)
+    elif path.suffix.lower() == ".csv":
+        names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows_after_names=10**9)).column_names
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in names}, strings_can_be_null=True))
+    else:
+        raise InputError(f"{path}: a manifest must be .csv or .parquet")
+    missing = [c for c in ("video_id", "path") if c not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: manifest lacks required column(s) {missing}; needs video_id, path[, label, split]")
+    extra = [c for c in table.column_names if c not in MANIFEST_COLUMNS]
+    if extra:
+        log.info("manifest %s: ignoring extra columns %s", path, extra)
+    rows = table.select([c for c in MANIFEST_COLUMNS if c in table.column_names]).to_pylist()
+    base = path.parent
+    items = []
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        vid, rel = _clean(row.get("video_id")), _clean(row.get("path"))
+        if vid is None or rel is None:
+            raise InputError(f"{path}: row {n} has an empty video_id or path")
+        split = _clean(row.get("split"))
+        if split is not None and split not in SPLITS:
+            raise InputError(f"{path}: row {n} ({vid}) has split {split!r}; valid: {', '.join(SPLITS)}")
+        full = rel if os.path.isabs(rel) else os.path.normpath(os.path.join(base, rel))
+        items.append(InputVideo(vid, full, _clean(row.get("label")), split))
+    check_unique(items)
+    return items
+
+
+def _clean(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def check_unique(items: Sequence[InputVideo]) -> None:
+    dups = sorted(k for k, n in Counter(i.video_id for i in items).items() if n > 1)
+    if dups:
+        shown = ", ".join(repr(d) for d in dups[:10]) + (" ..." if len(dups) > 10 else "")
+        raise InputError(f"duplicate video_id(s) in the input: {shown}; ids must be unique (nothing was processed)")
+
+
+def fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Content hash (BLAKE2b-128 of the bytes): renames keep it, any edit changes it."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unit_hash(seed: int, key: str) -> float:
+    """A stable pseudo-random number in [0, 1) for ``key``; independent of corpus order and size."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def assign_splits(items: Sequence[InputVideo], cfg: SplitConfig) -> list[str]:
+    """Given splits are kept; others come from a seeded hash of the id.
+
+    With ``stratify`` and labels, each label's videos are ranked by hash and cut at the
+    split fractions, so every split sees every label; without it, a video's split never
+    changes when others are added (the hash alone decides).
+    """
+    def pick(u: float) -> str:
+        return "train" if u < cfg.train else "valid" if u < cfg.train + cfg.valid else "test"
+
+    out = [it.split or "" for it in items]
+    todo = [i for i, it in enumerate(items) if not it.split]
+    if cfg.stratify and any(items[i].label is not None for i in todo):
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for i in todo:
+            groups[items[i].label].append(i)
+        for members in groups.values():
+            members.sort(key=lambda i: unit_hash(cfg.seed, items[i].video_id))
+            for rank, i in enumerate(members):
+                out[i] = pick((rank + 0.5) / len(members))
+    else:
+        for i in todo:
+            out[i] = pick(unit_hash(cfg.seed, items[i].video_id))
+    return out
+
+
+def probe_one(item: InputVideo, split: str) -> dict | Failure:
+    """One manifest row (a dict in ``SCHEMA`` order), or the failure that stops this video."""
+    try:
+        info = probe(item.path)
+        digest = fingerprint(item.path)
+    except MediaError as err:
+        return Failure(item.video_id, item.path, "ingest", err.reason, str(err))
+    except OSError as err:  # unreadable permissions, vanished mid-run
+        return Failure(item.video_id, item.path, "ingest", "unreadable", f"{type(err).__name__}: {err}")
+    dw, dh = info.display_size
+    return {
+        "video_id": item.video_id, "path": item.path, "fingerprint": digest,
+        "size_bytes": os.path.getsize(item.path), "label": item.label, "split": split,
+        "container": info.container, "duration_s": info.duration_s, "fps": info.fps,
+        "n_frames": info.n_frames, "width": info.width, "height": info.height,
+        "display_width": dw, "display_height": dh, "rotation": info.rotation, "sar": info.sar,
+        "video_stream": info.video_stream, "video_codec": info.video_codec,
+        "has_audio": info.has_audio, "audio_stream": info.audio_stream, "audio_codec": info.audio_codec,
+        "audio_channels": info.audio_channels, "audio_rate": info.audio_rate,
+    }
+
+
+def manifest_table(rows: Sequence[dict]) -> pa.Table:
+    return pa.Table.from_pylist(sorted(rows, key=lambda r: r["video_id"]), schema=SCHEMA)

@@ -1,0 +1,116 @@
+"""``python -m pipeline.inspect PATH``: a store's schema, metadata, row count and column summary.
+
+PATH may be a Parquet file or a folder of them (a sharded store such as the decoded
+clips: the summary covers ``index.parquet`` and the shard schema). ``--outputs`` lists every
+output path named in params.yaml with its row count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.store import META_KEY
+
+
+def summarize_column(column: pa.ChunkedArray) -> str:
+    t = column.type
+    nulls = column.null_count
+    if pa.types.is_fixed_size_list(t):
+        values = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+        finite = values[np.isfinite(values)] if values.size else values
+        nan = int(values.size - finite.size)
+        if not finite.size:
+            return f"dim={t.list_size} nulls={nulls} all non-finite"
+        return (f"dim={t.list_size} min={finite.min():.4g} mean={finite.mean():.4g} "
+                f"max={finite.max():.4g} nan/inf={nan} nulls={nulls}")
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        return f"lengths min={lengths.min() if lengths.size else 0} max={lengths.max() if lengths.size else 0} nulls={nulls}"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        sizes = pc.binary_length(column).to_numpy(zero_copy_only=False)
+        return f"bytes min={sizes.min() if sizes.size else 0} max={sizes.max() if sizes.size else 0} total={int(sizes.sum())}"
+    if pa.types.is_boolean(t):
+        return f"true={pc.sum(column).as_py() or 0} false={len(column) - nulls - (pc.sum(column).as_py() or 0)} nulls={nulls}"
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        if len(column) == nulls:
+            return f"nulls={nulls}"
+        mm = pc.min_max(column)
+        return f"min={mm['min'].as_py():.6g} mean={pc.mean(column).as_py():.6g} max={mm['max'].as_py():.6g} nulls={nulls}"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        counts = pc.value_counts(column).to_pylist()
+        top = sorted(counts, key=lambda c: -c["counts"])[:5]
+        shown = ", ".join(f"{c['values']!r}:{c['counts']}" for c in top)
+        return f"unique={len(counts)} nulls={nulls} top: {shown}"
+    return f"type={t} nulls={nulls}"
+
+
+def describe(path: Path) -> str:
+    lines = [f"== {path}"]
+    target = path
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            return f"== {path}: no Parquet files"
+        lines.append("files: " + ", ".join(f"{f.name} ({f.stat().st_size:,} B)" for f in files))
+        shards = [f for f in files if f.name.startswith("shard-")]
+        if shards:
+            lines.append(f"shard schema ({len(shards)} shards, "
+                         f"{sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows):")
+            lines += [f"  {field.name}: {field.type}" for field in pq.read_schema(shards[0])]
+        target = path / "index.parquet" if (path / "index.parquet").exists() else files[0]
+        lines.append(f"-- {target.name}")
+    table = pq.read_table(target)
+    meta = (table.schema.metadata or {}).get(META_KEY)
+    lines.append(f"rows: {table.num_rows}")
+    lines.append("metadata: " + (json.dumps(json.loads(meta), indent=2, sort_keys=True) if meta else "none (not written by this pipeline)"))
+    lines.append("columns:")
+    for name, column in zip(table.column_names, table.columns):
+        lines.append(f"  {name}: {column.type} | {summarize_column(column)}")
+    return "\n".join(lines)
+
+
+def outputs(params_path: str = "params.yaml") -> str:
+    from pipeline.params import load_params
+
+    paths = asdict(load_params(params_path).paths)
+    lines = ["outputs (params.yaml, section paths):"]
+    for key, value in paths.items():
+        p = Path(value)
+        if p.is_file() and p.suffix == ".parquet":
+            state = f"{pq.ParquetFile(p).metadata.num_rows} rows"
+        elif p.is_dir():
+            state = f"{sum(1 for _ in p.rglob('*') if _.is_file())} files"
+        else:
+            state = "present" if p.exists() else "missing"
+        lines.append(f"  {key:<16} {value:<40} {state}")
+    lines.append("inspect any of them with: python -m pipeline.inspect PATH")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.inspect", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", type=Path, help="Parquet file or store folder")
+    parser.add_argument("--outputs", action="store_true", help="list the pipeline's outputs from params.yaml")
+    args = parser.parse_args(argv)
+    if not args.paths and not args.outputs:
+        parser.error("give a PATH or --outputs")
+    if args.outputs:
+        print(outputs())
+    for path in args.paths:
+        if not path.exists():
+            print(f"error: {path} does not exist", file=sys.stderr)
+            return 1
+        print(describe(path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

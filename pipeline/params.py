@@ -1,0 +1,123 @@
+"""Typed view of ``params.yaml``: one frozen dataclass per section, named as its DVC stage.
+
+``load_params()`` reads the file and rejects unknown or missing keys, so every stage
+sees the whole file validated. Paths live only in ``params.yaml`` (section ``paths``,
+also interpolated into ``dvc.yaml``); no module hard-codes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from pipeline.config import ConfigError, build
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    sample: str  # the sample stage's output folder (videos/ + interactions.csv)
+    manifest: str
+    ingest_failures: str
+    decoded: str  # folder of decode shards, index.parquet and failures.parquet
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    input: str  # a folder of videos (optionally holding manifest.csv/.parquet) or a manifest file
+    interactions: str | None  # user-video interaction log (.csv or .parquet), or null
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    seed: int
+    n_videos: int
+    min_seconds: float
+    max_seconds: float
+    short_seconds: float  # one clip this short, with fewer frames than decode.num_frames
+    no_audio_fraction: float
+    sizes: tuple[tuple[int, int], ...]  # (width, height) choices
+    fps: tuple[float, ...]
+    audio_rates: tuple[int, ...]
+    n_users: int
+    impressions_per_user: int
+
+    def __post_init__(self) -> None:
+        if self.n_videos < 4:
+            raise ValueError("n_videos must be at least 4 (one per category)")
+        if not 0 < self.min_seconds <= self.max_seconds:
+            raise ValueError("need 0 < min_seconds <= max_seconds")
+        if not 0 <= self.no_audio_fraction < 1:
+            raise ValueError("no_audio_fraction must be in [0, 1)")
+        if self.impressions_per_user > self.n_videos:
+            raise ValueError("impressions_per_user cannot exceed n_videos")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float
+    valid: float  # test gets the rest
+    seed: int
+    stratify: bool  # balance labels across splits (when labels exist)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.train < 1 and 0 <= self.valid < 1 and self.train + self.valid <= 1):
+            raise ValueError("split fractions need 0 < train < 1, 0 <= valid and train + valid <= 1")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    extensions: tuple[str, ...]  # file suffixes scanned in a folder input
+    split: SplitConfig
+    workers: int  # 0 = one per CPU core
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0 = one per core)")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    num_frames: int
+    sampling: Literal["uniform", "consecutive"]
+    size: int  # frames are resized and centre-cropped to size x size
+    audio_rate: int
+    shards: int
+    workers: int  # 0 = one per CPU core
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        if self.num_frames < 1 or self.size < 8 or self.audio_rate < 1000 or self.shards < 1:
+            raise ValueError("need num_frames >= 1, size >= 8, audio_rate >= 1000, shards >= 1")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0 = one per core)")
+
+
+@dataclass(frozen=True)
+class Params:
+    paths: PathsConfig
+    data: DataConfig
+    sample: SampleConfig
+    ingest: IngestConfig
+    decode: DecodeConfig
+
+
+def _check_rate(rate: float) -> None:
+    if not 0 <= rate <= 1:
+        raise ValueError("max_failure_rate must be in [0, 1]")
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Parse and validate the whole params file (a typo anywhere is an error everywhere)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    return build(Params, raw)

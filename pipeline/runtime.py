@@ -1,0 +1,62 @@
+"""Process-level helpers shared by stages: logging, worker counts, bounded parallel map."""
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+
+
+def resolve_workers(workers: int) -> int:
+    """0 means one per CPU this process may use."""
+    if workers > 0:
+        return workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int | None = None) -> Iterator[R]:
+    """Ordered ``map`` over a thread pool with at most ``window`` results in flight.
+
+    Unlike ``Executor.map``, which submits everything at once, a slow item can hold back
+    at most ``window`` finished results, so memory stays bounded on any corpus size.
+    Threads suit the work here: it waits on ffmpeg subprocesses or on numpy/torch kernels.
+    """
+    window = window or 2 * workers
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def progress(items: Iterable[T], total: int, desc: str, unit: str = "video") -> Iterator[T]:
+    """A progress bar with rate and ETA on stderr (tqdm hides it when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return iter(tqdm(items, total=total, desc=desc, unit=unit, mininterval=1.0, disable=None))
+
+
+def run_stage(main: Callable[[], None], expected: tuple[type[BaseException], ...]) -> int:
+    """Run a stage's main; expected errors (bad params, bad input) print one clear line, exit 1."""
+    configure_logging()
+    try:
+        main()
+    except expected as err:
+        logging.getLogger("stage").error("%s", err)
+        return 1
+    return 0

@@ -1,0 +1,189 @@
+"""The one place stages read and write Parquet.
+
+Conventions every store follows:
+- one row per video, keyed by the string column ``video_id``;
+- vectors are ``fixed_size_list<float32>[D]`` columns (``vector_array`` / ``vectors``);
+- the schema metadata key ``pipeline`` holds JSON: ``stage``, ``extractor``, ``weights``,
+  ``dims`` (column -> shape), ``params`` and ``params_hash``, plus ``schema_version``;
+- writes are atomic: a temp file in the same folder is renamed over the target only once
+  it is complete, so a killed run never leaves a truncated file that looks finished.
+Readers call ``read_table(path, expect={...})`` to check the metadata before use.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+META_KEY = b"pipeline"
+SCHEMA_VERSION = 1
+COMPRESSION = "zstd"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class StoreError(ValueError):
+    """A store that is missing, malformed, or not what the reader expects."""
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses (nested too) and tuples as JSON-ready dicts and lists."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def params_hash(params: Any) -> str:
+    """Short stable hash of a params mapping or dataclass (canonical JSON)."""
+    blob = json.dumps(plain(params), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_meta(
+    stage: str,
+    *,
+    params: Any = None,
+    extractor: str | None = None,
+    weights: str | None = None,
+    dims: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The metadata dict stored under the ``pipeline`` schema key."""
+    params = plain(params)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "stage": stage,
+        "extractor": extractor,
+        "weights": weights,
+        "dims": dict(dims or {}),
+        "params": params,
+        "params_hash": params_hash(params),
+    }
+    meta.update(extra)
+    return meta
+
+
+def with_meta(schema: pa.Schema, meta: Mapping[str, Any]) -> pa.Schema:
+    merged = dict(schema.metadata or {})
+    merged[META_KEY] = json.dumps(meta, sort_keys=True, default=str).encode()
+    return schema.with_metadata(merged)
+
+
+def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
+    schema = source if isinstance(source, pa.Schema) else pq.read_schema(source)
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise StoreError(f"{source}: no '{META_KEY.decode()}' schema metadata; not written by this pipeline")
+    return json.loads(raw)
+
+
+def check_meta(meta: Mapping[str, Any], expect: Mapping[str, Any], where: str) -> None:
+    """Raise when any expected metadata entry differs (e.g. ``{"stage": "ingest"}``)."""
+    for key, want in expect.items():
+        got = meta.get(key)
+        if got != want:
+            raise StoreError(f"{where}: metadata '{key}' is {got!r}, expected {want!r}; re-run the stage that writes it")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide outputs from other users
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(table: pa.Table, path: str | Path, meta: Mapping[str, Any]) -> Path:
+    """Atomically write ``table`` with ``meta`` attached to its schema."""
+    table = table.replace_schema_metadata(with_meta(table.schema, meta).metadata)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=COMPRESSION)
+    return Path(path)
+
+
+def read_table(
+    path: str | Path, *, columns: list[str] | None = None, expect: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """Read a store, checking it exists, has our metadata and matches ``expect``."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: store not found; run the stage that writes it (dvc repro)")
+    schema = pq.read_schema(path)
+    check_meta(read_meta(schema), expect or {}, str(path))
+    return pq.read_table(path, columns=columns)
+
+
+class StreamWriter:
+    """Append tables to one Parquet file (a row group per ``write``), committed atomically on ``close``."""
+
+    def __init__(self, path: str | Path, schema: pa.Schema, meta: Mapping[str, Any]):
+        self.path = Path(path)
+        self.schema = with_meta(schema, meta)
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=COMPRESSION)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table.cast(self.schema))
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def vector_type(dim: int) -> pa.DataType:
+    return pa.list_(pa.float32(), dim)
+
+
+def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """(N, D) float array -> fixed_size_list<float32>[D] column."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a 2-d (N, D) array, got shape {matrix.shape}")
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """fixed_size_list<float32>[D] column -> (N, D) float32 array (no per-row Python)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    dim = column.type.list_size
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(column), dim)  # (N, D)

@@ -1,0 +1,39 @@
+"""Stage ``ingest``: probe every input video; write the manifest and the failures table.
+
+Reads params ``data.input`` and ``ingest.*``; writes ``paths.manifest`` (one row per
+usable video: probe facts, fingerprint, label, split) and ``paths.ingest_failures``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from pipeline import failures, store
+from pipeline.config import ConfigError
+from pipeline.ingest import InputError, assign_splits, list_inputs, manifest_table, probe_one
+from pipeline.params import load_params
+from pipeline.runtime import bounded_map, progress, resolve_workers, run_stage
+
+log = logging.getLogger("stage.ingest")
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params.ingest
+    items = list_inputs(params.data.input, cfg.extensions)
+    splits = assign_splits(items, cfg.split)
+    results = bounded_map(lambda job: probe_one(*job), zip(items, splits), resolve_workers(cfg.workers))
+    rows, failed = [], []
+    for result in progress(results, len(items), "ingest"):
+        (failed if isinstance(result, failures.Failure) else rows).append(result)
+    meta = store.make_meta("ingest", params={"input": params.data.input, "split": cfg.split})
+    store.write_table(manifest_table(rows), params.paths.manifest, meta)
+    failures.write(failed, params.paths.ingest_failures, "ingest")
+    for f in failed:
+        log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
+    log.info("manifest: %d videos, %d failures -> %s", len(rows), len(failed), params.paths.manifest)
+    failures.check_rate(len(failed), len(items), cfg.max_failure_rate, "ingest", params.paths.ingest_failures)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, (ConfigError, InputError, store.StoreError, failures.FailureRateExceeded)))
