@@ -77,6 +77,7 @@ def scan_folder(root: Path, extensions: Sequence[str]) -> list[InputVideo]:
             if path.suffix.lower() in suffixes and not name.startswith("."):
                 rel = path.relative_to(root).with_suffix("").as_posix()
                 items.append(InputVideo(video_id=rel, path=str(path)))
+    items.sort(key=lambda item: item.video_id)
     check_unique(items)
     return items
 

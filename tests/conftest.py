@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.params import Params, load_params
+from tests.media_fixtures import REAL_CLIPS, real_clips
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        raise pytest.UsageError("ffmpeg/ffprobe not on PATH: run `make test` (it installs them) or install FFmpeg")
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def clips() -> list[Path]:
+    found = real_clips()
+    if not found:
+        pytest.skip(f"real clips not found at {REAL_CLIPS} (they live in ../shared/data/videos)")
+    return found

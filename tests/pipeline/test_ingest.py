@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline.failures import Failure
+from pipeline.ingest import (InputError, InputVideo, assign_splits, fingerprint, list_inputs, manifest_table,
+                             probe_one)
+from tests.media_fixtures import make_bad_inputs, make_clip
+
+
+def test_folder_scan_ids_are_relative_paths_without_suffix(tmp_path):
+    make_clip(tmp_path / "a" / "x.mp4", audio_rate=None)
+    make_clip(tmp_path / "b.MOV", audio_rate=None)
+    (tmp_path / "notes.txt").write_text("ignored")
+    items = list_inputs(tmp_path, [".mp4", ".mov"])
+    assert [(i.video_id, i.path) for i in items] == [("a/x", str(tmp_path / "a" / "x.mp4")), ("b", str(tmp_path / "b.MOV"))]
+
+
+def test_duplicate_ids_fail_before_any_work(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "a.webm").write_bytes(b"")
+    with pytest.raises(InputError, match="duplicate video_id.*'a'"):
+        list_inputs(tmp_path, [".mp4", ".webm"])
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video_id,path\nx,a.mp4\nx,a.webm\n")
+    with pytest.raises(InputError, match="duplicate video_id.*'x'"):
+        list_inputs(manifest, [])
+
+
+def test_manifest_paths_labels_and_splits(tmp_path):
+    (tmp_path / "sub").mkdir()
+    manifest = tmp_path / "sub" / "manifest.csv"
+    manifest.write_text("video_id,path,label,split,extra\n1,clips/a.mp4,cat,test,z\n2,/abs/b.mp4,,,z\n")
+    items = list_inputs(tmp_path / "sub", [])  # a folder holding manifest.csv uses it
+    assert items == [InputVideo("1", str(tmp_path / "sub" / "clips" / "a.mp4"), "cat", "test"),
+                     InputVideo("2", "/abs/b.mp4", None, None)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("video_id\n1\n", "lacks required column"),
+    ("video_id,path,split\n1,a.mp4,holdout\n", "split 'holdout'"),
+    ("video_id,path\n,a.mp4\n", "empty video_id or path"),
+])
+def test_bad_manifests_are_clear_errors(tmp_path, text, message):
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(InputError, match=message):
+        list_inputs(tmp_path / "m.csv", [])
+
+
+def test_fingerprint_follows_content_not_name(tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"x" * 3_000_000)
+    b.write_bytes(b"x" * 3_000_000)
+    assert fingerprint(a) == fingerprint(b) and len(fingerprint(a)) == 32
+    b.write_bytes(b"x" * 2_999_999 + b"y")
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_stratified_splits_balance_labels_and_are_deterministic(params):
+    items = [InputVideo(f"v{i}", "", f"c{i % 4}") for i in range(40)]
+    splits = assign_splits(items, params.ingest.split)
+    assert splits == assign_splits(items, params.ingest.split)
+    for label in ("c0", "c1", "c2", "c3"):
+        got = [s for it, s in zip(items, splits) if it.label == label]
+        assert (got.count("train"), got.count("valid"), got.count("test")) == (6, 2, 2)
+
+
+def test_hash_splits_do_not_move_when_videos_are_added(params):
+    cfg = dataclasses.replace(params.ingest.split, stratify=False)
+    small = [InputVideo(f"v{i}", "") for i in range(50)]
+    large = small + [InputVideo(f"w{i}", "") for i in range(50)]
+    assert assign_splits(small, cfg) == assign_splits(large, cfg)[:50]
+    assert {"train", "valid", "test"} == set(assign_splits(large, cfg))
+
+
+def test_given_splits_are_kept(params):
+    items = [InputVideo("a", "", "x", "test"), InputVideo("b", "", "x", None)]
+    assert assign_splits(items, params.ingest.split)[0] == "test"
+
+
+def test_every_bad_input_gets_a_failure_row_or_is_processed(tmp_path):
+    expected = make_bad_inputs(tmp_path)
+    items = list_inputs(tmp_path, [".mp4"])
+    (tmp_path / "gone.mp4").write_bytes(b"x")
+    items.append(InputVideo("gone", str(tmp_path / "gone.mp4")))
+    (tmp_path / "gone.mp4").unlink()
+    expected["gone"] = "missing_file"
+    results = {it.video_id: probe_one(it, "train") for it in items}
+    assert set(results) == set(expected)
+    for vid, reason in expected.items():
+        got = results[vid]
+        if reason is None:
+            assert isinstance(got, dict), f"{vid}: {got}"
+        else:
+            assert isinstance(got, Failure) and got.reason == reason and got.message, f"{vid}: {got}"
+    assert results["no_audio"]["has_audio"] is False
+    assert results["one_frame"]["n_frames"] == 1
+    assert (results["uhd"]["width"], results["uhd"]["height"]) == (3840, 2160)
+    table = manifest_table([r for r in results.values() if isinstance(r, dict)])
+    assert table.column("video_id").to_pylist() == sorted(v for v, r in expected.items() if r is None)

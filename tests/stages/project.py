@@ -1,0 +1,56 @@
+"""Run the project's stages in a throw-away copy of the repository with edited params."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+TINY = {
+    "sample": {"n_videos": 8, "min_seconds": 1.0, "max_seconds": 2.0, "sizes": [[64, 48], [48, 64]],
+               "fps": [10, 15], "n_users": 5, "impressions_per_user": 4},
+    "decode": {"num_frames": 8, "size": 32, "shards": 2},
+}
+
+
+def deep_update(base: dict, patch: dict) -> dict:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+class Project:
+    def __init__(self, root: Path, patch: dict | None = None):
+        self.root = root
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\n")
+        for rel in filter(None, files):
+            if (ROOT / rel).is_file() and not rel.startswith("tests/"):
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / rel, root / rel)
+        (root / "dvc.lock").unlink(missing_ok=True)
+        subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+        self.set_params(deep_update(deep_update({}, TINY), patch or {}))
+
+    def set_params(self, patch: dict) -> None:
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        current = self.root / "params.yaml"
+        if current.exists():
+            raw = yaml.safe_load(current.read_text())
+        current.write_text(yaml.safe_dump(deep_update(raw, patch), sort_keys=False))
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        """``python -m ...`` or ``dvc ...`` inside the copy, with this venv's executables first on PATH."""
+        bindir = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1"}
+        env.pop("PYTHONPATH", None)
+        cmd = [sys.executable, *args] if args[0] == "-m" else [os.path.join(bindir, args[0]), *args[1:]]
+        return subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True, timeout=600)

