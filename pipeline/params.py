@@ -23,6 +23,10 @@ class PathsConfig:
     manifest: str
     ingest_failures: str
     decoded: str  # folder of decode shards, index.parquet and failures.parquet
+    items: str  # reduce: one row per video, every modality reduced and normalised
+    reduce_state: str  # reduce: fitted PCA/normaliser state (npz + state.json)
+    reduce_metrics: str
+    reduce_plots: str  # reduce: one cumulative explained-variance CSV per modality
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,43 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class ModalityReduceConfig:
+    enabled: bool
+    column: str  # the vector column in the modality's store
+    n_components: int | float | None  # int: components; float in (0, 1): variance to keep; null: no PCA
+    whiten: bool
+    norm: Literal["minmax", "zscore", "none"]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_components, float) and not 0 < self.n_components < 1:
+            raise ValueError("a float n_components is a variance target in (0, 1)")
+        if isinstance(self.n_components, int) and self.n_components < 1:
+            raise ValueError("n_components must be >= 1")
+
+
+@dataclass(frozen=True)
+class ReduceConfig:
+    resnet152: ModalityReduceConfig
+    c3d: ModalityReduceConfig
+    i3d: ModalityReduceConfig
+    mfcc: ModalityReduceConfig
+    pyaa: ModalityReduceConfig
+    missing: Literal["zero", "drop"]  # a video absent from a modality's store: zero-fill + mask, or drop it
+    too_many_components: Literal["cap", "error"]  # n_components above min(train rows, dims)
+    solver: Literal["auto", "full", "randomized", "incremental"]
+    max_fit_mb: int  # auto: the full solver up to this float64 training-matrix size, incremental above
+    batch_rows: int  # IncrementalPCA batch size
+    seed: int
+
+
+@dataclass(frozen=True)
 class Params:
     paths: PathsConfig
     data: DataConfig
     sample: SampleConfig
     ingest: IngestConfig
     decode: DecodeConfig
+    reduce: ReduceConfig
 
 
 def _check_rate(rate: float) -> None:
@@ -121,3 +156,4 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     with path.open(encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
     return build(Params, raw)
+

@@ -187,3 +187,10 @@ def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     dim = column.type.list_size
     flat = column.flatten().to_numpy(zero_copy_only=False)
     return flat.reshape(len(column), dim)  # (N, D)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Atomically write a small text file (metrics JSON, plot CSV)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,109 @@
+"""Assemble the item-feature table: every modality reduced and aligned to the manifest's videos.
+
+Reads the manifest and one feature store per enabled modality; returns the table written to
+``items.parquet`` (``video_id, split, label, has_audio``, then per modality a
+``fixed_size_list<float32>[K]`` column and a ``<modality>_present`` mask), the fitted states,
+each modality's cumulative explained-variance curve, and metrics.
+
+Missing data rule (``reduce.missing``): a video absent from a modality's store is zero-filled
+with ``present = false`` (``zero``) or dropped from the table (``drop``). A video a store marks
+as having no such signal (audio stores: ``has_audio = false``) is always zero-filled and masked,
+never dropped, and never used for fitting. Fitting uses training-split rows only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import store
+from pipeline.params import Params, ReduceConfig
+from pipeline.reduce import ModalityState, fit_modality
+
+MODALITIES = ("resnet152", "c3d", "i3d", "mfcc", "pyaa")
+AUDIO_MODALITIES = ("mfcc", "pyaa")
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    column: str
+    mask: str | None = None  # bool column: false rows carry no signal (e.g. has_audio)
+    expect: dict[str, Any] = field(default_factory=dict)  # metadata the store must carry
+
+
+def modality_sources(params: Params) -> dict[str, Source]:
+    """Where each enabled modality's vectors live (paths from params.yaml) and what the store must say."""
+    cfg, paths = params.reduce, params.paths
+    sources = {}
+    for name in MODALITIES:
+        if not getattr(cfg, name).enabled:
+            continue
+        if name in AUDIO_MODALITIES:
+            sources[name] = Source(paths.audio_features, getattr(cfg, name).column, "has_audio", {"stage": "audio"})
+        else:
+            sources[name] = Source(str(Path(paths.visual_features) / f"visual_{name}.parquet"),
+                                   getattr(cfg, name).column, None, {"extractor": name})
+    return sources
+
+
+def read_modality(path: str | Path, column: str, mask: str | None = None, expect: dict[str, Any] | None = None,
+                  key: str = "column") -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids sorted, (N, D) float32 matrix, (N,) present mask) of one store column."""
+    if not Path(path).exists():
+        raise store.StoreError(f"{path}: store not found; run the stage that writes it, or disable it in params")
+    names = pq.read_schema(path).names
+    absent = [c for c in [column] + ([mask] if mask else []) if c not in names]
+    if absent:
+        raise store.StoreError(f"{path}: no column(s) {absent} (params key {key}); the store has {names}")
+    wanted = ["video_id", column] + ([mask] if mask else [])
+    table = store.read_table(path, columns=wanted, expect=expect).sort_by("video_id")
+    x = store.vectors(table.column(column))
+    present = table.column(mask).to_numpy(zero_copy_only=False).astype(bool) if mask else np.ones(len(x), bool)
+    return table.column("video_id").to_pylist(), x, present
+
+
+def build_items(manifest: pa.Table, sources: dict[str, Source], cfg: ReduceConfig) -> tuple[
+        pa.Table, dict[str, ModalityState], dict[str, np.ndarray], dict[str, Any]]:
+    ids = manifest.column("video_id").to_pylist()
+    split = np.asarray(manifest.column("split").to_pylist())
+    position = {vid: i for i, vid in enumerate(ids)}
+    keep = np.ones(len(ids), bool)
+    aligned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    metrics: dict[str, Any] = {}
+    for name, src in sources.items():
+        got_ids, x, present = read_modality(src.path, src.column, src.mask, src.expect, f"reduce.{name}.column")
+        rows = np.fromiter((position.get(v, -1) for v in got_ids), np.int64, len(got_ids))
+        hit = rows >= 0
+        full = np.zeros((len(ids), x.shape[1]), np.float32)  # (N_manifest, D)
+        in_store, mask = np.zeros(len(ids), bool), np.zeros(len(ids), bool)
+        full[rows[hit]], in_store[rows[hit]], mask[rows[hit]] = x[hit], True, present[hit]
+        aligned[name] = (full, mask)
+        metrics[name] = {"missing": int((~in_store).sum()), "no_signal": int((in_store & ~mask).sum()),
+                         "not_in_manifest": int((~hit).sum())}
+        if cfg.missing == "drop":
+            keep &= in_store
+    states, curves, columns = {}, {}, {}
+    for name, (full, mask) in aligned.items():
+        train = keep & mask & (split == "train")
+        state, curve = fit_modality(full[train], getattr(cfg, name), name, solver=cfg.solver,
+                                    cap=cfg.too_many_components == "cap", seed=cfg.seed,
+                                    max_fit_mb=cfg.max_fit_mb, batch_rows=cfg.batch_rows)
+        y = state.transform(full[keep])  # (N_kept, K)
+        y[~mask[keep]] = 0.0
+        states[name] = state
+        if curve is not None:
+            curves[name] = curve
+        columns[name] = store.vector_array(y)
+        columns[f"{name}_present"] = pa.array(mask[keep])
+        metrics[name] |= {k: state.info[k] for k in ("input_dim", "n_components", "explained_variance", "n_train")}
+        metrics[name]["capped"] = bool(state.info.get("capped", False))
+    base = manifest.filter(pa.array(keep)).select(["video_id", "split", "label", "has_audio"])
+    table = pa.table({**{c: base.column(c) for c in base.column_names}, **columns})
+    metrics["n_videos"] = int(keep.sum())
+    metrics["dropped"] = int((~keep).sum())
+    return table, states, curves, metrics
