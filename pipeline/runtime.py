@@ -69,13 +69,16 @@ def bounded_process_map(
     *,
     initializer: Callable[..., object] | None = None,
     initargs: tuple = (),
+    preload: tuple[str, ...] = (),
     window: int | None = None,
 ) -> Iterator[R]:
     """``bounded_map`` over worker processes, for work that holds the GIL (pure-Python loops).
 
     ``initializer(*initargs)`` runs once per worker (e.g. a numba warm-up), never per item.
-    Workers are spawned, not forked, so no lock held by a parent thread is inherited;
-    ``fn``, items and results must pickle. ``workers == 1`` runs in this process.
+    Workers fork from a single-threaded fork server (spawn where there is none), so no lock
+    held by one of this process's threads is inherited; the server imports the ``preload``
+    modules once and every worker starts with them. ``fn``, items and results must pickle.
+    ``workers == 1`` runs in this process.
     """
     if workers == 1:
         if initializer is not None:
@@ -85,9 +88,13 @@ def bounded_process_map(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))  # only takes effect before the server starts
+    else:
+        context = multiprocessing.get_context("spawn")
     window = window or 2 * workers
     pending: deque[Future[R]] = deque()
-    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
         for item in items:
             pending.append(pool.submit(fn, item))

@@ -34,7 +34,8 @@ def main() -> None:
              audio.enabled(cfg), cfg.sample_rate, workers)
     videos = decoded.iter_decoded(root, frames=False, audio=True)
     extract = partial(audio_store.extract_video, cfg=cfg, source=str(root))
-    results = bounded_process_map(extract, videos, workers, initializer=audio.warm_up, initargs=(cfg,))
+    results = bounded_process_map(extract, videos, workers, initializer=audio.warm_up, initargs=(cfg,),
+                                  preload=("pipeline.audio_preload",))
     rows, failed = [], []
     for result in progress(results, index.num_rows, "audio"):
         if isinstance(result, failures.Failure):
