@@ -55,11 +55,14 @@ def generated_tracks(n: int, seconds: float = 30.0) -> list[np.ndarray]:
     return tracks
 
 
-def extract(samples: np.ndarray, cfg) -> dict[str, np.ndarray]:
-    return audio.features(samples, RATE, cfg)
+def extract(samples: np.ndarray, cfg) -> tuple[dict[str, np.ndarray], float]:
+    """Features plus the CPU seconds this thread spent on them (load-independent)."""
+    start = time.thread_time()
+    return audio.features(samples, RATE, cfg), time.thread_time() - start
 
 
-def timed(mode: str, tracks: list[np.ndarray], cfg, workers: int) -> float:
+def timed(mode: str, tracks: list[np.ndarray], cfg, workers: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds summed over tracks) for one parallel mode."""
     fn = partial(extract, cfg=cfg)
     start = time.perf_counter()
     if mode == "in-process":
@@ -70,8 +73,15 @@ def timed(mode: str, tracks: list[np.ndarray], cfg, workers: int) -> float:
         results = list(bounded_process_map(fn, tracks, workers, initializer=audio.warm_up, initargs=(cfg,),
                                            preload=("pipeline.audio_preload",)))
     wall = time.perf_counter() - start
-    assert len(results) == len(tracks) and all(np.isfinite(v).all() for r in results for v in r.values())
-    return wall
+    assert len(results) == len(tracks) and all(np.isfinite(v).all() for r, _ in results for v in r.values())
+    return wall, sum(cpu for _, cpu in results)
+
+
+HEADER = "| {first} | audio seconds | wall seconds | x real-time | CPU seconds | x real-time per busy core |"
+
+
+def row(seconds: float, wall: float, cpu: float) -> str:
+    return f"{seconds:.1f} | {wall:.2f} | {seconds / wall:.0f}x | {cpu:.2f} | {seconds / cpu:.0f}x"
 
 
 def main() -> None:
@@ -81,30 +91,30 @@ def main() -> None:
     args = parser.parse_args()
     cfg = dataclasses.replace(load_params().audio, feature_sets=tuple(audio.FEATURE_SETS), sample_rate=RATE)
 
-    warm = audio.warm_up(cfg)  # this process's first call: numba compile, or load from its disk cache
+    warm = audio.warm_up(cfg)  # first call here: numba compile or its disk cache; one BLAS thread (all modes)
     rest = audio.warm_up(cfg)
     # the fork server's start (imports + warm-up, once per run) and the first workers, on two 0.1 s tracks
-    startup = timed("processes", [np.zeros(RATE // 10, np.float32)] * args.workers, cfg, args.workers)
+    startup, _ = timed("processes", [np.zeros(RATE // 10, np.float32)] * args.workers, cfg, args.workers)
 
     sets = {"real clips": real_tracks(), f"generated 30 s x {args.tracks}": generated_tracks(args.tracks)}
     sets["all"] = [t for tracks in sets.values() for t in tracks]
     print(f"\nAudio features ({', '.join(cfg.feature_sets)}; {cfg.sample_rate} Hz), "
           f"{args.workers} worker processes, wall time includes forking the workers\n")
-    print("| set | n tracks | audio seconds | wall seconds | x real-time |")
-    print("|---|---:|---:|---:|---:|")
+    print(HEADER.format(first="set | n tracks"))
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, tracks in sets.items():
         seconds = sum(t.size for t in tracks) / RATE
-        wall = timed("processes", tracks, cfg, args.workers)
-        print(f"| {name} | {len(tracks)} | {seconds:.1f} | {wall:.2f} | {seconds / wall:.0f}x |")
+        wall, cpu = timed("processes", tracks, cfg, args.workers)
+        print(f"| {name} | {len(tracks)} | {row(seconds, wall, cpu)} |")
 
     generated = sets[f"generated 30 s x {args.tracks}"]
     seconds = sum(t.size for t in generated) / RATE
     print("\nParallel modes on the generated tracks\n")
-    print("| mode | workers | audio seconds | wall seconds | x real-time |")
-    print("|---|---:|---:|---:|---:|")
+    print(HEADER.format(first="mode | workers"))
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for mode, workers in (("in-process", 1), ("threads", args.workers), ("processes", args.workers)):
-        wall = timed(mode, generated, cfg, workers)
-        print(f"| {mode} | {workers} | {seconds:.1f} | {wall:.2f} | {seconds / wall:.0f}x |")
+        wall, cpu = timed(mode, generated, cfg, workers)
+        print(f"| {mode} | {workers} | {row(seconds, wall, cpu)} |")
 
     print("\nOne-time costs (not per video)\n")
     print("| what | seconds |")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures
+from threadpoolctl import threadpool_limits
 
 from pipeline.params import AudioConfig
 
@@ -191,11 +192,14 @@ def features(samples: np.ndarray | None, rate: int, cfg: AudioConfig) -> dict[st
 
 
 def warm_up(cfg: AudioConfig) -> float:
-    """Run every enabled set once on 1 s of noise (numba compile / cache load); returns seconds taken.
+    """Prepare this process for extraction; returns the seconds it took. Once per worker, not per video.
 
-    Called once per worker process so no video pays librosa's first-call compile.
+    Runs every enabled set once on 1 s of noise (librosa's numba compile, or its disk cache) and
+    limits BLAS to one thread: the matrices here are small, and multi-threaded BLAS made a single
+    process ~25% slower (measured), worse with one worker per core.
     """
     start = time.perf_counter()
+    threadpool_limits(limits=1, user_api="blas")
     noise = np.random.default_rng(0).standard_normal(cfg.sample_rate).astype(np.float32) * 0.1
     features(noise, cfg.sample_rate, cfg)
     return time.perf_counter() - start

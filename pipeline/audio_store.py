@@ -33,7 +33,7 @@ def extract_video(video: DecodedVideo, cfg: AudioConfig, source: str = "") -> di
     samples = video.audio if video.has_audio else None
     try:
         values = audio.features(samples, video.audio_rate, cfg)
-    except ValueError as err:  # non-finite samples, or a library rejecting its input
+    except (ValueError, librosa.ParameterError) as err:  # non-finite samples, or a library rejecting its input
         return Failure(video.video_id, source, STAGE, "extract_error", str(err))
     has_audio = samples is not None and samples.size > 0
     seconds = samples.size / video.audio_rate if has_audio else 0.0
