@@ -30,7 +30,7 @@ def main() -> None:
                     source_rate, cfg.sample_rate, audio.RESAMPLE_TYPE,
                     "; upsampling adds no information" if cfg.sample_rate > source_rate else "")
     workers = resolve_workers(cfg.workers)
-    log.info("feature sets %s at %d Hz, %d worker process(es) forked from one warmed-up fork server",
+    log.info("feature sets %s at %d Hz, %d worker(s); librosa is warmed up once per run, not per video",
              audio.enabled(cfg), cfg.sample_rate, workers)
     videos = decoded.iter_decoded(root, frames=False, audio=True)
     extract = partial(audio_store.extract_video, cfg=cfg, source=str(root))
