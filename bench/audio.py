@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -96,6 +97,7 @@ def main() -> None:
     # the fork server's start (imports + warm-up, once per run) and the first workers, on two 0.1 s tracks
     startup, _ = timed("processes", [np.zeros(RATE // 10, np.float32)] * args.workers, cfg, args.workers)
 
+    print(f"machine load average (1 min) before timing: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     sets = {"real clips": real_tracks(), f"generated 30 s x {args.tracks}": generated_tracks(args.tracks)}
     sets["all"] = [t for tracks in sets.values() for t in tracks]
     print(f"\nAudio features ({', '.join(cfg.feature_sets)}; {cfg.sample_rate} Hz), "
@@ -117,6 +119,8 @@ def main() -> None:
         print(f"| {mode} | {workers} | {row(seconds, wall, cpu)} |")
 
     print("\nOne-time costs (not per video)\n")
+    print(f"(machine load average, 1 min, at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
+          " other work on the machine shows in wall time, not in CPU seconds)\n")
     print("| what | seconds |")
     print("|---|---:|")
     print(f"| first warm-up in a process (numba compile, or its on-disk cache) | {warm:.2f} |")

@@ -77,7 +77,8 @@ def bounded_process_map(
     ``initializer(*initargs)`` runs once per worker (e.g. a numba warm-up), never per item.
     Workers fork from a single-threaded fork server (spawn where there is none), so no lock
     held by one of this process's threads is inherited; the server imports the ``preload``
-    modules once and every worker starts with them. ``fn``, items and results must pickle.
+    modules once and every worker starts with them (the server lives as long as this process,
+    so the first call's ``preload`` is the one that counts). ``fn``, items and results must pickle.
     ``workers == 1`` runs in this process.
     """
     if workers == 1:

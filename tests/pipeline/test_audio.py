@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -14,11 +15,12 @@ from pipeline.config import ConfigError
 from pipeline.params import AudioConfig, AudioFeatureSet, load_params
 
 RATE = 16000
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 @pytest.fixture(scope="module")
 def cfg() -> AudioConfig:
-    cfg = load_params().audio  # the shipped defaults
+    cfg = load_params(PARAMS).audio  # the shipped defaults
     audio.warm_up(cfg)  # one numba compile for the module
     return cfg
 
@@ -199,7 +201,7 @@ def test_bad_audio_params_are_rejected(change, message, cfg):
 
 
 def test_unknown_feature_set_names_the_key(tmp_path):
-    text = open("params.yaml", encoding="utf-8").read().replace("[mfcc, logmel_segments, pyaa]", "[mfcc, chroma]")
+    text = PARAMS.read_text(encoding="utf-8").replace("[mfcc, logmel_segments, pyaa]", "[mfcc, chroma]")
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"audio\.feature_sets\[1\]"):
         load_params(tmp_path / "params.yaml")
