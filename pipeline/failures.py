@@ -20,6 +20,7 @@ REASONS = {
     "no_video_stream": "the file holds no video stream (audio-only, subtitles, ...)",
     "no_frames": "the video stream holds no frames",
     "decode_error": "ffmpeg failed while decoding the sampled frames",
+    "extract_error": "a feature extractor rejected the decoded input (e.g. non-finite samples)",
 }
 
 SCHEMA = pa.schema(

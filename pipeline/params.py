@@ -23,6 +23,8 @@ class PathsConfig:
     manifest: str
     ingest_failures: str
     decoded: str  # folder of decode shards, index.parquet and failures.parquet
+    audio_features: str  # the audio stage's store (one row per decoded video)
+    audio_failures: str
     items: str  # reduce: one row per video, every modality reduced and normalised
     reduce_state: str  # reduce: fitted PCA/normaliser state (npz + state.json)
     reduce_metrics: str
@@ -103,6 +105,38 @@ class DecodeConfig:
             raise ValueError("workers must be >= 0 (0 = one per core)")
 
 
+AudioFeatureSet = Literal["mfcc", "logmel_segments", "pyaa"]  # names in pipeline.audio.FEATURE_SETS
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int  # features are computed at this rate; other decoded rates are resampled (soxr_hq)
+    window_ms: float  # librosa STFT window (n_fft = win_length) for mfcc and logmel_segments
+    hop_ms: float
+    n_mfcc: int
+    mfcc_deltas: bool  # also summarise first and second MFCC deltas
+    n_mels: int  # mel bands of logmel_segments and of the filterbank under the MFCCs
+    segments: int  # equal time segments of logmel_segments
+    pyaa_window_ms: float  # pyAudioAnalysis short-term window and step
+    pyaa_step_ms: float
+    feature_sets: tuple[AudioFeatureSet, ...]  # the enabled sets; the others' columns are absent
+    workers: int  # worker processes, 0 = one per CPU core
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0 = one per core)")
+        if self.sample_rate < 1000 or self.n_mfcc < 1 or self.n_mels < 1 or self.segments < 1:
+            raise ValueError("need sample_rate >= 1000 and n_mfcc, n_mels, segments >= 1")
+        if self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+        if not 0 < self.hop_ms <= self.window_ms or not 0 < self.pyaa_step_ms <= self.pyaa_window_ms:
+            raise ValueError("need 0 < hop_ms <= window_ms and 0 < pyaa_step_ms <= pyaa_window_ms")
+        if not self.feature_sets or len(set(self.feature_sets)) != len(self.feature_sets):
+            raise ValueError("feature_sets must name at least one set, each once")
+
+
 @dataclass(frozen=True)
 class ModalityReduceConfig:
     enabled: bool
@@ -140,6 +174,7 @@ class Params:
     sample: SampleConfig
     ingest: IngestConfig
     decode: DecodeConfig
+    audio: AudioConfig
     reduce: ReduceConfig
 
 
