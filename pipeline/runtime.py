@@ -5,7 +5,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,15 +33,18 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: 
     at most ``window`` finished results, so memory stays bounded on any corpus size.
     Threads suit the work here: it waits on ffmpeg subprocesses or on numpy/torch kernels.
     """
-    window = window or 2 * workers
-    pending: deque[Future[R]] = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
+        yield from _windowed(pool, fn, items, window or 2 * workers)
+
+
+def _windowed(pool: Executor, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
             yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def progress(items: Iterable[T], total: int, desc: str, unit: str = "video") -> Iterator[T]:
@@ -94,12 +97,5 @@ def bounded_process_map(
         context.set_forkserver_preload(list(preload))  # only takes effect before the server starts
     else:
         context = multiprocessing.get_context("spawn")
-    window = window or 2 * workers
-    pending: deque[Future[R]] = deque()
     with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from _windowed(pool, fn, items, window or 2 * workers)
