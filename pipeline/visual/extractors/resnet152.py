@@ -1,0 +1,52 @@
+"""``resnet152``: torchvision ResNet-152 per frame, pooled 2048-d or 1000-d logits, mean over T frames."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import ResNet152_Weights, resnet152
+
+from pipeline.visual.clips import normalize, to_float_frames
+from pipeline.visual.registry import Extractor, register
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DIMS = {"pool": 2048, "logits": 1000}
+
+
+@register("resnet152")
+class ResNet152(Extractor):
+    named_weights = {
+        # V1 is the original release the source papers used; V2 is torchvision's newer recipe.
+        "imagenet": lambda: ResNet152_Weights.IMAGENET1K_V1.get_state_dict(progress=False),
+        "imagenet_v2": lambda: ResNet152_Weights.IMAGENET1K_V2.get_state_dict(progress=False),
+    }
+
+    @property
+    def column(self) -> str:
+        return f"resnet152_{self.cfg.output}"
+
+    def build(self) -> nn.Module:
+        return resnet152(weights=None)
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return normalize(to_float_frames(frames), IMAGENET_MEAN, IMAGENET_STD)  # (B*T, 3, H, W)
+
+    def forward(self, model: nn.Module, x: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        m = model
+        h = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        h = m.layer4(m.layer3(m.layer2(m.layer1(h))))  # (B*T, 2048, h, w)
+        feats = torch.flatten(m.avgpool(h), 1)  # (B*T, 2048)
+        if self.cfg.output == "logits":
+            feats = m.fc(feats)  # (B*T, 1000)
+        seq = feats.float().view(batch, -1, feats.shape[1])  # (B, T, D)
+        out = {self.column: seq.mean(dim=1)}
+        if self.cfg.keep_sequence:
+            out[f"{self.column}_seq"] = seq.flatten(1)  # (B, T*D), dims [T, D] in the metadata
+        return out
+
+    def dims(self) -> dict[str, list[int]]:
+        d = DIMS[self.cfg.output]
+        dims = {self.column: [d]}
+        if self.cfg.keep_sequence:
+            dims[f"{self.column}_seq"] = [self.num_frames, d]
+        return dims
