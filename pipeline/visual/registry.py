@@ -44,8 +44,12 @@ class Extractor(ABC):
         """(B, T, H, W, C) uint8 on the target device -> float32 model input."""
 
     @abstractmethod
-    def forward(self, model: nn.Module, x: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-        """Model input for ``batch`` videos -> ``{column: (batch, D)}`` features."""
+    def head(self, model: nn.Module) -> nn.Module:
+        """The part of the (loaded) model that maps the input to per-frame/per-clip features, (N, D)."""
+
+    @abstractmethod
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        """(N, D) features of ``batch`` videos' frames or clips -> ``{column: (batch, D')}``."""
 
     @abstractmethod
     def dims(self) -> dict[str, list[int]]:

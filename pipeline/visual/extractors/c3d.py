@@ -36,9 +36,20 @@ class C3DExtractor(Extractor):
         x = resize_center_crop(x, RESIZE, CROP)  # (B*T, 3, 112, 112)
         return gather_clips(x, frames.shape[0], covering_clips(self.num_frames, CLIP_LEN))  # (B*n, 3, 16, 112, 112)
 
-    def forward(self, model: nn.Module, x: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-        feats = model.features(x, self.cfg.layer).float()  # (B*n, 4096)
-        return {self.column: feats.view(batch, -1, FEATURE_DIM).mean(dim=1)}  # (B, 4096)
+    def head(self, model: nn.Module) -> nn.Module:
+        return _Features(model, self.cfg.layer)  # -> (B*n, 4096)
+
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        return {self.column: feats.float().view(batch, -1, FEATURE_DIM).mean(dim=1)}  # (B, 4096)
 
     def dims(self) -> dict[str, list[int]]:
         return {self.column: [FEATURE_DIM]}
+
+
+class _Features(nn.Module):
+    def __init__(self, model: C3D, layer: str):
+        super().__init__()
+        self.model, self.layer = model, layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x, self.layer)

@@ -8,10 +8,15 @@ output is averaged over time and space: for 8 frames at 224 px this is exactly t
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
-from pytorchvideo.models.hub import i3d_r50
-from pytorchvideo.models.hub.resnet import checkpoint_paths
 from torch import nn
+
+with warnings.catch_warnings():  # pytorchvideo's fvcore import warns that torch.jit.script is deprecated
+    warnings.simplefilter("ignore", FutureWarning)
+    from pytorchvideo.models.hub import i3d_r50
+    from pytorchvideo.models.hub.resnet import checkpoint_paths
 
 from pipeline.visual.clips import covering_clips, gather_clips, normalize, to_float_frames, uniform_clip
 from pipeline.visual.registry import Extractor, register
@@ -43,11 +48,17 @@ class I3D(Extractor):
         x = normalize(to_float_frames(frames), KINETICS_MEAN, KINETICS_STD)  # (B*T, 3, H, W)
         return gather_clips(x, frames.shape[0], self.plan())  # (B*n, 3, t, H, W)
 
-    def forward(self, model: nn.Module, x: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-        for block in model.blocks[:-1]:  # everything but the head (pool, dropout, proj)
-            x = block(x)  # ends at (B*n, 2048, t', h', w')
-        feats = x.float().mean(dim=(2, 3, 4))  # (B*n, 2048)
-        return {self.column: feats.view(batch, -1, FEATURE_DIM).mean(dim=1)}  # (B, 2048)
+    def head(self, model: nn.Module) -> nn.Module:
+        # Everything but the head (pool, dropout, proj): ends at (B*n, 2048, t', h', w'), then a global mean.
+        return nn.Sequential(*model.blocks[:-1], _GlobalMean())  # -> (B*n, 2048)
+
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        return {self.column: feats.float().view(batch, -1, FEATURE_DIM).mean(dim=1)}  # (B, 2048)
 
     def dims(self) -> dict[str, list[int]]:
         return {self.column: [FEATURE_DIM]}
+
+
+class _GlobalMean(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().mean(dim=(2, 3, 4))  # (N, C, t, h, w) -> (N, C)

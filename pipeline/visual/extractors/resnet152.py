@@ -31,13 +31,12 @@ class ResNet152(Extractor):
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         return normalize(to_float_frames(frames), IMAGENET_MEAN, IMAGENET_STD)  # (B*T, 3, H, W)
 
-    def forward(self, model: nn.Module, x: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+    def head(self, model: nn.Module) -> nn.Module:
         m = model
-        h = m.maxpool(m.relu(m.bn1(m.conv1(x))))
-        h = m.layer4(m.layer3(m.layer2(m.layer1(h))))  # (B*T, 2048, h, w)
-        feats = torch.flatten(m.avgpool(h), 1)  # (B*T, 2048)
-        if self.cfg.output == "logits":
-            feats = m.fc(feats)  # (B*T, 1000)
+        layers = [m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4, m.avgpool, nn.Flatten(1)]
+        return nn.Sequential(*layers, *([m.fc] if self.cfg.output == "logits" else []))  # -> (B*T, D)
+
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
         seq = feats.float().view(batch, -1, feats.shape[1])  # (B, T, D)
         out = {self.column: seq.mean(dim=1)}
         if self.cfg.keep_sequence:
