@@ -53,8 +53,8 @@ def test_stage_fails_loudly_past_max_failure_rate(tmp_path, monkeypatch):
     vids = [("ok", random_frames(0, T, S), False)] + [(f"bad{i}", b"x", False) for i in range(3)]
     out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S))
     with pytest.raises(failures.FailureRateExceeded, match="visual.max_failure_rate"):
-        stage.main(["resnet152"])
-    assert len(pq.read_table(out / "visual_resnet152_failures.parquet")) == 3  # written before failing
+        stage.main(["i3d"])
+    assert len(pq.read_table(out / "visual_i3d_failures.parquet")) == 3  # written before failing
 
 
 @pytest.fixture(scope="module")
