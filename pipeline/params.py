@@ -29,6 +29,7 @@ class PathsConfig:
     reduce_state: str  # reduce: fitted PCA/normaliser state (npz + state.json)
     reduce_metrics: str
     reduce_plots: str  # reduce: one cumulative explained-variance CSV per modality
+    visual_features: str  # folder of visual_<extractor>.parquet stores (+ their failures tables)
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,70 @@ class ReduceConfig:
 
 
 @dataclass(frozen=True)
+class Resnet152Config:
+    weights: str  # random | imagenet (IMAGENET1K_V1) | imagenet_v2 | path to a state dict
+    output: Literal["pool", "logits"]  # 2048-d pooled layer or 1000-d ImageNet logits
+    keep_sequence: bool  # also store the per-frame (F, D) sequence
+    num_frames: int  # F frames per video through ResNet, spread evenly over the decoded T; 0 = all T
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 0:
+            raise ValueError("num_frames must be >= 0 (0 = every decoded frame)")
+
+
+@dataclass(frozen=True)
+class C3DConfig:
+    weights: str  # random | sports1m (a local file: no standard download) | path to a state dict
+    layer: Literal["fc6", "fc7"]
+
+
+@dataclass(frozen=True)
+class I3DConfig:
+    weights: str  # random | kinetics | path to a state dict
+    num_frames: int  # frames per I3D clip, taken from the decoded frames
+    sampling: Literal["uniform", "clips"]  # one clip spread over all frames | consecutive clips, averaged
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError("num_frames must be >= 1")
+
+
+@dataclass(frozen=True)
+class VisualConfig:
+    extractors: tuple[str, ...]  # one DVC stage visual@<name> each
+    device: str  # auto (CUDA when present) | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device runs it natively
+    batch_size: int  # videos per forward pass: bounds memory whatever the corpus size
+    threads: int  # CPU threads for torch; 0 = one per core
+    max_failure_rate: float
+    resnet152: Resnet152Config
+    c3d: C3DConfig
+    i3d: I3DConfig
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        for name in self.extractors:
+            if name not in _EXTRACTOR_SECTIONS:
+                raise ValueError(f"unknown extractor {name!r} in extractors; known: {', '.join(_EXTRACTOR_SECTIONS)}")
+        if len(set(self.extractors)) != len(self.extractors):
+            raise ValueError("extractors lists a name twice")
+        if self.batch_size < 1 or self.threads < 0:
+            raise ValueError("need batch_size >= 1 and threads >= 0 (0 = one per core)")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+_EXTRACTOR_SECTIONS = ("resnet152", "c3d", "i3d")  # VisualConfig fields that configure an extractor
+
+
+@dataclass(frozen=True)
 class Params:
     paths: PathsConfig
     data: DataConfig
     sample: SampleConfig
     ingest: IngestConfig
     decode: DecodeConfig
+    visual: VisualConfig
     audio: AudioConfig
     reduce: ReduceConfig
 
