@@ -30,6 +30,14 @@ def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
     third = proj.run("dvc", "repro")
     assert "Stage 'ingest' didn't change" in third.stdout and "Running stage 'decode'" in third.stdout
     assert "Running stage 'sample'" not in third.stdout
+    items = rows(tmp_path / "features/items.parquet")
+    assert sorted(r["video_id"] for r in items) == sorted(r["video_id"] for r in manifest)
+    proj.set_params({"reduce": {"resnet152": {"n_components": 3}}})  # reduce and nothing upstream
+    fourth = proj.run("dvc", "repro")
+    assert "Running stage 'reduce'" in fourth.stdout and "Running stage 'visual" not in fourth.stdout
+    assert len(items[0]["resnet152"]) != 3 and len(rows(tmp_path / "features/items.parquet")[0]["resnet152"]) == 3
+    shown = proj.run("dvc", "metrics", "show")
+    assert "resnet152.n_components" in shown.stdout and "explained_variance" in shown.stdout
 
 
 def test_bad_inputs_become_failure_rows_and_the_rest_is_processed(tmp_path):
