@@ -17,6 +17,8 @@ test: setup
 
 bench: setup
 	$(RUN) python bench/decode.py
+	$(RUN) python bench/extract.py --rss
+	$(RUN) python bench/audio.py
 
 clean:
 	rm -rf data .venv
