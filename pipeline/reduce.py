@@ -68,12 +68,14 @@ def fit_projection(x: np.ndarray, cfg: ModalityReduceConfig, name: str, *, solve
         var = x.var(axis=0, dtype=np.float64)
         total = var.sum()
         return x.mean(axis=0), eye, var, var / total if total > 0 else np.zeros(d), None, {"pca": False}
-    limit = min(n, d)
+    # n centred rows span at most n - 1 directions: a further component has no training variance,
+    # and z-scoring it would blow noise up by orders of magnitude on the other splits.
+    limit = min(n - 1, d)
     target = cfg.n_components
     if isinstance(target, int) and target > limit:
         if not cap:
-            raise ReduceError(f"reduce.{name}.n_components={target} exceeds min(training rows={n}, dims={d}); "
-                              "lower it, or set reduce.too_many_components: cap")
+            raise ReduceError(f"reduce.{name}.n_components={target} exceeds min(training rows - 1={n - 1}, "
+                              f"dims={d}); lower it, or set reduce.too_many_components: cap")
         log.warning("reduce.%s.n_components=%d capped to %d (training rows=%d, dims=%d)", name, target, limit, n, d)
     chosen = choose_solver(solver, n, d, max_fit_mb)
     if isinstance(target, float) and chosen != "full":
@@ -120,7 +122,8 @@ def fit_modality(x_train: np.ndarray, cfg: ModalityReduceConfig, name: str, **kw
         shift, span = y.mean(axis=0), y.std(axis=0)
     else:
         shift, span = np.zeros(y.shape[1]), np.ones(y.shape[1])
-    scale = np.where(span > 1e-12, span, 1.0)  # constant columns map to 0, not NaN
+    # constant columns (also numerically constant ones) map to 0, never NaN or huge values
+    scale = np.where(span > 1e-12 + 1e-9 * np.abs(span).max(initial=0.0), span, 1.0)
     info |= {"input_dim": int(x_train.shape[1]), "n_components": int(len(comps)), "n_train": int(x_train.shape[0]),
              "explained_variance": float(ratio.sum()) if info["pca"] else 1.0, "whiten": partial.whiten,
              "norm": cfg.norm}

@@ -134,8 +134,8 @@ def test_missing_videos_follow_the_rule_and_are_counted(corpus, tmp_path, rule):
 def test_too_many_components_cap_or_error(corpus):
     vis = corpus[3][:10]
     state, _ = fit_modality(vis, mod(n_components=50), "resnet152", **FIT)
-    assert len(state.components) == 10 and state.info["capped"]
-    with pytest.raises(ReduceError, match=r"reduce.resnet152.n_components=50 exceeds min\(training rows=10, dims=16\)"):
+    assert len(state.components) == 9 and state.info["capped"]  # 10 centred rows span 9 directions
+    with pytest.raises(ReduceError, match=r"reduce.resnet152.n_components=50 exceeds min\(training rows - 1=9, dims=16\)"):
         fit_modality(vis, mod(n_components=50), "resnet152", **{**FIT, "cap": False})
 
 
@@ -173,3 +173,12 @@ def test_saved_state_round_trips_and_applies_without_refit(corpus, tmp_path):
     for name in ("resnet152", "mfcc"):
         np.testing.assert_allclose(store.vectors(applied.column(name)), store.vectors(table.column(name)), atol=1e-6)
         assert applied.column(f"{name}_present").equals(table.column(f"{name}_present"))
+
+
+def test_capped_components_stay_on_the_scale_of_the_training_rows(corpus):
+    # With as many components as rows, the last one has no training variance; z-scoring it
+    # used to multiply the other splits' noise by ~1e12.
+    vis = corpus[3]
+    state, _ = fit_modality(vis[:12], mod(n_components=40, norm="zscore"), "resnet152", **FIT)
+    assert len(state.components) == 11
+    assert np.abs(state.transform(vis[12:])).max() < 1e3
