@@ -133,7 +133,7 @@ def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch
             t2 = time.perf_counter()
             result.load_seconds += t1 - t0
             result.step_seconds += t2 - t0
-            total += float(loss) * len(batch["label"])
+            total += loss.detach().item() * len(batch["label"])
         result.train_samples += n
         p = predict(model, valid, 4 * cfg.batch_size)
         v_auc = auc(y_valid, p) if len(y_valid) else float("nan")
