@@ -17,6 +17,7 @@ test: setup
 
 bench: setup
 	$(RUN) python bench/decode.py
+	$(RUN) python bench/ctr.py
 
 clean:
 	rm -rf data .venv
