@@ -83,7 +83,7 @@ def ours(model: str, args) -> dict:
                     patience=1, seed=0, threads=args.threads)
     torch.manual_seed(0)
     net = build_model(model, spec, cfg, {"content": (content, torch.ones(len(content), dtype=torch.bool))})
-    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    opt = torch.optim.Adam(net.parameters(), lr=LR, fused=True)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     n_train = len(data["label"]) - args.test
     perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))

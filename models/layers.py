@@ -29,8 +29,9 @@ class FieldEmbedding(nn.Module):
             with torch.no_grad():
                 emb.weight[0].zero_()
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [self.user(batch["user"]), self.item(batch["item"])]  # each (B, D)
+    def forward(self, batch: dict[str, torch.Tensor], item: torch.Tensor | None = None) -> torch.Tensor:
+        """``item``: the target items' ID vectors when the caller already looked them up (one lookup, one grad)."""
+        parts = [self.user(batch["user"]), self.item(batch["item"]) if item is None else item]  # each (B, D)
         parts += [emb(batch["cat"][:, k]) for k, emb in enumerate(self.cats)]
         for k, emb in enumerate(self.multis):
             codes = batch["multi"][:, k]  # (B, M)
@@ -101,12 +102,18 @@ class TargetAttention(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(4 * dim, hidden), nn.Sigmoid(), nn.Linear(hidden, 1))
+        self.dim = dim
+        self.first = nn.Linear(4 * dim, hidden)  # over [q, k, q - k, q * k]
+        self.out = nn.Linear(hidden, 1)
 
     def weights(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, D)``, ``(B, T, D)``, ``(B, T)`` -> softmax weights ``(B, T)``, zero on padding."""
-        q = query.unsqueeze(1).expand_as(keys)  # (B, T, D)
-        s = self.score(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)  # (B, T)
+        # The first layer split by input block: [q, k, q-k, q*k] W = q (Wq + Wd) + k (Wk - Wd) + (q*k) Wp,
+        # the same function without building the (B, T, 4D) concatenation; q's part is computed once per row.
+        wq, wk, wd, wp = self.first.weight.split(self.dim, dim=1)  # each (hidden, D)
+        hq = nn.functional.linear(query, wq + wd, self.first.bias)  # (B, hidden)
+        hk = nn.functional.linear(keys, wk - wd) + nn.functional.linear(query.unsqueeze(1) * keys, wp)  # (B, T, hidden)
+        s = self.out(torch.sigmoid(hq.unsqueeze(1) + hk)).squeeze(-1)  # (B, T)
         w = torch.softmax(s.masked_fill(~mask, -1e9), dim=1)
         return w * mask
 
@@ -173,12 +180,13 @@ class AUGRU(nn.Module):
         """``x (B, T, D_in)``, ``att (B, T)``, ``lengths (B,)`` -> the state after each row's last step ``(B, H)``."""
         b, steps, _ = x.shape
         h = x.new_zeros(b, self.hidden)
-        gx = self.x2h(x)  # (B, T, 3H), all steps at once
+        gx = self.x2h(x).unbind(1)  # T x (B, 3H), all steps at once; unbind: one gradient, not T full-size ones
+        gates = (att * (torch.arange(steps, device=x.device) < lengths.unsqueeze(1))).unbind(1)  # T x (B,)
         for t in range(steps):
-            r_x, u_x, n_x = gx[:, t].chunk(3, dim=-1)
+            r_x, u_x, n_x = gx[t].chunk(3, dim=-1)
             r_h, u_h, n_h = self.h2h(h).chunk(3, dim=-1)
             r, u = torch.sigmoid(r_x + r_h), torch.sigmoid(u_x + u_h)
             n = torch.tanh(n_x + r * n_h)
-            u = att[:, t : t + 1] * u * (t < lengths).unsqueeze(-1)  # padding steps keep h unchanged
-            h = (1 - u) * h + u * n
+            u = gates[t].unsqueeze(-1) * u  # attention scales the update; padding steps keep h unchanged
+            h = h + u * (n - h)
         return h

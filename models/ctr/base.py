@@ -58,9 +58,13 @@ class CtrModel(nn.Module):
         """The items' fused content ``(..., D)``: mean of the present modalities."""
         return masked_mean(*self.modalities(items))
 
-    def embed(self, batch: dict[str, torch.Tensor], content: torch.Tensor | None = None) -> torch.Tensor:
-        """All fields ``(B, F, D)``; the fused content of the target item is the last field."""
-        fields = self.fields(batch)
+    def embed(self, batch: dict[str, torch.Tensor], content: torch.Tensor | None = None,
+              item: torch.Tensor | None = None) -> torch.Tensor:
+        """All fields ``(B, F, D)``; the fused content of the target item is the last field.
+
+        ``content``/``item``: the target's fused content / ID vector when already computed.
+        """
+        fields = self.fields(batch, item)
         if self.content is None:
             return fields
         c = self.content_vector(batch["item"]) if content is None else content
@@ -73,10 +77,13 @@ class CtrModel(nn.Module):
             out = out + self.content_linear(fields[:, -1]).squeeze(-1)
         return out
 
-    def item_repr(self, items: torch.Tensor) -> torch.Tensor:
-        """Target/behaviour item vectors: ID embedding, plus fused content when present ``(..., D)``."""
-        v = self.fields.item(items)
-        return v + self.content_vector(items) if self.content is not None else v
+    def target_and_history(self, batch: dict[str, torch.Tensor], hist: torch.Tensor) -> tuple[
+            torch.Tensor, torch.Tensor | None]:
+        """ID vectors ``(B, 1 + T, D)`` and fused content ``(B, 1 + T, D)`` (or None) of the target
+        (position 0) and the history, looked up in one call each (one embedding gradient, not three)."""
+        codes = torch.cat([batch["item"].unsqueeze(1), hist], dim=1)  # (B, 1 + T)
+        content = self.content_vector(codes) if self.content is not None else None
+        return self.fields.item(codes), content
 
 
 MODELS: dict[str, Callable[..., CtrModel]] = {}

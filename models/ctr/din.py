@@ -18,10 +18,11 @@ class DIN(CtrModel):
         self.mlp = MLP((self.n_fields + 2) * cfg.embed_dim, cfg.mlp, cfg.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        fields = self.embed(batch)  # (B, F, D)
-        target = self.item_repr(batch["item"])  # (B, D)
-        hist = batch["hist"]
-        behaviours = self.item_repr(hist)  # (B, H, D)
+        hist = batch["hist"][:, : max(int(batch["hist_len"].max()), 1)]  # (B, T): histories are left-aligned
+        ids, content = self.target_and_history(batch, hist)  # (B, 1 + T, D) each
+        fields = self.embed(batch, None if content is None else content[:, 0], ids[:, 0])  # (B, F, D)
+        items = ids if content is None else ids + content  # an item = ID vector + fused content
+        target, behaviours = items[:, 0], items[:, 1:]  # (B, D), (B, T, D)
         interest = self.attention(target, behaviours, hist > 0)  # (B, D)
         x = torch.cat([fields.flatten(1), target, interest], dim=1)
         return self.linear(batch, fields) + self.mlp(x).squeeze(-1)

@@ -25,16 +25,14 @@ class MMIE(CtrModel):
         self.evolve = AUGRU(d_item, d_item)
         self.mlp = MLP(self.n_fields * d + 2 * d_item, cfg.mlp, cfg.dropout)
 
-    def behaviour(self, items: torch.Tensor) -> torch.Tensor:
-        ids = self.fields.item(items)
-        return torch.cat([ids, self.content_vector(items)], dim=-1) if self.content is not None else ids
-
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        fields = self.embed(batch)  # (B, F, D)
         lengths = batch["hist_len"]
         hist = batch["hist"][:, : max(int(lengths.max()), 1)]  # (B, T): histories are left-aligned
-        target = self.behaviour(batch["item"])  # (B, D_item)
-        states, _ = self.gru(self.behaviour(hist))  # (B, H, D_item); padding trails, so valid states are exact
+        ids, content = self.target_and_history(batch, hist)  # (B, 1 + T, D) each
+        fields = self.embed(batch, None if content is None else content[:, 0], ids[:, 0])  # (B, F, D)
+        items = ids if content is None else torch.cat([ids, content], dim=-1)  # (B, 1 + T, D_item)
+        target = items[:, 0]  # (B, D_item)
+        states, _ = self.gru(items[:, 1:])  # (B, T, D_item); padding trails, so valid states are exact
         att = self.attention.weights(target, states, hist > 0)  # (B, H)
         interest = self.evolve(states, att, lengths)  # (B, D_item)
         x = torch.cat([fields.flatten(1), target, interest], dim=1)

@@ -97,3 +97,15 @@ def test_fm_pairwise_equals_the_brute_force_sum():
 def test_unknown_model_lists_the_registry():
     with pytest.raises(UnknownModel, match="amfr, deepfm, din, fm, lr, mmie"):
         build_model("xdeepfm", SPEC, CFG)
+
+
+def test_target_attention_equals_the_concatenated_form():
+    from models.layers import TargetAttention
+
+    att = TargetAttention(4, 6)
+    q, k = torch.randn(3, 4), torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    qq = q.unsqueeze(1).expand_as(k)
+    s = att.out(torch.sigmoid(att.first(torch.cat([qq, k, qq - k, qq * k], -1)))).squeeze(-1)
+    want = torch.softmax(s.masked_fill(~mask, -1e9), 1) * mask
+    assert torch.allclose(att.weights(q, k, mask), want, atol=1e-6)
