@@ -60,11 +60,13 @@ class ModalityProjection(nn.Module):
         self.proj = nn.ModuleList(nn.Linear(content[n][0].shape[1], dim) for n in self.names)
 
     def forward(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Project each distinct item once: histories repeat items, and the raw vectors are wide.
+        uniq, inv = torch.unique(items, return_inverse=True)  # (U,), inv shaped like items
         vecs, masks = [], []
         for k, proj in enumerate(self.proj):
-            mask = getattr(self, f"m{k}")[items]  # (...)
-            vecs.append(proj(getattr(self, f"x{k}")[items]) * mask.unsqueeze(-1))
-            masks.append(mask)
+            mask = getattr(self, f"m{k}")[uniq]  # (U,)
+            vecs.append((proj(getattr(self, f"x{k}")[uniq]) * mask.unsqueeze(-1))[inv])  # (..., D)
+            masks.append(mask[inv])
         return torch.stack(vecs, dim=-2), torch.stack(masks, dim=-1)  # (..., M, D), (..., M)
 
 
