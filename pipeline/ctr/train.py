@@ -28,6 +28,11 @@ log = logging.getLogger("ctr.train")
 Batch = dict[str, torch.Tensor]
 
 
+# reduce z-scores each dimension on the training split; a value beyond this many standard deviations
+# is an artefact (e.g. a PCA component with ~zero training variance), not signal, and would swamp the model.
+CONTENT_CLIP = 10.0
+
+
 class ContentError(ValueError):
     """Content requested (ctr.use_content) but not usable."""
 
@@ -81,6 +86,11 @@ def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str,
         full, mask = np.zeros((n, x.shape[1]), np.float32), np.zeros(n, bool)
         full[target[hit]], mask[target[hit]] = x[row[hit]], present[row[hit]]
         full[~mask] = 0.0
+        bad = ~np.isfinite(full) | (np.abs(full) > CONTENT_CLIP)
+        if bad.any():
+            log.warning("%s: %d values (%d items) non-finite or beyond +-%g sd: clipped", m, int(bad.sum()),
+                        int(bad.any(1).sum()), CONTENT_CLIP)
+            full = np.clip(np.nan_to_num(full, nan=0.0, posinf=CONTENT_CLIP, neginf=-CONTENT_CLIP), -CONTENT_CLIP, CONTENT_CLIP)
         content[m] = (torch.from_numpy(full), torch.from_numpy(mask))
     return content
 
