@@ -20,6 +20,8 @@ REASONS = {
     "no_video_stream": "the file holds no video stream (audio-only, subtitles, ...)",
     "no_frames": "the video stream holds no frames",
     "decode_error": "ffmpeg failed while decoding the sampled frames",
+    "bad_frames": "the decoded frames blob is missing or not of the store's shape",
+    "extract_error": "a feature extractor failed on the video (model error, non-finite input or features)",
 }
 
 SCHEMA = pa.schema(

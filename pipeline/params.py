@@ -23,10 +23,13 @@ class PathsConfig:
     manifest: str
     ingest_failures: str
     decoded: str  # folder of decode shards, index.parquet and failures.parquet
+    audio_features: str  # the audio stage's store (one row per decoded video)
+    audio_failures: str
     items: str  # reduce: one row per video, every modality reduced and normalised
     reduce_state: str  # reduce: fitted PCA/normaliser state (npz + state.json)
     reduce_metrics: str
     reduce_plots: str  # reduce: one cumulative explained-variance CSV per modality
+    visual_features: str  # folder of visual_<extractor>.parquet stores (+ their failures tables)
     ctr_data: str  # ctr_data: train/valid/test sample tables, vocabularies, summary.json
     ctr_model: str  # ctr_train: checkpoint and test predictions (not `models/`, the source package)
     ctr_metrics: str
@@ -107,6 +110,38 @@ class DecodeConfig:
             raise ValueError("workers must be >= 0 (0 = one per core)")
 
 
+AudioFeatureSet = Literal["mfcc", "logmel_segments", "pyaa"]  # names in pipeline.audio.FEATURE_SETS
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int  # features are computed at this rate; other decoded rates are resampled (soxr_hq)
+    window_ms: float  # librosa STFT window (n_fft = win_length) for mfcc and logmel_segments
+    hop_ms: float
+    n_mfcc: int
+    mfcc_deltas: bool  # also summarise first and second MFCC deltas
+    n_mels: int  # mel bands of logmel_segments and of the filterbank under the MFCCs
+    segments: int  # equal time segments of logmel_segments
+    pyaa_window_ms: float  # pyAudioAnalysis short-term window and step
+    pyaa_step_ms: float
+    feature_sets: tuple[AudioFeatureSet, ...]  # the enabled sets; the others' columns are absent
+    workers: int  # worker processes, 0 = one per CPU core
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0 = one per core)")
+        if self.sample_rate < 1000 or self.n_mfcc < 1 or self.n_mels < 1 or self.segments < 1:
+            raise ValueError("need sample_rate >= 1000 and n_mfcc, n_mels, segments >= 1")
+        if self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+        if not 0 < self.hop_ms <= self.window_ms or not 0 < self.pyaa_step_ms <= self.pyaa_window_ms:
+            raise ValueError("need 0 < hop_ms <= window_ms and 0 < pyaa_step_ms <= pyaa_window_ms")
+        if not self.feature_sets or len(set(self.feature_sets)) != len(self.feature_sets):
+            raise ValueError("feature_sets must name at least one set, each once")
+
+
 @dataclass(frozen=True)
 class ModalityReduceConfig:
     enabled: bool
@@ -135,6 +170,63 @@ class ReduceConfig:
     max_fit_mb: int  # auto: the full solver up to this float64 training-matrix size, incremental above
     batch_rows: int  # IncrementalPCA batch size
     seed: int
+
+
+@dataclass(frozen=True)
+class Resnet152Config:
+    weights: str  # random | imagenet (IMAGENET1K_V1) | imagenet_v2 | path to a state dict
+    output: Literal["pool", "logits"]  # 2048-d pooled layer or 1000-d ImageNet logits
+    keep_sequence: bool  # also store the per-frame (F, D) sequence
+    num_frames: int  # F frames per video through ResNet, spread evenly over the decoded T; 0 = all T
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 0:
+            raise ValueError("num_frames must be >= 0 (0 = every decoded frame)")
+
+
+@dataclass(frozen=True)
+class C3DConfig:
+    weights: str  # random | sports1m (a local file: no standard download) | path to a state dict
+    layer: Literal["fc6", "fc7"]
+
+
+@dataclass(frozen=True)
+class I3DConfig:
+    weights: str  # random | kinetics | path to a state dict
+    num_frames: int  # frames per I3D clip, taken from the decoded frames
+    sampling: Literal["uniform", "clips"]  # one clip spread over all frames | consecutive clips, averaged
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError("num_frames must be >= 1")
+
+
+@dataclass(frozen=True)
+class VisualConfig:
+    extractors: tuple[str, ...]  # one DVC stage visual@<name> each
+    device: str  # auto (CUDA when present) | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device runs it natively
+    batch_size: int  # videos per forward pass: bounds memory whatever the corpus size
+    threads: int  # CPU threads for torch; 0 = one per core
+    max_failure_rate: float
+    resnet152: Resnet152Config
+    c3d: C3DConfig
+    i3d: I3DConfig
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        for name in self.extractors:
+            if name not in _EXTRACTOR_SECTIONS:
+                raise ValueError(f"unknown extractor {name!r} in extractors; known: {', '.join(_EXTRACTOR_SECTIONS)}")
+        if len(set(self.extractors)) != len(self.extractors):
+            raise ValueError("extractors lists a name twice")
+        if self.batch_size < 1 or self.threads < 0:
+            raise ValueError("need batch_size >= 1 and threads >= 0 (0 = one per core)")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+_EXTRACTOR_SECTIONS = ("resnet152", "c3d", "i3d")  # VisualConfig fields that configure an extractor
 
 
 @dataclass(frozen=True)
@@ -216,6 +308,8 @@ class Params:
     sample: SampleConfig
     ingest: IngestConfig
     decode: DecodeConfig
+    visual: VisualConfig
+    audio: AudioConfig
     reduce: ReduceConfig
     ctr_data: CtrDataConfig
     ctr: CtrConfig

@@ -5,7 +5,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,15 +33,18 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: 
     at most ``window`` finished results, so memory stays bounded on any corpus size.
     Threads suit the work here: it waits on ffmpeg subprocesses or on numpy/torch kernels.
     """
-    window = window or 2 * workers
-    pending: deque[Future[R]] = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
+        yield from _windowed(pool, fn, items, window or 2 * workers)
+
+
+def _windowed(pool: Executor, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
             yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def progress(items: Iterable[T], total: int, desc: str, unit: str = "video") -> Iterator[T]:
@@ -60,3 +63,39 @@ def run_stage(main: Callable[[], None], expected: tuple[type[BaseException], ...
         logging.getLogger("stage").error("%s", err)
         return 1
     return 0
+
+
+def bounded_process_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    *,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple = (),
+    preload: tuple[str, ...] = (),
+    window: int | None = None,
+) -> Iterator[R]:
+    """``bounded_map`` over worker processes, for work that holds the GIL (pure-Python loops).
+
+    ``initializer(*initargs)`` runs once per worker (e.g. a numba warm-up), never per item.
+    Workers fork from a single-threaded fork server (spawn where there is none), so no lock
+    held by one of this process's threads is inherited; the server imports the ``preload``
+    modules once and every worker starts with them (the server lives as long as this process,
+    so the first call's ``preload`` is the one that counts). ``fn``, items and results must pickle.
+    ``workers == 1`` runs in this process.
+    """
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from map(fn, items)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))  # only takes effect before the server starts
+    else:
+        context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+        yield from _windowed(pool, fn, items, window or 2 * workers)

@@ -1,0 +1,161 @@
+"""Benchmark the visual extractors: naive baseline vs the pipeline's path, and peak memory.
+
+    python bench/extract.py [--videos 20] [--frames 8] [--extractors resnet152,c3d,i3d] [--rss]
+
+Reads ``paths.decoded`` (run ``dvc repro decode`` first) and params ``visual.*``; prints a
+markdown table. For each extractor, on the same ``--videos`` decoded videos (``--frames``
+frames each, taken uniformly from the decoded ones to keep the run short):
+(a) naive: fp32, one video at a time, default memory format, ``torch.no_grad`` -- what common
+extraction scripts do; (b) pipeline: ``Engine`` (BN folded, channels_last, inference_mode,
+bf16 where native) + the batched runner with background preparation, precision from params.
+``max rel diff`` is the largest per-video ||b - a|| / ||a|| against the fp32 features of (a).
+``--rss`` runs the whole store path (``extract_store``) in a fresh process on 20 and on 200
+videos (the 20 repeated under new ids, at 112 px to keep it short) and reports peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+from pipeline import decoded  # noqa: E402
+from pipeline.decode import decoded_meta  # noqa: E402
+from pipeline.params import DecodeConfig, load_params  # noqa: E402
+from pipeline.visual import registry, weights  # noqa: E402
+from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
+from pipeline.visual.engine import Engine, Runtime, resolve_runtime  # noqa: E402
+from pipeline.visual.extract import extract_store, store_meta  # noqa: E402
+from pipeline.visual.runner import Item, extract, read_shard  # noqa: E402
+
+
+def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:
+    """First ``n`` decoded videos, ``frames`` frames each: ids and (N, T, S, S, 3) uint8."""
+    shape = decoded.read_meta(root)["dims"]["frames"]
+    pick = uniform_clip(shape[0], frames)[0]
+    ids, clips = [], []
+    for shard in sorted(set(decoded.read_index(root).column("shard").to_pylist())):
+        for item in read_shard(root, shard, shape):
+            if item.frames is not None and len(ids) < n:
+                ids.append(item.video_id)
+                clips.append(item.frames[pick])
+    if len(ids) < n:
+        raise SystemExit(f"only {len(ids)} decoded videos in {root}; need {n}")
+    return ids, np.stack(clips)
+
+
+def rel_diff(b: np.ndarray, a: np.ndarray) -> float:
+    return float(np.max(np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)))
+
+
+def bench_one(name: str, clips: np.ndarray, runtime: Runtime, batch_size: int) -> dict:
+    cfg = load_params().visual
+    ex = registry.create(name, cfg, clips.shape[1])
+    model = weights.load(ex, "random").model
+    naive, fast = Engine(ex, model, Runtime(runtime.device, "fp32", runtime.threads), naive=True), Engine(ex, model, runtime)
+    naive(clips[:1]), fast(clips[:batch_size])  # warm-up: allocator, oneDNN primitives
+    start = time.perf_counter()
+    ref = {k: np.concatenate(v) for k, v in _cat(naive(clips[i:i + 1]) for i in range(len(clips))).items()}
+    t_naive = time.perf_counter() - start
+    items = [Item(f"v{i}", 0, False, c) for i, c in enumerate(clips)]
+    start = time.perf_counter()
+    results = list(extract(fast, items, batch_size))
+    t_fast = time.perf_counter() - start
+    col = next(iter(ex.dims()))
+    got = np.stack([r.features[col] for r in results])
+    n, t = clips.shape[:2]
+    return {"name": name, "precision": runtime.precision, "naive_s": t_naive, "fast_s": t_fast, "n": n, "t": t,
+            "diff": rel_diff(got, ref[col])}
+
+
+def _cat(outs):
+    merged: dict[str, list] = {}
+    for out in outs:
+        for k, v in out.items():
+            merged.setdefault(k, []).append(v)
+    return merged
+
+
+def write_store(root: Path, clips: np.ndarray, copies: int) -> Path:
+    t, s = clips.shape[1], clips.shape[2]
+    cfg = DecodeConfig(num_frames=t, sampling="uniform", size=s, audio_rate=16000, shards=8, workers=1,
+                       max_failure_rate=0.5)
+    writer = decoded.DecodedWriter(root, 8, decoded_meta(cfg))
+    for k in range(copies):
+        for i, frames in enumerate(clips):
+            vid = f"v{k:03d}_{i:02d}"
+            writer.add({"video_id": vid, "fingerprint": hashlib.sha256(vid.encode()).hexdigest(),
+                        "frames": np.ascontiguousarray(frames).tobytes(), "frame_indices": list(range(t)),
+                        "n_unique_frames": t, "padded": False, "has_audio": False, "audio": b"",
+                        "audio_seconds": 0.0, "note": ""})
+    writer.close()
+    return root
+
+
+def rss_child(root: str, out: str, name: str) -> None:
+    """Run the store path on ``root`` and print the peak RSS in MiB."""
+    cfg = load_params().visual
+    runtime = resolve_runtime(cfg)
+    ex = registry.create(name, cfg, decoded.read_meta(root)["dims"]["frames"][0])
+    lw = weights.load(ex, "random")
+    engine = Engine(ex, lw.model, runtime)
+    summary = extract_store(engine, root, out, store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)),
+                            cfg.batch_size)
+    print(f"{summary.rows} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--videos", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--extractors", default="resnet152,c3d,i3d")
+    ap.add_argument("--precision", choices=["params", "fp32", "bf16"], default="params")
+    ap.add_argument("--rss", action="store_true")
+    ap.add_argument("--rss-extractor", default="i3d")
+    ap.add_argument("--rss-child", nargs=2, metavar=("ROOT", "OUT"))
+    args = ap.parse_args()
+    if args.rss_child:
+        return rss_child(*args.rss_child, args.rss_extractor)
+    params = load_params()
+    runtime = resolve_runtime(params.visual)
+    if args.precision != "params":
+        runtime = dataclasses.replace(runtime, precision=args.precision)
+    ids, clips = load_videos(params.paths.decoded, args.videos, args.frames)
+    print(f"device {runtime.device}, {runtime.threads} threads, torch {torch.__version__}, "
+          f"{len(ids)} videos x {clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n")
+    print("| extractor | path | precision | videos/s | frames/s | speed-up | max rel diff vs fp32 |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.extractors.split(","):
+        r = bench_one(name, clips, runtime, params.visual.batch_size)
+        frames = r["n"] * r["t"]
+        print(f"| {name} | naive | fp32 | {r['n'] / r['naive_s']:.2f} | {frames / r['naive_s']:.1f} | 1.00x | - |")
+        print(f"| {name} | pipeline | {r['precision']} | {r['n'] / r['fast_s']:.2f} | {frames / r['fast_s']:.1f} | "
+              f"{r['naive_s'] / r['fast_s']:.2f}x | {r['diff']:.2e} |", flush=True)
+    if args.rss:
+        x = torch.from_numpy(clips).flatten(0, 1).permute(0, 3, 1, 2).float()  # (N*T, C, H, W)
+        x = resize_center_crop(x, 112, 112).round().clamp(0, 255).to(torch.uint8)
+        clips112 = x.permute(0, 2, 3, 1).reshape(len(ids), clips.shape[1], 112, 112, 3).numpy()
+        print(f"\n| peak RSS ({args.rss_extractor}, whole store path, 112 px) | videos | MiB |\n|---|---|---|")
+        with tempfile.TemporaryDirectory(prefix="bench-visual-") as tmp:
+            for copies in (1, 10):
+                root = write_store(Path(tmp) / f"dec{copies}", clips112, copies)
+                cmd = [sys.executable, __file__, "--rss-child", str(root), str(Path(tmp) / f"out{copies}"),
+                       "--rss-extractor", args.rss_extractor]
+                rows, mib = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-2:]
+                print(f"| {args.rss_extractor} | {rows} | {mib} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

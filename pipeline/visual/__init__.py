@@ -1,0 +1,1 @@
+"""Visual feature extraction: registry of extractors, weights, device/precision, batched runner."""

@@ -1,0 +1,105 @@
+"""Put weights into an extractor's model: ``random``, a named standard source, or a local file.
+
+``random`` builds the architecture under a fixed seed (same weights every run) and says so:
+the features are NOT pretrained. Named sources download once into the torch hub cache; offline
+(or with a missing file) the error names the params key to change. A local file is a state
+dict saved with ``torch.save`` (``.pt``/``.pth``/``.pyth``; ``{"state_dict": ...}`` or
+``{"model_state": ...}`` wrappers and ``module.`` prefixes are accepted).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+from torch import nn
+
+from pipeline.visual.registry import Extractor
+
+RANDOM_SEED = 0
+FILE_SUFFIXES = (".pt", ".pth", ".pyth", ".pkl", ".pickle", ".bin")
+log = logging.getLogger("visual.weights")
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be loaded; the message names the params key to change."""
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    model: nn.Module
+    weights: str  # "random", a named source, or "file:<path>" -- goes into the store metadata
+    detail: str  # for people: seed, source URL/enum, or the file's sha256
+
+
+def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") -> LoadedWeights:
+    """Build ``extractor``'s model, load ``spec`` weights into it, move it to ``device`` in eval mode."""
+    key = extractor.weights_key
+    with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
+        torch.manual_seed(RANDOM_SEED)
+        model = extractor.build()
+    if spec == "random":
+        weights, detail = "random", f"random init (seed {RANDOM_SEED}): NOT pretrained, features carry no semantics"
+    elif spec in extractor.named_weights:
+        _load_into(model, _download(extractor, spec), key, spec)
+        weights, detail = spec, f"standard {extractor.name} weights '{spec}' (torch hub cache {torch.hub.get_dir()})"
+    elif spec in extractor.local_only_weights:
+        raise WeightsError(f"{key}={spec}: {extractor.local_only_weights[spec]}; set {key} to that file's path")
+    elif Path(spec).suffix in FILE_SUFFIXES or "/" in spec:
+        path = Path(spec)
+        _load_into(model, read_state_dict(path, key), key, spec)
+        weights, detail = f"file:{path}", f"state dict {path} (sha256 {_sha256(path)[:16]})"
+    else:
+        valid = ["random", *extractor.named_weights, *extractor.local_only_weights]
+        raise WeightsError(f"{key}={spec!r} is not a weights source: use one of {valid} "
+                           f"or a path to a state dict ({'/'.join(FILE_SUFFIXES)})")
+    log.info("%s weights: %s", extractor.name, detail)
+    model.eval().requires_grad_(False)
+    return LoadedWeights(model.to(device), weights, detail)
+
+
+def read_state_dict(path: Path, key: str) -> Mapping[str, torch.Tensor]:
+    if not path.is_file():
+        raise WeightsError(f"{key}: weights file {path} not found; fix the path or set {key}: random")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, ValueError, EOFError) as err:
+        raise WeightsError(f"{key}: cannot read {path} as a torch state dict ({err})") from err
+    for wrapper in ("state_dict", "model_state", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{key}: {path} holds a {type(state).__name__}, not a state dict")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _download(extractor: Extractor, spec: str) -> Mapping[str, torch.Tensor]:
+    key = extractor.weights_key
+    try:
+        return extractor.named_weights[spec]()
+    except (URLError, OSError, RuntimeError) as err:  # offline, blocked, or a truncated download
+        raise WeightsError(
+            f"{key}={spec}: cannot download the standard weights ({err}). Offline? Put the file in "
+            f"{torch.hub.get_dir()}/checkpoints, set {key} to a local state-dict path, or set {key}: random"
+        ) from err
+
+
+def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], key: str, spec: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # missing/unexpected keys or shape mismatch
+        first = str(err).strip().splitlines()
+        raise WeightsError(f"{key}={spec}: the state dict does not fit this architecture: "
+                           f"{' '.join(first[:3])[:400]}") from err
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,168 @@
+"""Contract tests, parametrised over the registry: every extractor, tiny inputs, random weights."""
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.visual import registry, weights
+from pipeline.visual.engine import Engine, Runtime
+from tests.pipeline.visual.helpers import random_frames, visual_config
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+T, S = 8, 32  # tiny clips: ResNet and I3D pool globally (any size >= 32); C3D resizes to 112 itself
+EXPECTED = {"resnet152": {"resnet152_pool": [2048]}, "c3d": {"c3d_fc6": [4096]}, "i3d": {"i3d_pool": [2048]}}
+FP32 = Runtime(torch.device("cpu"), "fp32", torch.get_num_threads())
+BF16 = Runtime(torch.device("cpu"), "bf16", torch.get_num_threads())
+NAMES = registry.names()
+
+
+def frames(n: int = 2) -> np.ndarray:
+    return np.stack([random_frames(i, T, S) for i in range(n)])  # (B, T, S, S, 3)
+
+
+def rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest per-video relative L2 difference of ``a`` against reference ``b``."""
+    return float(np.max(np.linalg.norm(a - b, axis=1) / np.linalg.norm(b, axis=1)))
+
+
+def fresh(name: str, **changes):
+    ex = registry.create(name, visual_config(**changes), T)
+    return ex, weights.load(ex, "random")
+
+
+@functools.cache
+def loaded(name: str):
+    return fresh(name)
+
+
+@functools.cache
+def reference(name: str) -> dict[str, np.ndarray]:
+    ex, lw = loaded(name)
+    return Engine(ex, lw.model, FP32)(frames())
+
+
+def test_registry_lists_the_three_extractors():
+    assert NAMES == ["c3d", "i3d", "resnet152"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dims_dtypes_and_finite(name):
+    ex, lw = loaded(name)
+    assert ex.dims() == EXPECTED[name]
+    out = reference(name)
+    assert set(out) == set(EXPECTED[name])
+    for col, shape in EXPECTED[name].items():
+        assert out[col].shape == (2, shape[0]) and out[col].dtype == np.float32
+        assert np.isfinite(out[col]).all() and np.abs(out[col]).sum() > 0
+        assert rel(out[col][:1], out[col][1:]) > 1e-3  # different videos, different features
+    assert lw.weights == "random" and "NOT pretrained" in lw.detail
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_features_whatever_the_batch_size(name):
+    ex, lw = loaded(name)
+    engine = Engine(ex, lw.model, FP32)
+    clips = frames()
+    singles = {k: np.concatenate([engine(clips[i:i + 1])[k] for i in range(2)]) for k in EXPECTED[name]}
+    for col, ref in reference(name).items():
+        assert rel(singles[col], ref) < 1e-4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_path_matches_the_naive_fp32_path(name):
+    ex, lw = loaded(name)
+    naive = Engine(ex, lw.model, FP32, naive=True)(frames())
+    for col, ref in reference(name).items():
+        assert rel(naive[col], ref) < 1e-4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bf16_close_to_fp32(name):
+    ex, lw = loaded(name)
+    out = Engine(ex, lw.model, BF16)(frames())
+    for col, ref in reference(name).items():
+        assert rel(out[col], ref) < 0.03
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_across_loads(name):
+    ex = registry.create(name, visual_config(), T)
+    again = Engine(ex, weights.load(ex, "random").model, FP32)(frames())
+    for col, ref in reference(name).items():
+        np.testing.assert_allclose(again[col], ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip(name, tmp_path):
+    ex, _ = loaded(name)
+    torch.manual_seed(123)  # weights different from the seeded `random` ones
+    model = ex.build().eval()
+    path = tmp_path / f"{name}.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)  # DataParallel style
+    lw = weights.load(ex, str(path))
+    assert lw.weights == f"file:{path}" and "sha256" in lw.detail
+    got = Engine(ex, lw.model, FP32)(frames())
+    want = Engine(ex, model, FP32)(frames())
+    for col, ref in reference(name).items():
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-5, atol=1e-6 * np.abs(want[col]).max())
+        assert rel(got[col], ref) > 1e-2  # really the file's weights, not the random ones
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_weights_errors_name_the_params_key(name, tmp_path):
+    ex, _ = loaded(name)
+    key = f"visual.{name}.weights"
+    with pytest.raises(weights.WeightsError, match=key):
+        weights.load(ex, str(tmp_path / "missing.pt"))
+    with pytest.raises(weights.WeightsError, match=key):
+        weights.load(ex, "no-such-source")
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, wrong)
+    with pytest.raises(weights.WeightsError, match=f"{key}.*does not fit"):
+        weights.load(ex, str(wrong))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_named_weights_offline_is_a_clear_error(name, monkeypatch):
+    from urllib.error import URLError
+
+    ex, _ = loaded(name)
+    key = f"visual.{name}.weights"
+    offline = {k: (lambda: (_ for _ in ()).throw(URLError("no network"))) for k in ex.named_weights}
+    monkeypatch.setattr(type(ex), "named_weights", offline)
+    for source in list(offline) + list(ex.local_only_weights):
+        with pytest.raises(weights.WeightsError, match=key):
+            weights.load(ex, source)
+    assert list(offline) + list(ex.local_only_weights)  # every extractor names a standard source
+
+
+def test_resnet152_logits_and_sequence():
+    ex, lw = fresh("resnet152", resnet152={"output": "logits", "keep_sequence": True})
+    assert ex.dims() == {"resnet152_logits": [1000], "resnet152_logits_seq": [T, 1000]}
+    out = Engine(ex, lw.model, FP32)(frames())
+    seq = out["resnet152_logits_seq"].reshape(2, T, 1000)  # (B, T, D)
+    np.testing.assert_allclose(seq.mean(axis=1), out["resnet152_logits"], rtol=1e-5, atol=1e-5)
+
+
+def test_c3d_fc7_and_i3d_clips_options():
+    ex, lw = fresh("c3d", c3d={"layer": "fc7"})
+    out = Engine(ex, lw.model, FP32)(frames(1))
+    assert out["c3d_fc7"].shape == (1, 4096) and (out["c3d_fc7"] >= 0).all()  # after ReLU
+    ex, lw = fresh("i3d", i3d={"num_frames": 4, "sampling": "clips"})
+    assert ex.plan().shape == (2, 4)  # T=8 -> two consecutive 4-frame clips
+    assert Engine(ex, lw.model, FP32)(frames(1))["i3d_pool"].shape == (1, 2048)
+
+
+def test_resnet152_runs_on_an_even_subset_of_frames():
+    ex, lw = fresh("resnet152", resnet152={"num_frames": 2, "keep_sequence": True})
+    assert ex.dims()["resnet152_pool_seq"] == [2, 2048]
+    clips = frames(1)
+    sub = Engine(ex, lw.model, FP32)(clips)
+    every = registry.create("resnet152", visual_config(resnet152={"num_frames": 0}), 2)
+    full = Engine(every, lw.model, FP32)(np.ascontiguousarray(clips[:, [2, 6]]))  # centres of 2 segments of 8
+    np.testing.assert_allclose(sub["resnet152_pool"], full["resnet152_pool"], rtol=1e-4, atol=1e-4 * abs(full["resnet152_pool"]).max())

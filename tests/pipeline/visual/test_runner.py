@@ -1,0 +1,136 @@
+"""Batched runner, failures and resume, with a tiny stand-in extractor (mean colour per video)."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch import nn
+
+from pipeline import decoded, store
+from pipeline.visual.engine import Engine, Runtime
+from pipeline.visual.extract import extract_store, output_paths, store_meta
+from pipeline.visual.registry import Extractor
+from pipeline.visual.runner import Item, extract, read_shard
+from tests.pipeline.visual.helpers import random_frames, write_decoded
+
+T, S = 4, 8
+CPU = Runtime(torch.device("cpu"), "fp32", 1)
+
+
+class MeanColour(Extractor):
+    """(B, T, H, W, C) -> mean colour (3-d) per video; ``bad`` video ids give NaN, ``crash`` raises."""
+
+    name = "meancolour"
+
+    def __init__(self, bad=(), crash_after=None):
+        super().__init__(cfg={"weights": "random"}, num_frames=T)
+        self.bad, self.crash_after, self.calls, self.ids = set(bad), crash_after, 0, []
+
+    def build(self) -> nn.Module:
+        return nn.Identity()
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.float().permute(0, 4, 1, 2, 3)  # (B, C, T, H, W)
+
+    def head(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        if self.crash_after is not None and self.calls > self.crash_after:
+            raise KeyboardInterrupt  # a user stopping the run
+        out = feats.mean(dim=(2, 3, 4))  # (B, 3)
+        if self.bad and feats.flatten(1)[:, 0].eq(255).any():
+            if batch > 1:
+                raise RuntimeError("simulated kernel failure")
+            out = out * float("nan")
+        return {"mean": out}
+
+    def dims(self) -> dict[str, list[int]]:
+        return {"mean": [3]}
+
+
+def videos(n: int) -> list[tuple[str, np.ndarray, bool]]:
+    return [(f"v{i:02d}", random_frames(i, T, S), i == 1) for i in range(n)]
+
+
+def test_results_in_order_and_independent_of_batch_size(tmp_path):
+    root = write_decoded(tmp_path / "dec", videos(7), T, S)
+    items = [it for s in (0, 1) for it in read_shard(root, s, [T, S, S, 3])]
+    runs = {b: list(extract(Engine(MeanColour(), nn.Identity(), CPU), items, b)) for b in (1, 3, 8)}
+    for b, results in runs.items():
+        assert [r.video_id for r in results] == [it.video_id for it in items]
+        got = np.stack([r.features["mean"] for r in results])
+        want = np.stack([it.frames.reshape(-1, 3).mean(0) for it in items])
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        assert [r.padded for r in results] == [it.video_id == "v01" for it in items]
+
+
+def test_bad_blob_and_failing_video_become_failures(tmp_path):
+    vids = videos(5)
+    vids[2] = ("v02", b"\x00" * 10, False)  # corrupted frames blob
+    vids[3] = ("v03", np.full((T, S, S, 3), 255, np.uint8), False)  # the model fails on this one
+    root = write_decoded(tmp_path / "dec", vids, T, S)
+    items = [it for s in (0, 1) for it in read_shard(root, s, [T, S, S, 3])]
+    results = {r.video_id: r for r in extract(Engine(MeanColour(bad={"v03"}), nn.Identity(), CPU), items, 4)}
+    assert results["v02"].reason == "bad_frames" and "10 bytes" in results["v02"].message
+    assert results["v03"].reason == "extract_error" and "non-finite" in results["v03"].message
+    assert all(results[v].features is not None for v in ("v00", "v01", "v04"))  # batch retried per video
+
+
+def _stage(tmp_path, ex, root):
+    engine = Engine(ex, nn.Identity(), CPU)
+    meta = store_meta(engine, "random", "test", decoded.read_meta(root))
+    return extract_store(engine, root, tmp_path / "features", meta, batch_size=2)
+
+
+def test_store_written_with_metadata_and_failures(tmp_path):
+    vids = videos(6)
+    vids[4] = ("v04", b"garbage", False)
+    root = write_decoded(tmp_path / "dec", vids, T, S, shards=3)
+    summary = _stage(tmp_path, MeanColour(), root)
+    final, fail_path = output_paths(tmp_path / "features", "meancolour")
+    table = store.read_table(final, expect={"stage": "visual", "extractor": "meancolour", "weights": "random"})
+    assert sorted(table.column("video_id").to_pylist()) == ["v00", "v01", "v02", "v03", "v05"]
+    assert table.schema.field("mean").type == store.vector_type(3)
+    assert store.read_meta(final)["dims"] == {"mean": [3]}
+    fails = pq.read_table(fail_path).to_pylist()
+    assert [(f["video_id"], f["reason"], f["stage"]) for f in fails] == [("v04", "bad_frames", "visual")]
+    assert (summary.rows, summary.total, summary.computed) == (5, 6, 6)
+    assert not (tmp_path / "features" / ".visual_meancolour.parts").exists()  # parts removed once combined
+
+
+def test_interrupted_run_resumes_without_recomputing(tmp_path):
+    root = write_decoded(tmp_path / "dec", videos(12), T, S, shards=3)
+    shards = decoded.read_index(root).column("shard").to_pylist()
+    first = shards.count(min(shards))
+    with pytest.raises(KeyboardInterrupt):  # batches of 2: dies in the batch after the first shard's last
+        _stage(tmp_path, MeanColour(crash_after=(first + 1) // 2 + 1), root)
+    final, _ = output_paths(tmp_path / "features", "meancolour")
+    assert not final.exists()  # a partial run never looks complete
+    parts = sorted((tmp_path / "features" / ".visual_meancolour.parts").glob("shard-???.parquet"))
+    done = [int(p.name[6:9]) for p in parts]
+    assert done and min(shards) in done and len(done) < len(set(shards))
+    resumed = MeanColour()
+    summary = _stage(tmp_path, resumed, root)
+    assert summary.computed == sum(s not in done for s in shards)  # finished shards were not recomputed
+    assert summary.rows == 12 and len(set(store.read_table(final).column("video_id").to_pylist())) == 12
+    clean = _stage(tmp_path / "again", MeanColour(), root)
+    a = store.read_table(final).sort_by("video_id")
+    b = store.read_table(output_paths(tmp_path / "again" / "features", "meancolour")[0]).sort_by("video_id")
+    assert clean.computed == 12 and a.equals(b)
+
+
+def test_parts_from_other_params_are_not_reused(tmp_path):
+    root = write_decoded(tmp_path / "dec", videos(4), T, S, shards=2)
+    with pytest.raises(KeyboardInterrupt):
+        _stage(tmp_path, MeanColour(crash_after=1), root)
+    other = MeanColour()
+    other.cfg = {"weights": "something-else"}  # different params -> different params_hash
+    assert _stage(tmp_path, other, root).computed == 4
+
+
+def test_item_error_keeps_video_metadata():
+    it = Item("x", 0, True, None, "broken")
+    assert it.padded and it.frames is None

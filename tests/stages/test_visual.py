@@ -1,0 +1,86 @@
+"""Stage ``visual@<name>`` end to end on tiny decoded stores, and on the real clips (when present)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from pipeline import failures, store
+from pipeline.media import MediaError, decode_clip, probe
+from pipeline.runtime import bounded_map
+from pipeline.visual import registry
+from stages import visual as stage
+from tests.pipeline.visual.helpers import REPO, random_frames, write_decoded
+
+T, S = 8, 32
+REAL = REPO.parent / "shared" / "data" / "videos"
+DIMS = {"resnet152": ("resnet152_pool", 2048), "c3d": ("c3d_fc6", 4096), "i3d": ("i3d_pool", 2048)}
+
+
+def use_params(tmp_path: Path, monkeypatch, decoded: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"]["decoded"] = str(decoded)
+    params["paths"]["visual_features"] = str(tmp_path / "features")
+    params["visual"].update(batch_size=2, precision="fp32", device="cpu")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "features"
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_stage_writes_store_and_failures(name, tmp_path, monkeypatch):
+    vids = [(f"v{i}", random_frames(i, T, S), i == 0) for i in range(3)] + [("broken", b"\x01\x02", False)]
+    out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S))
+    stage.main([name])
+    col, dim = DIMS[name]
+    table = store.read_table(out / f"visual_{name}.parquet")
+    meta = store.read_meta(out / f"visual_{name}.parquet")
+    assert sorted(table.column("video_id").to_pylist()) == ["v0", "v1", "v2"]
+    assert table.schema.field(col).type == store.vector_type(dim)
+    assert dict(zip(table.column("video_id").to_pylist(), table.column("padded").to_pylist()))["v0"] is True
+    assert np.isfinite(store.vectors(table.column(col))).all()
+    assert (meta["extractor"], meta["weights"], meta["dims"], meta["precision"]) == (name, "random", {col: [dim]}, "fp32")
+    assert meta["params"]["weights"] == "random" and meta["params"]["input_frames"] == T
+    fails = pq.read_table(out / f"visual_{name}_failures.parquet").to_pylist()
+    assert [(f["video_id"], f["reason"]) for f in fails] == [("broken", "bad_frames")]
+
+
+def test_stage_fails_loudly_past_max_failure_rate(tmp_path, monkeypatch):
+    vids = [("ok", random_frames(0, T, S), False)] + [(f"bad{i}", b"x", False) for i in range(3)]
+    out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S))
+    with pytest.raises(failures.FailureRateExceeded, match="visual.max_failure_rate"):
+        stage.main(["i3d"])
+    assert len(pq.read_table(out / "visual_i3d_failures.parquet")) == 3  # written before failing
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory):
+    if not REAL.is_dir():
+        pytest.skip(f"real clips not found at {REAL} (see shared/data/videos/SOURCES.md)")
+    paths = sorted(p for p in REAL.iterdir() if p.suffix != ".md")
+
+    def decode(path: Path):
+        try:  # frames only: the audio stream is not needed here
+            info = dataclasses.replace(probe(path), audio_stream=None)
+            return path.stem, decode_clip(str(path), info, 4, "uniform", S, 16000)
+        except MediaError:
+            return path.stem, None
+
+    clips = list(bounded_map(decode, paths, workers=2))
+    videos = [(vid, c.frames, c.padded) for vid, c in clips if c is not None]
+    assert len(videos) >= 10, f"only {len(videos)} of {len(paths)} real clips decoded"
+    return write_decoded(tmp_path_factory.mktemp("real") / "dec", videos, 4, S, shards=3), [v[0] for v in videos]
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_real_clips_all_produce_rows(name, real_store, tmp_path, monkeypatch):
+    root, ids = real_store
+    out = use_params(tmp_path, monkeypatch, root)
+    stage.main([name])
+    table = store.read_table(out / f"visual_{name}.parquet")
+    assert sorted(table.column("video_id").to_pylist()) == sorted(ids)
+    assert np.isfinite(store.vectors(table.column(DIMS[name][0]))).all()
