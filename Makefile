@@ -19,6 +19,7 @@ bench: setup
 	$(RUN) python bench/decode.py
 	$(RUN) python bench/extract.py --rss
 	$(RUN) python bench/audio.py
+	$(RUN) python bench/ctr.py
 
 clean:
 	rm -rf data .venv

@@ -30,6 +30,10 @@ class PathsConfig:
     reduce_metrics: str
     reduce_plots: str  # reduce: one cumulative explained-variance CSV per modality
     visual_features: str  # folder of visual_<extractor>.parquet stores (+ their failures tables)
+    ctr_data: str  # ctr_data: train/valid/test sample tables, vocabularies, summary.json
+    ctr_model: str  # ctr_train: checkpoint and test predictions (not `models/`, the source package)
+    ctr_metrics: str
+    ctr_plots: str  # ctr_train: ROC curve and training curves (CSV)
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,78 @@ _EXTRACTOR_SECTIONS = ("resnet152", "c3d", "i3d")  # VisualConfig fields that co
 
 
 @dataclass(frozen=True)
+class LabelRule:
+    positive_min: float  # rating >= this is a positive (1)
+    negative_max: float | None  # rating <= this is a negative (0); in between: dropped; null: implicit
+
+    def __post_init__(self) -> None:
+        if self.negative_max is not None and self.negative_max >= self.positive_min:
+            raise ValueError("label.negative_max must be below label.positive_min")
+
+
+@dataclass(frozen=True)
+class CtrSplitConfig:
+    by: Literal["time", "random"]  # time: the latest samples are valid, then test
+    valid: float
+    test: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if not (0 < self.valid < 1 and 0 < self.test < 1 and self.valid + self.test < 1):
+            raise ValueError("split fractions need 0 < valid, 0 < test and valid + test < 1")
+
+
+@dataclass(frozen=True)
+class CtrFeatures:
+    categorical: tuple[str, ...]  # user or item table columns, one value each
+    multi: tuple[str, ...]  # list-valued columns (mean of their embeddings)
+    numeric: tuple[str, ...]  # standardised on the training split; each scales an embedding vector
+
+
+@dataclass(frozen=True)
+class CtrDataConfig:
+    source: Literal["log", "movielens", "amazon"]  # log: data.interactions + the ingest manifest
+    path: str | None  # the adapter's input (movielens: a folder; amazon: a .json[.gz] file or folder)
+    label: LabelRule  # rating-based sources only
+    negatives: int  # sampled per positive when the log has no explicit labels
+    history: int  # H: the last H positives strictly before each sample
+    max_multi: int  # values kept per multi-valued field
+    split: CtrSplitConfig
+    unknown: Literal["drop", "error"]  # interactions naming videos/users absent from their tables
+    features: CtrFeatures
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.negatives < 1 or self.history < 1 or self.max_multi < 1:
+            raise ValueError("need negatives >= 1, history >= 1 and max_multi >= 1")
+
+
+@dataclass(frozen=True)
+class CtrConfig:
+    model: str  # a name in models.ctr.registry (lr, fm, deepfm, din, amfr, mmie)
+    use_content: bool  # false: IDs and side features only (no items.parquet needed)
+    content: tuple[str, ...]  # modality columns of paths.items, each projected by its own dense layer
+    embed_dim: int
+    mlp: tuple[int, ...]
+    heads: int  # amfr: self-attention heads (must divide embed_dim)
+    attention_dim: int  # hidden size of the attention scoring networks
+    dropout: float
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    patience: int  # early stopping: epochs without a better validation AUC
+    seed: int
+    threads: int  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        if self.embed_dim < 1 or self.batch_size < 1 or self.epochs < 1 or self.patience < 1:
+            raise ValueError("need embed_dim, batch_size, epochs and patience >= 1")
+        if self.embed_dim % self.heads:
+            raise ValueError("heads must divide embed_dim")
+
+
+@dataclass(frozen=True)
 class Params:
     paths: PathsConfig
     data: DataConfig
@@ -235,6 +311,8 @@ class Params:
     visual: VisualConfig
     audio: AudioConfig
     reduce: ReduceConfig
+    ctr_data: CtrDataConfig
+    ctr: CtrConfig
 
 
 def _check_rate(rate: float) -> None:

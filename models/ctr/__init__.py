@@ -1,0 +1,1 @@
+"""CTR models, one short module each, registered by name in ``models.ctr.registry``."""

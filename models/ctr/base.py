@@ -1,0 +1,97 @@
+"""The CTR model base: field embeddings, first-order terms and optional content, shared by every model.
+
+A model maps a batch (dict of tensors: ``user``, ``item`` (B,), ``cat`` (B, C), ``multi`` (B, K, M),
+``num`` (B, N), ``hist`` (B, H), ``hist_len`` (B,)) to click logits ``(B,)``. Content (the item's
+modality vectors) lives in the model as buffers indexed by item code, so history items get theirs
+by the same lookup.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.layers import FieldEmbedding, ModalityProjection, masked_mean
+from pipeline.params import CtrConfig
+
+Content = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ((n_items, D_m) vectors, (n_items,) mask)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    n_users: int
+    n_items: int
+    categorical: tuple[int, ...]  # vocabulary size per categorical field (0 = unknown included)
+    multi: tuple[int, ...]
+    n_numeric: int
+    history: int
+
+    @classmethod
+    def from_meta(cls, spec: dict[str, Any]) -> FeatureSpec:
+        return cls(spec["n_users"], spec["n_items"], tuple(spec["categorical"].values()),
+                   tuple(spec["multi"].values()), len(spec["numeric"]), spec["history"])
+
+
+class CtrModel(nn.Module):
+    def __init__(self, spec: FeatureSpec, cfg: CtrConfig, content: Content | None):
+        super().__init__()
+        d = cfg.embed_dim
+        self.spec, self.dim = spec, d
+        self.fields = FieldEmbedding(spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi),
+                                     spec.n_numeric, d)
+        self.first_order = FieldEmbedding(spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi),
+                                          spec.n_numeric, 1)
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.content = ModalityProjection(content, d) if content else None
+        self.content_linear = nn.Linear(d, 1) if content else None
+        self.n_fields = self.fields.n_fields + (1 if content else 0)
+
+    def modalities(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(..., M, D)`` projected modality vectors and ``(..., M)`` masks of the given items."""
+        assert self.content is not None
+        return self.content(items)
+
+    def content_vector(self, items: torch.Tensor) -> torch.Tensor:
+        """The items' fused content ``(..., D)``: mean of the present modalities."""
+        return masked_mean(*self.modalities(items))
+
+    def embed(self, batch: dict[str, torch.Tensor], content: torch.Tensor | None = None,
+              item: torch.Tensor | None = None) -> torch.Tensor:
+        """All fields ``(B, F, D)``; the fused content of the target item is the last field.
+
+        ``content``/``item``: the target's fused content / ID vector when already computed.
+        """
+        fields = self.fields(batch, item)
+        if self.content is None:
+            return fields
+        c = self.content_vector(batch["item"]) if content is None else content
+        return torch.cat([fields, c.unsqueeze(1)], dim=1)
+
+    def linear(self, batch: dict[str, torch.Tensor], fields: torch.Tensor | None = None) -> torch.Tensor:
+        """First-order terms ``(B,)``: a weight per field value, plus a linear map of the content field."""
+        out = self.first_order(batch).sum((1, 2)) + self.bias
+        if self.content_linear is not None and fields is not None:
+            out = out + self.content_linear(fields[:, -1]).squeeze(-1)
+        return out
+
+    def target_and_history(self, batch: dict[str, torch.Tensor], hist: torch.Tensor) -> tuple[
+            torch.Tensor, torch.Tensor | None]:
+        """ID vectors ``(B, 1 + T, D)`` and fused content ``(B, 1 + T, D)`` (or None) of the target
+        (position 0) and the history, looked up in one call each (one embedding gradient, not three)."""
+        codes = torch.cat([batch["item"].unsqueeze(1), hist], dim=1)  # (B, 1 + T)
+        content = self.content_vector(codes) if self.content is not None else None
+        return self.fields.item(codes), content
+
+
+MODELS: dict[str, Callable[..., CtrModel]] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        MODELS[name] = cls
+        cls.registry_name = name
+        return cls
+    return deco

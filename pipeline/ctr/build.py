@@ -1,0 +1,151 @@
+"""Turn a source's ``RawData`` into the CTR sample tables (train / valid / test) and vocabularies.
+
+Each sample row: ``user``, ``item`` (int32 codes, 0 = unknown), ``label`` (int8), ``timestamp``,
+``hist`` (fixed_size_list<int32>[H]: the user's last H positives strictly before the sample,
+oldest first, 0-padded), ``hist_len``, ``cold`` (the item is never a training target), then per
+side feature ``c_<name>`` (int32 code), ``m_<name>`` (fixed_size_list<int32>[max_multi]) or
+``n_<name>`` (float32, standardised over its table). ``spec`` (stored in the tables' metadata)
+holds the vocabulary sizes the models need.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import store
+from pipeline.ctr.adapters import RawData
+from pipeline.ctr.data import (SPLITS, DataError, assign_splits, check_labels, dedupe_sort, encode, histories,
+                               padded_codes, sample_negatives, vocabulary)
+from pipeline.params import CtrDataConfig
+
+log = logging.getLogger("ctr.build")
+
+
+@dataclass(frozen=True)
+class Built:
+    splits: dict[str, pa.Table]
+    users: pa.Table  # user (code), user_id
+    items: pa.Table  # item (code), video_id
+    spec: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def _drop_unknown(raw: RawData, unknown: str, summary: dict[str, Any]) -> pa.Table:
+    inter = raw.interactions
+    keep = np.ones(inter.num_rows, bool)
+    for key, table, what in (("video_id", raw.items, "videos"), ("user_id", raw.users, "users")):
+        if table is None:
+            continue
+        known = pc.is_in(inter.column(key), value_set=pc.cast(table.column(key), pa.string()))
+        bad = ~known.to_numpy(zero_copy_only=False)
+        summary[f"unknown_{what}"] = int(bad.sum())
+        if bad.any() and unknown == "error":
+            examples = sorted(set(pc.filter(inter.column(key), pa.array(bad)).to_pylist()))[:5]
+            raise DataError(f"{int(bad.sum())} interactions name {what} absent from their table, e.g. {examples} "
+                            "(ctr_data.unknown: drop skips them)")
+        keep &= ~bad
+    return inter.filter(pa.array(keep))
+
+
+def _side_features(raw: RawData, cfg: CtrDataConfig, user_vocab: pa.Array, item_vocab: pa.Array,
+                   user: np.ndarray, item: np.ndarray, spec: dict[str, Any]) -> dict[str, pa.Array]:
+    """Per-sample side feature columns, looked up by user or item code (vectorised gathers)."""
+    tables = {"user": (raw.users, "user_id", user_vocab, user), "item": (raw.items, "video_id", item_vocab, item)}
+    cols: dict[str, pa.Array] = {}
+    kinds = [("categorical", n) for n in cfg.features.categorical] + [("multi", n) for n in cfg.features.multi] + \
+        [("numeric", n) for n in cfg.features.numeric]
+    for kind, name in kinds:
+        owner = [k for k, (t, _, _, _) in tables.items() if t is not None and name in t.column_names]
+        if not owner:
+            have = {k: [c for c in t.column_names] for k, (t, _, _, _) in tables.items() if t is not None}
+            raise DataError(f"side feature {name!r} (ctr_data.features.{kind}) is in no table; available: {have}")
+        table, key, vocab, codes = tables[owner[0]]
+        rows = encode(table.column(key), vocab)  # entity code of each table row (0: not in the log)
+        n = len(vocab) + 1
+        if kind == "categorical":
+            values = vocabulary(table.column(name))
+            per_entity = np.zeros(n, np.int32)
+            per_entity[rows] = encode(table.column(name), values)
+            per_entity[0] = 0
+            cols[f"c_{name}"] = pa.array(per_entity[codes])
+            spec["categorical"][name] = len(values) + 1
+        elif kind == "multi":
+            values = vocabulary(pc.list_flatten(table.column(name)))
+            per_entity = padded_codes(table.column(name), rows, n, values, cfg.max_multi)  # (n, M)
+            per_entity[0] = 0
+            cols[f"m_{name}"] = pa.FixedSizeListArray.from_arrays(pa.array(per_entity[codes].reshape(-1)), cfg.max_multi)
+            spec["multi"][name] = len(values) + 1
+        else:
+            x = pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            ok = np.isfinite(x)
+            mean, std = (x[ok].mean(), x[ok].std()) if ok.any() else (0.0, 1.0)
+            per_entity = np.zeros(n, np.float32)
+            per_entity[rows] = np.where(ok, (x - mean) / (std or 1.0), 0.0)  # missing -> the mean
+            per_entity[0] = 0.0
+            cols[f"n_{name}"] = pa.array(per_entity[codes])
+            spec["numeric"].append(name)
+    return cols
+
+
+def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
+    summary: dict[str, Any] = {"interactions_in": raw.interactions.num_rows}
+    inter = _drop_unknown(raw, cfg.unknown, summary)
+    explicit = "label" in inter.column_names
+    users_vocab = vocabulary(inter.column("user_id"), *([raw.users.column("user_id")] if raw.users else []))
+    items_vocab = vocabulary(inter.column("video_id"), *([raw.items.column("video_id")] if raw.items else []))
+    u, i = encode(inter.column("user_id"), users_vocab), encode(inter.column("video_id"), items_vocab)
+    t = inter.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
+    y = inter.column("label").to_numpy(zero_copy_only=False).astype(np.int64) if explicit else np.ones(len(u), np.int64)
+    if explicit:
+        check_labels(y)
+    order, summary["duplicates_dropped"] = dedupe_sort(u, i, t)
+    u, i, t, y = u[order], i[order], t[order], y[order]
+    if not len(u):
+        raise DataError("no interactions left after dropping unknown ids")
+    counts = np.bincount(u, minlength=len(users_vocab) + 1)
+    summary["users_with_one_interaction"] = int((counts == 1).sum())
+    pos = y == 1
+    if not explicit:
+        rng = np.random.default_rng(cfg.seed)
+        neg = sample_negatives(u, len(items_vocab), cfg.negatives, u, i, rng)  # (P, N)
+        u, t = np.concatenate([u, np.repeat(u, cfg.negatives)]), np.concatenate([t, np.repeat(t, cfg.negatives)])
+        i, y = np.concatenate([i, neg.reshape(-1)]), np.concatenate([y, np.zeros(neg.size, np.int64)])
+    hist, hist_len = histories(u, t, i, u[: len(pos)][pos], t[: len(pos)][pos], i[: len(pos)][pos], cfg.history)
+    split = assign_splits(t, cfg.split)
+    train_items = np.zeros(len(items_vocab) + 1, bool)
+    train_items[i[split == 0]] = True
+    spec: dict[str, Any] = {"n_users": len(users_vocab) + 1, "n_items": len(items_vocab) + 1, "history": cfg.history,
+                            "max_multi": cfg.max_multi, "categorical": {}, "multi": {}, "numeric": [],
+                            "explicit": explicit, "source": cfg.source}
+    side = _side_features(raw, cfg, users_vocab, items_vocab, u, i, spec)
+    table = pa.table({"user": pa.array(u.astype(np.int32)), "item": pa.array(i.astype(np.int32)),
+                      "label": pa.array(y.astype(np.int8)), "timestamp": pa.array(t),
+                      "hist": pa.FixedSizeListArray.from_arrays(pa.array(hist.reshape(-1)), cfg.history),
+                      "hist_len": pa.array(hist_len), "cold": pa.array(~train_items[i]), **side})
+    splits = {name: table.filter(pa.array(split == k)) for k, name in enumerate(SPLITS)}
+    summary |= {f"{name}_samples": splits[name].num_rows for name in SPLITS}
+    summary |= {f"{name}_positive_rate": float(np.mean(y[split == k])) if (split == k).any() else None
+                for k, name in enumerate(SPLITS)}
+    summary |= {"explicit_labels": explicit, "users": len(users_vocab), "items": len(items_vocab),
+                "test_cold_samples": int((~train_items[i[split == 2]]).sum()),
+                "mean_history": float(hist_len.mean())}
+    users = pa.table({"user": pa.array(np.arange(1, len(users_vocab) + 1, dtype=np.int32)), "user_id": users_vocab})
+    items = pa.table({"item": pa.array(np.arange(1, len(items_vocab) + 1, dtype=np.int32)), "video_id": items_vocab})
+    return Built(splits, users, items, spec, summary)
+
+
+def write_built(built: Built, folder: str, params: Any) -> None:
+    out = Path(folder)
+    meta = store.make_meta("ctr_data", params=params, spec=built.spec)
+    for name, table in built.splits.items():
+        store.write_table(table, out / f"{name}.parquet", meta)
+    store.write_table(built.users, out / "users.parquet", meta)
+    store.write_table(built.items, out / "items.parquet", meta)
+    store.write_text(out / "summary.json", json.dumps(built.summary | {"spec": built.spec}, indent=2, sort_keys=True))

@@ -1,0 +1,186 @@
+"""The one CTR training loop shared by every model, and its data plumbing.
+
+Sample tables (``ctr_data``'s Parquet) are loaded once into column tensors; a batch is an index
+gather on each column (no per-row Python). Content vectors come from ``paths.items`` aligned to
+the item codes. Early stopping keeps the state with the best validation AUC.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from models.ctr.base import Content, CtrModel, FeatureSpec
+from models.ctr.registry import build_model
+from pipeline import store
+from pipeline.ctr.metrics import auc, evaluate
+from pipeline.params import CtrConfig
+
+log = logging.getLogger("ctr.train")
+Batch = dict[str, torch.Tensor]
+
+
+# reduce z-scores each dimension on the training split; a value beyond this many standard deviations
+# is an artefact (e.g. a PCA component with ~zero training variance), not signal, and would swamp the model.
+CONTENT_CLIP = 10.0
+
+
+class ContentError(ValueError):
+    """Content requested (ctr.use_content) but not usable."""
+
+
+def table_tensors(table: pa.Table) -> Batch:
+    """A sample table as column tensors (side features stacked: ``cat`` (N, C), ``multi`` (N, K, M), ``num`` (N, F))."""
+    n = table.num_rows
+
+    def ints(name: str) -> torch.Tensor:
+        return torch.from_numpy(table.column(name).to_numpy(zero_copy_only=False).astype(np.int64))
+
+    def fixed(name: str) -> np.ndarray:
+        return store.vectors(table.column(name)).astype(np.int64) if n else np.zeros((0, table.schema.field(name).type.list_size), np.int64)
+
+    names = table.column_names
+    cats = [c for c in names if c.startswith("c_")]
+    multis = [c for c in names if c.startswith("m_")]
+    nums = [c for c in names if c.startswith("n_")]
+    out = {"user": ints("user"), "item": ints("item"), "hist_len": ints("hist_len"),
+           "hist": torch.from_numpy(fixed("hist")),
+           "label": torch.from_numpy(table.column("label").to_numpy(zero_copy_only=False).astype(np.float32)),
+           "cat": torch.from_numpy(np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in cats], 1)
+                                   .astype(np.int64)) if cats else torch.zeros(n, 0, dtype=torch.long),
+           "multi": torch.from_numpy(np.stack([fixed(c) for c in multis], 1)) if multis
+           else torch.zeros(n, 0, 1, dtype=torch.long),
+           "num": torch.from_numpy(np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in nums], 1)
+                                   .astype(np.float32)) if nums else torch.zeros(n, 0)}
+    return out
+
+
+def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str, ...]) -> Content:
+    """Per modality ``(n_items + 1, D)`` vectors by item code and a presence mask (absent items masked)."""
+    if not modalities:
+        raise ContentError("ctr.use_content is true but ctr.content lists no modality")
+    names = store.read_table(items_path, expect={"stage": "reduce"}).column_names
+    missing = [m for m in modalities if m not in names]
+    if missing:
+        raise ContentError(f"{items_path}: no modality column(s) {missing} (params ctr.content); it has {names}")
+    cols = ["video_id", *modalities, *[f"{m}_present" for m in modalities if f"{m}_present" in names]]
+    items = store.read_table(items_path, columns=cols)
+    code = pc.index_in(vocab.column("video_id"), value_set=items.column("video_id"))
+    row = pc.fill_null(code, -1).to_numpy(zero_copy_only=False)  # items.parquet row of each vocab entry
+    target = vocab.column("item").to_numpy()
+    hit = row >= 0
+    n = int(target.max(initial=0)) + 1
+    content: Content = {}
+    for m in modalities:
+        x = store.vectors(items.column(m))  # (N_items_parquet, D)
+        present = (items.column(f"{m}_present").to_numpy(zero_copy_only=False).astype(bool)
+                   if f"{m}_present" in names else np.ones(len(x), bool))
+        full, mask = np.zeros((n, x.shape[1]), np.float32), np.zeros(n, bool)
+        full[target[hit]], mask[target[hit]] = x[row[hit]], present[row[hit]]
+        full[~mask] = 0.0
+        bad = ~np.isfinite(full) | (np.abs(full) > CONTENT_CLIP)
+        if bad.any():
+            log.warning("%s: %d values (%d items) non-finite or beyond +-%g sd: clipped", m, int(bad.sum()),
+                        int(bad.any(1).sum()), CONTENT_CLIP)
+            full = np.clip(np.nan_to_num(full, nan=0.0, posinf=CONTENT_CLIP, neginf=-CONTENT_CLIP), -CONTENT_CLIP, CONTENT_CLIP)
+        content[m] = (torch.from_numpy(full), torch.from_numpy(mask))
+    return content
+
+
+def slice_batch(data: Batch, idx: torch.Tensor) -> Batch:
+    return {k: v[idx] for k, v in data.items()}
+
+
+@torch.inference_mode()
+def predict(model: CtrModel, data: Batch, batch_size: int) -> np.ndarray:
+    model.eval()
+    n = len(data["label"])
+    out = [torch.sigmoid(model(slice_batch(data, torch.arange(s, min(s + batch_size, n)))))
+           for s in range(0, n, batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+@dataclass
+class TrainResult:
+    model: CtrModel
+    curve: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    best_epoch: int = 0
+    load_seconds: float = 0.0  # time spent slicing batches
+    step_seconds: float = 0.0  # total time of the training steps (slicing included)
+    train_samples: int = 0
+
+
+def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch,
+        content: Content | None) -> TrainResult:
+    torch.manual_seed(cfg.seed)
+    model = build_model(name, spec, cfg, content)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # fused: ~8x faster step on CPU
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    result = TrainResult(model)
+    best, best_state, wait = -np.inf, copy.deepcopy(model.state_dict()), 0
+    n = len(train["label"])
+    y_valid = valid["label"].numpy()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm, total = torch.randperm(n, generator=gen), 0.0
+        for s in range(0, n, cfg.batch_size):
+            t0 = time.perf_counter()
+            batch = slice_batch(train, perm[s : s + cfg.batch_size])
+            t1 = time.perf_counter()
+            loss = loss_fn(model(batch), batch["label"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t2 = time.perf_counter()
+            result.load_seconds += t1 - t0
+            result.step_seconds += t2 - t0
+            total += loss.detach().item() * len(batch["label"])
+        result.train_samples += n
+        p = predict(model, valid, 4 * cfg.batch_size)
+        v_auc = auc(y_valid, p) if len(y_valid) else float("nan")
+        v_loss = evaluate(y_valid, p, valid["user"].numpy(), np.zeros(len(p), bool))["logloss"] if len(p) else float("nan")
+        result.curve.append({"epoch": epoch, "train_logloss": total / max(n, 1), "valid_logloss": v_loss,
+                             "valid_auc": v_auc})
+        log.info("%s epoch %d: train logloss %.4f, valid logloss %.4f, valid AUC %.4f", name, epoch,
+                 total / max(n, 1), v_loss, v_auc)
+        score = v_auc if np.isfinite(v_auc) else -v_loss
+        if score > best:
+            best, best_state, wait, result.best_epoch = score, copy.deepcopy(model.state_dict()), 0, epoch
+        else:
+            wait += 1
+            if wait >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    return result
+
+
+def save_checkpoint(path: str | Path, model: CtrModel, name: str, spec: FeatureSpec, cfg: CtrConfig) -> Path:
+    """State dict (content buffers included) with what ``load_checkpoint`` needs to rebuild the model."""
+    content_dims = {} if model.content is None else {
+        n: [int(getattr(model.content, f"x{k}").shape[0]), int(getattr(model.content, f"x{k}").shape[1])]
+        for k, n in enumerate(model.content.names)}
+    blob = {"model": name, "spec": asdict(spec), "config": asdict(cfg), "content_dims": content_dims,
+            "state": model.state_dict()}
+    with store.atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[CtrModel, dict[str, Any]]:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    spec = FeatureSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in blob["spec"].items()})
+    cfg = CtrConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in blob["config"].items()})
+    content = {n: (torch.zeros(r, d), torch.zeros(r, dtype=torch.bool)) for n, (r, d) in blob["content_dims"].items()}
+    model = build_model(blob["model"], spec, cfg, content or None)
+    model.load_state_dict(blob["state"])
+    model.eval()
+    return model, blob

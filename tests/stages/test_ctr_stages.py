@@ -1,0 +1,86 @@
+"""ctr_data + ctr_train run as stage modules in a throw-away project (no videos needed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import store
+from pipeline.ctr.train import load_checkpoint
+from tests.pipeline.ctr.fixtures import planted_log, synthetic_items, write_ml100k
+from tests.stages.project import Project
+
+PATCH = {
+    "ctr_data": {"features": {"categorical": [], "multi": [], "numeric": []}, "negatives": 2, "history": 5},
+    "ctr": {"model": "deepfm", "use_content": True, "content": ["resnet152", "mfcc"], "epochs": 6, "patience": 3,
+            "batch_size": 128, "embed_dim": 8, "mlp": [16], "lr": 0.01},
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    proj = Project(tmp_path_factory.mktemp("ctr"), PATCH)
+    planted_log(proj.root / "data" / "sample")
+    synthetic_items(proj.root / "data" / "sample" / "videos" / "manifest.csv", proj.root / "features" / "items.parquet")
+    done = proj.run("-m", "stages.ctr_data")
+    assert done.returncode == 0, done.stderr
+    return proj
+
+
+def test_ctr_data_writes_time_ordered_splits(project):
+    root = project.root / "data" / "ctr"
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["explicit_labels"] and summary["users"] == 80 and summary["test_cold_samples"] > 0
+    train, test = (store.read_table(root / f"{s}.parquet", expect={"stage": "ctr_data"}) for s in ("train", "test"))
+    assert train.num_rows + summary["valid_samples"] + test.num_rows == 80 * 25
+    assert max(train["timestamp"].to_pylist()) <= min(test["timestamp"].to_pylist())
+
+
+def test_ctr_train_with_content_beats_chance_on_cold_items(project):
+    done = project.run("-m", "stages.ctr_train")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
+    assert {"auc", "logloss", "accuracy", "gauc", "cold_auc"} <= set(metrics)
+    assert metrics["model"] == "deepfm" and metrics["use_content"] is True
+    assert metrics["cold_auc"] > 0.7 and metrics["auc"] > 0.7  # the planted preference is visual
+    model, blob = load_checkpoint(project.root / "models_out" / "ctr" / "model.pt")
+    assert blob["model"] == "deepfm" and model.content is not None
+    preds = store.read_table(project.root / "models_out" / "ctr" / "predictions.parquet")
+    assert preds.num_rows == metrics["samples"]
+    roc = (project.root / "plots" / "ctr" / "roc.csv").read_text().splitlines()
+    assert roc[0] == "fpr,tpr" and roc[-1] == "1.0000,1.0000"
+    curve = (project.root / "plots" / "ctr" / "training.csv").read_text().splitlines()
+    assert len(curve) == 1 + metrics["epochs_run"]
+
+
+def test_ctr_train_mmie_without_content(project):
+    project.set_params({"ctr": {"model": "mmie", "use_content": False, "epochs": 2}})
+    done = project.run("-m", "stages.ctr_train")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
+    assert metrics["model"] == "mmie" and metrics["use_content"] is False and metrics["epochs_run"] <= 2
+
+
+def test_unknown_model_fails_with_the_registry(project):
+    project.set_params({"ctr": {"model": "nope"}})
+    done = project.run("-m", "stages.ctr_train")
+    project.set_params({"ctr": {"model": "deepfm"}})
+    assert done.returncode == 1 and "amfr, deepfm, din, fm, lr, mmie" in done.stderr
+
+
+def test_movielens_source_without_video_content(tmp_path):
+    proj = Project(tmp_path, {
+        "ctr_data": {"source": "movielens", "path": "ml", "label": {"positive_min": 4, "negative_max": None},
+                     "features": {"categorical": ["gender", "occupation"], "multi": ["genres"], "numeric": ["age"]}},
+        "ctr": {"model": "din", "use_content": False, "epochs": 2, "batch_size": 64}})
+    write_ml100k(tmp_path / "ml")
+    done = proj.run("-m", "stages.ctr_data")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "data" / "ctr" / "summary.json").read_text())
+    assert not summary["explicit_labels"] and summary["spec"]["multi"] == {"genres": 20}
+    done = proj.run("-m", "stages.ctr_train")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "metrics" / "ctr.json").read_text())["model"] == "din"
+    proj.set_params({"ctr_data": {"path": "nowhere"}})
+    done = proj.run("-m", "stages.ctr_data")
+    assert done.returncode == 1 and "u.data" in done.stderr
