@@ -16,6 +16,7 @@ test: setup
 	$(RUN) python -m pytest $(PYTEST_ARGS)
 
 bench: setup
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,bench]'  # deepctr-torch, the reference for bench/ctr.py
 	$(RUN) python bench/decode.py
 	$(RUN) python bench/extract.py --rss
 	$(RUN) python bench/audio.py
