@@ -32,10 +32,11 @@ def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
     assert "Running stage 'sample'" not in third.stdout
     items = rows(tmp_path / "features/items.parquet")
     assert sorted(r["video_id"] for r in items) == sorted(r["video_id"] for r in manifest)
-    proj.set_params({"reduce": {"resnet152": {"n_components": 3}}})  # reduce and nothing upstream
+    proj.set_params({"reduce": {"resnet152": {"n_components": 2}}})  # reduce and nothing upstream
     fourth = proj.run("dvc", "repro")
     assert "Running stage 'reduce'" in fourth.stdout and "Running stage 'visual" not in fourth.stdout
-    assert len(items[0]["resnet152"]) != 3 and len(rows(tmp_path / "features/items.parquet")[0]["resnet152"]) == 3
+    # before: capped at training rows - 1 (4 training videos -> 3); after: the 2 asked for
+    assert len(items[0]["resnet152"]) == 3 and len(rows(tmp_path / "features/items.parquet")[0]["resnet152"]) == 2
     shown = proj.run("dvc", "metrics", "show")
     assert "resnet152.n_components" in shown.stdout and "explained_variance" in shown.stdout
 
