@@ -15,7 +15,7 @@ numpy arrays through ``iter_decoded`` without loading more than one row group.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,12 @@ def shard_path(root: str | Path, shard: int) -> Path:
 class DecodedVideo:
     video_id: str
     fingerprint: str
-    frames: np.ndarray | None  # (T, S, S, 3) uint8, None when not requested
+    frames: np.ndarray | None  # (T, S, S, 3) uint8, None when not requested or unusable
     audio: np.ndarray | None  # (N,) float32, None when not requested or no audio
     padded: bool
     has_audio: bool
     audio_rate: int
+    error: str | None = None  # why a requested frames blob is unusable (wrong size)
 
 
 class DecodedWriter:
@@ -95,31 +96,42 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     return store.read_meta(Path(root) / INDEX_NAME)
 
 
+def iter_shard(root: str | Path, shard: int, shape: Sequence[int], rate: int, *, frames: bool = True,
+               audio: bool = True) -> Iterator[DecodedVideo]:
+    """One shard's videos, one row group at a time; arrays are zero-copy views of the Arrow buffers.
+
+    A frames blob of the wrong size does not stop the stream: that video comes with
+    ``frames=None`` and ``error`` saying why, so a stage can record a failure and go on.
+    """
+    expected = int(np.prod(shape))
+    columns = ["video_id", "fingerprint", "padded", "has_audio"] + ["frames"] * frames + ["audio"] * audio
+    pf = pq.ParquetFile(shard_path(root, shard))
+    for group in range(pf.num_row_groups):
+        table = pf.read_row_group(group, columns=columns)
+        for i, row in enumerate(table.select(["video_id", "fingerprint", "padded", "has_audio"]).to_pylist()):
+            pixels, samples, error = None, None, None
+            if frames:
+                blob = table.column("frames")[i]
+                size = len(blob.as_buffer()) if blob.is_valid else 0
+                if size == expected:
+                    pixels = np.frombuffer(blob.as_buffer(), np.uint8).reshape(shape)  # (T, S, S, 3)
+                else:
+                    error = f"frames blob holds {size} bytes, expected {expected} for shape {list(shape)}"
+            if audio and row["has_audio"]:
+                samples = np.frombuffer(table.column("audio")[i].as_buffer(), "<f4")
+            yield DecodedVideo(row["video_id"], row["fingerprint"], pixels, samples, row["padded"],
+                               row["has_audio"], rate, error)
+
+
 def iter_decoded(
     root: str | Path, *, frames: bool = True, audio: bool = True, video_ids: Iterable[str] | None = None
 ) -> Iterator[DecodedVideo]:
     """Stream decoded videos shard by shard, one row group (one video) in memory at a time."""
     index = read_index(root)
     meta = read_meta(root)
-    shape = tuple(meta["dims"]["frames"])
-    rate = int(meta["audio_rate"])
+    shape, rate = tuple(meta["dims"]["frames"]), int(meta["audio_rate"])
     wanted = set(video_ids) if video_ids is not None else None
-    columns = ["video_id", "fingerprint", "padded", "has_audio"]
-    columns += ["frames"] if frames else []
-    columns += ["audio"] if audio else []
     for shard in sorted(set(index.column("shard").to_pylist())):
-        pf = pq.ParquetFile(shard_path(root, shard))
-        for group in range(pf.num_row_groups):
-            table = pf.read_row_group(group, columns=columns)
-            for row in table.to_pylist():
-                if wanted is not None and row["video_id"] not in wanted:
-                    continue
-                yield DecodedVideo(
-                    video_id=row["video_id"],
-                    fingerprint=row["fingerprint"],
-                    frames=np.frombuffer(row["frames"], np.uint8).reshape(shape) if frames else None,
-                    audio=np.frombuffer(row["audio"], "<f4") if audio and row["has_audio"] else None,
-                    padded=row["padded"],
-                    has_audio=row["has_audio"],
-                    audio_rate=rate,
-                )
+        for video in iter_shard(root, shard, shape, rate, frames=frames, audio=audio):
+            if wanted is None or video.video_id in wanted:
+                yield video

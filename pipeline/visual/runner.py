@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
-from pipeline.decoded import shard_path
+from pipeline.decoded import iter_shard
 from pipeline.runtime import bounded_map
 from pipeline.visual.engine import Engine
 
@@ -44,22 +43,9 @@ class Result:
 
 
 def read_shard(root: str | Path, shard: int, shape: Sequence[int]) -> Iterator[Item]:
-    """Items of one decoded shard, one row group (one video) read at a time."""
-    pf = pq.ParquetFile(shard_path(root, shard))
-    expected = int(np.prod(shape))
-    for group in range(pf.num_row_groups):
-        table = pf.read_row_group(group, columns=["video_id", "padded", "frames"])
-        ids, padded = table.column("video_id").to_pylist(), table.column("padded").to_pylist()
-        blobs = table.column("frames")
-        for i, (vid, pad) in enumerate(zip(ids, padded)):
-            blob = blobs[i]
-            size = len(blob.as_buffer()) if blob.is_valid else 0
-            if size != expected:
-                yield Item(vid, shard, bool(pad), None, f"frames blob holds {size} bytes, expected "
-                           f"{expected} for shape {list(shape)}")
-                continue
-            frames = np.frombuffer(blob.as_buffer(), np.uint8).reshape(shape)  # (T, S, S, 3), zero-copy
-            yield Item(vid, shard, bool(pad), frames)
+    """Items of one decoded shard (``pipeline.decoded.iter_shard``: zero-copy, bad blobs flagged)."""
+    for video in iter_shard(root, shard, shape, 0, frames=True, audio=False):
+        yield Item(video.video_id, shard, bool(video.padded), video.frames, video.error)
 
 
 @dataclass

@@ -54,3 +54,15 @@ def test_aborted_writer_leaves_no_store(tmp_path):
 def test_shards_depend_on_content_only():
     assert shard_of("0000000a" + "f" * 24, 8) == 2
     assert shard_path("x", 7).name == "shard-007.parquet"
+
+
+def test_a_malformed_frames_blob_is_flagged_not_fatal(tmp_path):
+    writer = DecodedWriter(tmp_path, 1, _meta())
+    bad = _row(1) | {"frames": b"short"}
+    for row in (_row(0), bad, _row(2)):
+        writer.add(row)
+    writer.close()
+    videos = {v.video_id: v for v in iter_decoded(tmp_path)}
+    assert set(videos) == {"v0", "v1", "v2"}
+    assert videos["v1"].frames is None and "holds 5 bytes" in videos["v1"].error
+    assert videos["v2"].frames.shape == (T, S, S, 3) and videos["v2"].error is None
