@@ -16,7 +16,7 @@ import logging
 import os
 import pickle
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -38,9 +38,11 @@ def run_ray(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]
                 _prepare_batch, fn_args=(job.prepare,), batch_format="pyarrow", batch_size=job.batch_size,
                 num_cpus=job.prepare_num_cpus, max_retries=cfg.max_retries,
             )
+        # a per-job subclass names the operator in Ray's logs and dashboard: MapBatches(Worker_<job>)
+        actor_cls = type(f"Worker_{job.name}", (RayWorker,), {"make_worker": staticmethod(job.make_worker)})
         ds = ds.map_batches(
-            RayWorker, fn_constructor_args=(job.make_worker,), batch_format="pyarrow", batch_size=job.batch_size,
-            concurrency=_pool_size(job, cfg), num_cpus=job.num_cpus, num_gpus=job.num_gpus,
+            actor_cls, batch_format="pyarrow", batch_size=job.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=_pool_size(job, cfg)), num_cpus=job.num_cpus, num_gpus=job.num_gpus,
             # a killed actor is restarted and its in-flight batch re-run (Ray Data's default is forever)
             max_restarts=cfg.max_retries, max_task_retries=cfg.max_retries,
         )
@@ -87,19 +89,26 @@ def runtime(cfg: ExecutorConfig) -> Iterator[None]:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
         ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, logging_level=logging.WARNING)
-    # the stages show their own per-video progress bar; Ray's per-operator bars would interleave with it
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    quiet()
     try:
         yield
     finally:
         ray.shutdown()
 
 
-class RayWorker:
-    """Ray Data callable class: one ``Worker`` per actor, fed pickled rows."""
+def quiet() -> None:
+    """The stages show their own per-video progress and log; Ray Data's bars and INFO lines would interleave."""
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
-    def __init__(self, make_worker: object) -> None:
-        self.worker: Worker = make_worker()  # type: ignore[operator]
+
+class RayWorker:
+    """Ray Data callable class: one ``Worker`` per actor, fed pickled rows (subclassed per job)."""
+
+    make_worker: Callable[[], Worker]
+
+    def __init__(self) -> None:
+        self.worker = self.make_worker()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return _to_table(call_safely(self.worker, _rows(batch)))

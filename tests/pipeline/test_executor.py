@@ -98,10 +98,12 @@ def assert_same(a, b) -> None:
 def ray_runtime():
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from pipeline import executor_ray
+
     # workers import this test module (Toy) by name: give them the repo root on their path
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    executor_ray.quiet()
     yield ray
     ray.shutdown()
 
