@@ -5,6 +5,9 @@ rows -> ``from_items`` -> [``prepare`` as CPU tasks] -> worker in an actor pool
 pool) -> streamed back to the driver. Reads and writes no files: workers open whatever
 paths the rows name, so those must be visible at the same path on every node.
 
+The driver materialises the input rows (``from_items``): pass light rows (ids, paths) and
+let ``prepare`` or the worker load heavy data (frames) where it runs.
+
 Rows travel as one pickled blob per row (plus ``video_id``) rather than as Ray's
 columns: Arrow would unify heterogeneous rows (an ok row and a failure row become one
 struct type, adding ``failure: None`` keys) and reshape numpy arrays, so pickling is

@@ -100,9 +100,8 @@ def ray_runtime():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from pipeline import executor_ray
 
-    # workers import this test module (Toy) by name: give them the repo root on their path
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    # what executor_ray.runtime does for a local runtime, once for the module (workers find Toy via the cwd)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     executor_ray.quiet()
     yield ray
     ray.shutdown()
@@ -142,6 +141,20 @@ def test_local_backend_never_imports_ray():
             "print(len(list(executor.run(executor.Job('t', Toy), make_rows(2), LOCAL))))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "4"
+
+
+def test_ray_starts_a_local_runtime_and_stops_what_it_started():
+    pytest.importorskip("ray")
+    code = ("import ray, dataclasses\n"
+            "from tests.pipeline.test_executor import RAY, Toy, make_rows, by_id\n"
+            "from pipeline import executor\n"
+            "cfg = dataclasses.replace(RAY, num_cpus=1)\n"
+            "out = by_id(executor.run(executor.Job('t', Toy, batch_size=8), make_rows(6), cfg))\n"
+            "print(len(out), out['boom']['failure']['reason'], ray.is_initialized())")
+    env = {**os.environ, "RAY_ADDRESS": ""}  # never join a cluster the caller may have configured
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=True, timeout=240)
+    assert done.stdout.split()[-3:] == ["8", "worker_error", "False"]
 
 
 def test_ray_equals_local_and_builds_each_worker_once(ray_runtime, tmp_path):
