@@ -68,7 +68,7 @@ def _quiet_retry_kwargs_warning() -> None:
 def _pool_size(job: Job, cfg: ExecutorConfig) -> int:
     """Actors for the job, leaving CPU for one ``prepare`` task: a CPU pool holding every CPU deadlocks it."""
     size = cfg.actors or job.concurrency
-    if job.prepare is None or job.num_gpus > 0:
+    if job.prepare is None or job.num_gpus > 0 or job.num_cpus <= 0:
         return size
     fits = int((ray.cluster_resources().get("CPU", 0) - job.prepare_num_cpus) // job.num_cpus)
     if fits < size:
