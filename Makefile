@@ -1,4 +1,5 @@
-# `make demo`: set up, then `dvc repro` on the sample corpus.  `make test`: set up, then the tests.
+# `make demo`: set up (without the test/Ray extras), then `dvc repro` on the sample corpus.
+# `make test`: set up with the dev extra (pytest, Ray), then the tests.
 SHELL := /bin/bash
 BIN := $(CURDIR)/.venv/bin
 RUN := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
@@ -8,7 +9,8 @@ PYTEST_ARGS ?=
 setup:
 	@bash scripts/bootstrap.sh
 
-demo: setup
+demo:
+	@EXTRAS= bash scripts/bootstrap.sh
 	$(RUN) dvc repro
 	@$(RUN) python -m pipeline.inspect --outputs
 

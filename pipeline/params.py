@@ -302,6 +302,24 @@ class CtrConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where per-video work runs (``pipeline.executor``); never changes outputs, so no stage lists it."""
+
+    kind: str  # a name in pipeline.executor.BACKENDS: local (in-process) | ray (Ray Data)
+    address: str  # ray: cluster address; "" = $RAY_ADDRESS, else a local runtime on this machine
+    num_cpus: int  # ray local runtime: CPUs it may use; 0 = all
+    num_gpus: float  # ray: GPUs per inference actor (fractions share a GPU); 0 = CPU actors
+    actors: int  # ray: actor pool size per job; 0 = the stage's default
+    max_retries: int  # ray: restarts of a killed worker and retries of its batch (-1 = forever)
+
+    def __post_init__(self) -> None:
+        if self.num_cpus < 0 or self.num_gpus < 0 or self.actors < 0:
+            raise ValueError("num_cpus, num_gpus and actors must be >= 0 (0 = auto)")
+        if self.max_retries < -1:
+            raise ValueError("max_retries must be >= 0, or -1 for unlimited")
+
+
+@dataclass(frozen=True)
 class Params:
     paths: PathsConfig
     data: DataConfig
@@ -313,6 +331,7 @@ class Params:
     reduce: ReduceConfig
     ctr_data: CtrDataConfig
     ctr: CtrConfig
+    executor: ExecutorConfig
 
 
 def _check_rate(rate: float) -> None:

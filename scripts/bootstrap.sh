@@ -26,12 +26,14 @@ fi
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || { echo "[setup] error: Python >= 3.10 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 
+# EXTRAS: the optional-dependency groups to install ("dev" = pytest + Ray for the tests; "" = the pipeline only)
+EXTRAS="${EXTRAS-dev}"
 [ -x .venv/bin/python ] || { echo "[setup] creating .venv with $PY"; "$PY" -m venv .venv; }
-stamp=".venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$( (cat pyproject.toml requirements.lock; echo "$EXTRAS") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "[setup] installing the project and its pinned dependencies into .venv"
+  echo "[setup] installing the project${EXTRAS:+ [$EXTRAS]} and its pinned dependencies into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".${EXTRAS:+[$EXTRAS]}"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
