@@ -302,6 +302,14 @@ class CtrConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    # STUB: the ray branch defines this section in full; the lead reconciles.
+    kind: Literal["local", "ray"]  # where decode and the extractors run their per-video work
+    address: str | None  # ray: cluster address (null: RAY_ADDRESS or a local Ray runtime)
+    num_gpus: float  # ray: GPUs per visual inference actor (0: CPU actors)
+
+
+@dataclass(frozen=True)
 class Params:
     paths: PathsConfig
     data: DataConfig
@@ -313,6 +321,7 @@ class Params:
     reduce: ReduceConfig
     ctr_data: CtrDataConfig
     ctr: CtrConfig
+    executor: ExecutorConfig
 
 
 def _check_rate(rate: float) -> None:
