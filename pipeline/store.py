@@ -98,6 +98,17 @@ def shard_files(root: str | Path) -> list[Path]:
     return sorted(Path(root).glob(SHARD_GLOB))
 
 
+def read_schema(path: str | Path) -> pa.Schema:
+    """The schema of a store file, or of a sharded store's first shard."""
+    path = Path(path)
+    if path.is_dir():
+        files = shard_files(path)
+        if not files:
+            raise StoreError(f"{path}: no {SHARD_GLOB} files; run the stage that writes it (dvc repro)")
+        path = files[0]
+    return pq.read_schema(path)
+
+
 def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
     if not isinstance(source, pa.Schema) and Path(source).is_dir():
         return _dataset_meta(Path(source))
