@@ -26,8 +26,10 @@ def failure_row(video_id: str, fingerprint: str, reason: str, message: str) -> R
     return {"video_id": video_id, "fingerprint": fingerprint, "failure": {"reason": reason, "message": message}}
 
 
-def run(job: Job, rows: Iterable[Row], cfg: ExecutorConfig, local: Callable[[Iterable[Row]], Iterator[Row]]) -> Iterator[Row]:
-    """``local(rows)`` for ``executor.kind: local``, else the configured executor."""
+def run(job: Job, rows: list[Row], cfg: ExecutorConfig, local: Callable[[Iterable[Row]], Iterator[Row]]) -> Iterator[Row]:
+    """``local(rows)`` for ``executor.kind: local``, else the configured executor; no workers for no rows."""
+    if not rows:
+        return iter(())
     return local(rows) if cfg.kind == "local" else executor.run(job, rows, cfg)
 
 

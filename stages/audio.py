@@ -42,6 +42,7 @@ def main() -> None:
     with store.locked(out):
         plan = sharded.plan(index.select(["video_id", "fingerprint"]).to_pylist())
         todo = [{k: r[k] for k in ("video_id", "fingerprint", "shard")} for r in plan.todo]
+        workers = max(1, min(workers, len(todo)))  # a pool (and its warm-up) only pays off for many videos
         log.info("feature sets %s at %d Hz: %d of %d videos to compute, %d worker(s); librosa is warmed up once "
                  "per worker, not per video", audio.enabled(cfg), cfg.sample_rate, len(todo), plan.total, workers)
         local = partial(work.processes, job, workers=workers, preload=("pipeline.audio_preload",))
