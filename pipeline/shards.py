@@ -83,6 +83,9 @@ class ShardedStore:
 
     def plan(self, wanted: Iterable[Mapping[str, Any]]) -> Plan:
         """What to compute and which shards to rewrite for the ``wanted`` rows (video_id, fingerprint, ...)."""
+        if self.root.is_file():  # a single-file store of an older layout: replaced by a shard folder
+            log.warning("%s is a single file (an older layout); rebuilding it as a folder of shards", self.root)
+            self.root.unlink()
         self._clean_stale_temps()
         by_shard: dict[int, dict[str, dict]] = defaultdict(dict)
         for row in wanted:

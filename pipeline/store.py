@@ -177,9 +177,12 @@ def read_table(
     check_meta(meta, expect or {}, str(path))
     if not path.is_dir():
         return pq.read_table(path, columns=columns)
-    tables = [pq.read_table(f, columns=columns) for f in shard_files(path)]
+    wanted = columns if columns is None or "video_id" in columns else [*columns, "video_id"]
+    tables = [pq.read_table(f, columns=wanted) for f in shard_files(path)]
     table = pa.concat_tables(tables).replace_schema_metadata(tables[0].schema.metadata)
-    return table.sort_by("video_id") if "video_id" in table.column_names else table
+    if "video_id" in table.column_names:  # shards follow fingerprints: give readers a stable order
+        table = table.sort_by("video_id")
+    return table.select(columns) if columns is not None else table
 
 
 def same_content(path: str | Path, table: pa.Table, meta: Mapping[str, Any]) -> bool:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from functools import partial
 
 import pyarrow as pa
@@ -116,3 +118,30 @@ def test_read_table_on_a_shard_folder_checks_metadata(tmp_path):
     (tmp_path / "empty.parquet").mkdir()
     with pytest.raises(store.StoreError, match="no shard"):
         store.read_table(tmp_path / "empty.parquet")
+
+
+def test_single_file_store_of_the_old_layout_becomes_a_shard_folder(tmp_path):
+    store.write_table(pa.table({"video_id": ["old"]}), tmp_path / "toy.parquet", store.make_meta("toy"))
+    summary, seen = run(tmp_path, corpus(5))
+    assert (tmp_path / "toy.parquet").is_dir() and len(seen) == 5 and summary.rows == 5
+
+
+def test_store_lock_serialises_writers(tmp_path):
+    events: list[str] = []
+    inside = threading.Event()
+
+    def first() -> None:
+        with store.locked(tmp_path / "toy.parquet"):
+            events.append("first in")
+            inside.set()
+            time.sleep(0.3)  # the second writer arrives meanwhile and must wait
+            events.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait()
+    with store.locked(tmp_path / "toy.parquet"):
+        events.append("second in")
+    thread.join()
+    assert events == ["first in", "first out", "second in"]
+    assert (tmp_path / ".toy.parquet.lock").exists() and not (tmp_path / "toy.parquet").exists()
