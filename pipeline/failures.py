@@ -22,6 +22,7 @@ REASONS = {
     "decode_error": "ffmpeg failed while decoding the sampled frames",
     "bad_frames": "the decoded frames blob is missing or not of the store's shape",
     "extract_error": "a feature extractor failed on the video (model error, non-finite input or features)",
+    "worker_error": "an executor worker raised on the video (pipeline.executor turns it into this row)",
 }
 
 SCHEMA = pa.schema(

@@ -303,10 +303,20 @@ class CtrConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    # STUB: the ray branch defines this section in full; the lead reconciles.
-    kind: Literal["local", "ray"]  # where decode and the extractors run their per-video work
-    address: str | None  # ray: cluster address (null: RAY_ADDRESS or a local Ray runtime)
-    num_gpus: float  # ray: GPUs per visual inference actor (0: CPU actors)
+    """Where per-video work runs (``pipeline.executor``); never changes outputs, so no stage lists it."""
+
+    kind: str  # a name in pipeline.executor.BACKENDS: local (in-process) | ray (Ray Data)
+    address: str  # ray: cluster address; "" = $RAY_ADDRESS, else a local runtime on this machine
+    num_cpus: int  # ray local runtime: CPUs it may use; 0 = all
+    num_gpus: float  # ray: GPUs per inference actor (fractions share a GPU); 0 = CPU actors
+    actors: int  # ray: actor pool size per job; 0 = the stage's default
+    max_retries: int  # ray: restarts of a killed worker and retries of its batch (-1 = forever)
+
+    def __post_init__(self) -> None:
+        if self.num_cpus < 0 or self.num_gpus < 0 or self.actors < 0:
+            raise ValueError("num_cpus, num_gpus and actors must be >= 0 (0 = auto)")
+        if self.max_retries < -1:
+            raise ValueError("max_retries must be >= 0, or -1 for unlimited")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (video_id, fingerprint)
 REUSE_KEYS = ("params_hash", "decoded_params_hash")  # metadata that must match for a row to be reused
+TRANSIENT = {"worker_error"}  # failure reasons retried every run (a killed worker says nothing about the video)
 
 
 def shard_of(fingerprint: str, shards: int) -> int:
@@ -141,7 +142,8 @@ class ShardedStore:
             return {}
         if reuse_key(meta) != reuse_key(self.meta):
             return {}
-        return {(r["video_id"], r["fingerprint"]): failures.Failure(**r) for r in rows if r.get("fingerprint")}
+        return {(r["video_id"], r["fingerprint"]): failures.Failure(**r) for r in rows
+                if r.get("fingerprint") and r["reason"] not in TRANSIENT}
 
     def _clean_stale_temps(self) -> None:
         """Temp files of a killed run (we hold the lock, so no live writer owns them)."""
@@ -157,21 +159,25 @@ class ShardedStore:
         self.root.mkdir(parents=True, exist_ok=True)
         writers: dict[int, _ShardWriter] = {}
         failed, computed, rewritten = list(plan.failures), 0, []
+        planned = {row["video_id"]: row["fingerprint"] for row in plan.todo}  # executor rows may lack it
         try:
             for shard in sorted(s for s in plan.dirty if s >= 0 and plan.pending[s] == 0):
                 self._open(shard, plan).close()  # only removals or a metadata change: no compute
                 rewritten.append(shard)
             for row in results:
                 computed += 1
-                shard = shard_of(row["fingerprint"], self.shards)
+                if row["video_id"] not in planned:
+                    raise RuntimeError(f"{self.stage}: the executor returned {row['video_id']!r}, not asked for")
+                fingerprint = planned.pop(row["video_id"])
+                shard = shard_of(fingerprint, self.shards)
                 if shard not in writers:
                     writers[shard] = self._open(shard, plan)
                 if "failure" in row:
                     failed.append(failures.Failure(row["video_id"], source.get(row["video_id"], ""), self.stage,
                                                    row["failure"]["reason"], row["failure"]["message"],
-                                                   row["fingerprint"]))
+                                                   fingerprint))
                 else:
-                    writers[shard].add(row)
+                    writers[shard].add(row | {"fingerprint": fingerprint})
                 plan.pending[shard] -= 1
                 if plan.pending[shard] == 0:
                     writers.pop(shard).close()

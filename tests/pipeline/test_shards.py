@@ -145,3 +145,15 @@ def test_store_lock_serialises_writers(tmp_path):
     thread.join()
     assert events == ["first in", "first out", "second in"]
     assert (tmp_path / ".toy.parquet.lock").exists() and not (tmp_path / "toy.parquet").exists()
+
+
+def test_executor_rows_without_fingerprint_and_worker_errors_are_retried(tmp_path):
+    sharded = open_store(tmp_path)
+    plan = sharded.plan(corpus(4))
+    results = [{"video_id": "v00", "failure": {"reason": "worker_error", "message": "worker killed"}}]
+    results += [{k: v for k, v in compute(r).items() if k != "fingerprint"} for r in plan.todo[1:]]
+    summary = sharded.write(plan, sorted(results, key=lambda r: r["video_id"], reverse=True), {})
+    assert [(f.video_id, f.reason, f.fingerprint) for f in summary.failures] == [("v00", "worker_error", fp("c00"))]
+    assert store.read_table(tmp_path / "toy.parquet").column("fingerprint").to_pylist() == [fp(f"c0{i}") for i in (1, 2, 3)]
+    _, seen = run(tmp_path, corpus(4))
+    assert seen == ["v00"]  # a killed worker says nothing about the video: retried next run
