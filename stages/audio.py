@@ -19,6 +19,7 @@ from pipeline.runtime import progress, resolve_workers, run_stage
 from pipeline.shards import ShardedStore
 
 log = logging.getLogger("stage.audio")
+POOL_MIN = 16  # fewer videos than this run in this process (an incremental run adding a handful)
 
 
 def main() -> None:
@@ -42,7 +43,8 @@ def main() -> None:
     with store.locked(out):
         plan = sharded.plan(index.select(["video_id", "fingerprint"]).to_pylist())
         todo = [{k: r[k] for k in ("video_id", "fingerprint", "shard")} for r in plan.todo]
-        workers = max(1, min(workers, len(todo)))  # a pool (and its warm-up) only pays off for many videos
+        if len(todo) < POOL_MIN:  # starting the pool's fork server costs more than a few videos take
+            workers = 1
         log.info("feature sets %s at %d Hz: %d of %d videos to compute, %d worker(s); librosa is warmed up once "
                  "per worker, not per video", audio.enabled(cfg), cfg.sample_rate, len(todo), plan.total, workers)
         local = partial(work.processes, job, workers=workers, preload=("pipeline.audio_preload",))
