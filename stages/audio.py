@@ -8,6 +8,7 @@ incrementally (``pipeline.shards``: only new or changed videos are computed) and
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from functools import partial
 
@@ -39,7 +40,8 @@ def main() -> None:
     sharded = ShardedStore(out, int(meta["shards"]), schema, audio_store.store_meta(
         cfg, source_rate, meta["params_hash"], int(meta["shards"])), stage="audio",
         failures_path=params.paths.audio_failures, encode=partial(audio_store.to_table, cfg=cfg))
-    job = Job("audio", partial(audio_store.AudioWorker, cfg, root), batch_size=16, concurrency=workers)
+    job = Job("audio", partial(audio_store.AudioWorker, cfg, os.path.abspath(root)), batch_size=16,
+              concurrency=workers)  # an absolute root: workers may not share this cwd
     with store.locked(out):
         plan = sharded.plan(index.select(["video_id", "fingerprint"]).to_pylist())
         todo = [{k: r[k] for k in ("video_id", "fingerprint", "shard")} for r in plan.todo]

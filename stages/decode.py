@@ -7,6 +7,7 @@ decoded, only the shards they touch are rewritten; then ``index.parquet`` and ``
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -41,7 +42,8 @@ def main() -> None:
             (out / INDEX_NAME).unlink(missing_ok=True)  # no index = decode did not finish (readers stop)
         log.info("decode: %d of %d videos to decode, %d of %d shards to write", len(plan.todo), plan.total,
                  len(plan.dirty), cfg.shards)
-        results = work.run(job, plan.todo, params.executor, partial(work.threads, job, workers=workers))
+        todo = [row | {"path": os.path.abspath(row["path"])} for row in plan.todo]  # workers may run elsewhere
+        results = work.run(job, todo, params.executor, partial(work.threads, job, workers=workers))
         summary = sharded.write(plan, progress(results, len(plan.todo), "decode"),
                                 {r["video_id"]: r["path"] for r in manifest})
         decoded.write_index(out, meta)

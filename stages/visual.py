@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from functools import partial
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("%s on %s, precision %s, %d threads, batches of %d videos", name, runtime.device,
              runtime.precision, runtime.threads, cfg.batch_size)
     meta = store_meta(built.worker.engine, built.weights, built.detail, decoded.read_meta(root))
-    job = Job(f"visual@{name}", partial(make_worker, name, cfg, root), batch_size=cfg.batch_size,
+    job = Job(f"visual@{name}", partial(make_worker, name, cfg, os.path.abspath(root)), batch_size=cfg.batch_size,
               num_gpus=params.executor.num_gpus)
     start = time.perf_counter()
     summary = extract_store(built.worker, params.paths.visual_features, meta, job=job, executor=params.executor)

@@ -83,6 +83,10 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
     assert again.returncode == 0 and "0 of 8 videos to decode" in again.stderr and "rewritten: none" in again.stderr
     assert stamps(inc) == after
 
+    shown = inc.run("-m", "pipeline.inspect", "--outputs", "features/audio.parquet")
+    assert shown.returncode == 0 and "-- all shards\nrows: 8" in shown.stdout, shown.stderr
+    assert "8 rows in 8 shards" in shown.stdout  # paths.audio_features in --outputs
+
     scratch = Project(tmp_path / "scratch", {"data": {"input": str(corpus)}, **PATCH})
     repro(scratch)
     for name in STORES[1:] + ("data/decoded/index.parquet",):
