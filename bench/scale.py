@@ -10,7 +10,8 @@ copies the project to ``bench/out/scale/project`` with a light config (decode 8 
 (c) the same with nothing changed (DVC skips every stage);
 (d) every stage run by hand with nothing changed: the fixed cost of a run (process start, imports,
     model load, librosa warm-up, planning), which (b) pays on top of its few videos.
-Prints a markdown table: step, videos computed per stage, seconds, share of (a).
+Prints a markdown table: step, videos computed per stage, wall seconds and share of (a), and the
+stages' own computing + writing seconds (from their logs) and share of (a)'s.
 ``--executors`` adds the executor comparison rows (``executor_rows``: local vs ray).
 """
 from __future__ import annotations
@@ -36,7 +37,9 @@ CONFIG = {
     "decode": {"num_frames": 8, "size": 64, "shards": 16},
     "visual": {"extractors": ["resnet152"], "precision": "fp32", "resnet152": {"num_frames": 2}},
 }
-COMPUTED = {"decode": r"(\d+) decoded now", "visual": r"\((\d+) computed now", "audio": r"audio features: .*\((\d+) computed now"}
+# the stages' closing log lines: videos computed and seconds spent computing + writing them
+COMPUTED = {"decode": r"\((\d+) decoded now in ([\d.]+) s", "visual": r"resnet152: .*\((\d+) computed now in ([\d.]+) s",
+            "audio": r"audio features: .*\((\d+) computed now in ([\d.]+) s"}
 
 
 def render(folder: Path, n: int, seed: int, prefix: str) -> list[Path]:
@@ -50,18 +53,19 @@ def render(folder: Path, n: int, seed: int, prefix: str) -> list[Path]:
     return paths
 
 
-def timed(project: Project, *args: str) -> tuple[float, dict[str, int], str]:
+def timed(project: Project, *args: str) -> tuple[float, dict[str, tuple[int, float]], str]:
     start = time.perf_counter()
     done = project.run(*args)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     log = done.stdout + done.stderr
-    counts = {stage: int(m.group(1)) for stage, pattern in COMPUTED.items() if (m := re.search(pattern, log))}
+    counts = {stage: (int(m.group(1)), float(m.group(2)))
+              for stage, pattern in COMPUTED.items() if (m := re.search(pattern, log))}
     return seconds, counts, log
 
 
-def by_hand(project: Project) -> tuple[float, dict[str, int]]:
+def by_hand(project: Project) -> tuple[float, dict[str, tuple[int, float]]]:
     total, counts = 0.0, {}
     for stage in (["-m", "stages.ingest"], ["-m", "stages.decode"], ["-m", "stages.visual", "resnet152"],
                   ["-m", "stages.audio"]):
@@ -104,11 +108,16 @@ def main() -> None:
 
     print(f"\n{args.videos} + {len(extra)} synthetic clips (1-3 s); decode {CONFIG['decode']}, visual@resnet152 on "
           "2 frames, audio mfcc+logmel_segments+pyaa; executor: local\n")
-    print("| step | videos computed (decode / visual / audio) | seconds | share of full |")
-    print("|---|---|---:|---:|")
+    full_work = sum(s for _, s in rows[0][1].values())
+    print("| step | videos computed (decode / visual / audio) | seconds | share of full | work seconds | "
+          "work share |")
+    print("|---|---|---:|---:|---:|---:|")
     for name, got, secs in rows:
-        computed = " / ".join(str(got.get(k, 0)) for k in ("decode", "visual", "audio"))
-        print(f"| {name} | {computed} | {secs:.1f} | {secs / full:.1%} |")
+        computed = " / ".join(str(got.get(k, (0, 0.0))[0]) for k in ("decode", "visual", "audio"))
+        work = sum(s for _, s in got.values())
+        print(f"| {name} | {computed} | {secs:.1f} | {secs / full:.1%} | {work:.1f} | {work / full_work:.1%} |")
+    print("\nseconds: wall clock of the step; work seconds: the stages' own time computing and writing "
+          "(from their logs), i.e. without process start-up, imports, model load and DVC")
     if args.executors:
         for line in executor_rows(project, full):
             print(line)

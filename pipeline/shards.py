@@ -18,6 +18,7 @@ Callers hold ``store.locked(root)`` around both.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class Summary:
     failures: list[failures.Failure]  # kept + new
     total: int
     rewritten: list[int]  # shards written this run
+    seconds: float  # computing and writing (the stage's own start-up not included)
 
 
 class ShardedStore:
@@ -157,6 +159,7 @@ class ShardedStore:
         written even when the run is interrupted, so finished work is never redone.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
         writers: dict[int, _ShardWriter] = {}
         failed, computed, rewritten = list(plan.failures), 0, []
         planned = {row["video_id"]: row["fingerprint"] for row in plan.todo}  # executor rows may lack it
@@ -191,7 +194,8 @@ class ShardedStore:
         finally:
             self._write_failures(failed)
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.shard_files(self.root))
-        return Summary(rows, computed, sorted(failed, key=lambda f: f.video_id), plan.total, sorted(rewritten))
+        return Summary(rows, computed, sorted(failed, key=lambda f: f.video_id), plan.total, sorted(rewritten),
+                       time.perf_counter() - start)
 
     def _open(self, shard: int, plan: Plan) -> _ShardWriter:
         writer = _ShardWriter(shard_path(self.root, shard), self.schema, self.meta, self.encode, self.row_group)

@@ -55,8 +55,8 @@ def main() -> None:
         summary = sharded.write(plan, progress(results, len(todo), "audio"), source)
     for f in summary.failures:
         log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
-    log.info("audio features: %d rows (%d computed now, shards rewritten: %s), %d failures -> %s",
-             summary.rows, summary.computed, summary.rewritten or "none", len(summary.failures), out)
+    log.info("audio features: %d rows (%d computed now in %.1f s, shards rewritten: %s), %d failures -> %s",
+             summary.rows, summary.computed, summary.seconds, summary.rewritten or "none", len(summary.failures), out)
     failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "audio", params.paths.audio_failures)
 
 

@@ -49,8 +49,8 @@ def main() -> None:
         decoded.write_index(out, meta)
     for f in summary.failures:
         log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
-    log.info("decoded store: %d videos (%d decoded now, shards rewritten: %s), %d failures -> %s",
-             summary.rows, summary.computed, summary.rewritten or "none", len(summary.failures), out)
+    log.info("decoded store: %d videos (%d decoded now in %.1f s, shards rewritten: %s), %d failures -> %s",
+             summary.rows, summary.computed, summary.seconds, summary.rewritten or "none", len(summary.failures), out)
     failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "decode", out / FAILURES_NAME)
 
 

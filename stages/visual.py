@@ -12,7 +12,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from functools import partial
 
 from pipeline import decoded, failures, store
@@ -48,13 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     meta = store_meta(built.worker.engine, built.weights, built.detail, decoded.read_meta(root))
     job = Job(f"visual@{name}", partial(make_worker, name, cfg, os.path.abspath(root)), batch_size=cfg.batch_size,
               num_gpus=params.executor.num_gpus)
-    start = time.perf_counter()
     summary = extract_store(built.worker, params.paths.visual_features, meta, job=job, executor=params.executor)
-    seconds = time.perf_counter() - start
     final, failures_path = output_paths(params.paths.visual_features, name)
-    rate = summary.computed / seconds if seconds > 0 else 0.0
-    log.info("%s: %d rows (%d computed now at %.2f videos/s, shards rewritten: %s, %d failures) -> %s", name,
-             summary.rows, summary.computed, rate, summary.rewritten or "none", len(summary.failures), final)
+    rate = summary.computed / summary.seconds if summary.seconds > 0 else 0.0
+    log.info("%s: %d rows (%d computed now in %.1f s, %.2f videos/s, shards rewritten: %s, %d failures) -> %s",
+             name, summary.rows, summary.computed, summary.seconds, rate, summary.rewritten or "none",
+             len(summary.failures), final)
     for f in summary.failures[:10]:
         log.warning("failed %s (%s): %s", f.video_id, f.reason, f.message)
     failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "visual", failures_path)
