@@ -37,7 +37,7 @@ from pipeline.params import DecodeConfig, load_params  # noqa: E402
 from pipeline.visual import registry, weights  # noqa: E402
 from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
 from pipeline.visual.engine import Engine, Runtime, resolve_runtime  # noqa: E402
-from pipeline.visual.extract import extract_store, store_meta  # noqa: E402
+from pipeline.visual.extract import VisualWorker, extract_store, store_meta  # noqa: E402
 from pipeline.visual.runner import Item, extract, read_shard  # noqa: E402
 
 
@@ -111,8 +111,8 @@ def rss_child(root: str, out: str, name: str) -> None:
     ex = registry.create(name, cfg, decoded.read_meta(root)["dims"]["frames"][0])
     lw = weights.load(ex, "random")
     engine = Engine(ex, lw.model, runtime)
-    summary = extract_store(engine, root, out, store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)),
-                            cfg.batch_size)
+    summary = extract_store(VisualWorker(engine, str(root), cfg.batch_size), out,
+                            store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)))
     print(f"{summary.rows} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 
 

@@ -1,6 +1,8 @@
 """The audio feature store: one row per decoded video (``paths.audio_features``).
 
-Columns: ``video_id`` (string), ``has_audio`` (bool), ``audio_seconds`` (float32, decoded audio
+A folder of ``shard-XXX.parquet`` files (``pipeline.shards``: updated incrementally, the decoded
+store's shard assignment). Columns: ``video_id`` (string), ``fingerprint`` (the video's content
+hash), ``has_audio`` (bool), ``audio_seconds`` (float32, decoded audio
 length before any padding), then one ``fixed_size_list<float32>`` column per enabled feature set
 of ``pipeline.audio.FEATURE_SETS`` (``logmel_segments`` flattened row-major from
 ``[segments, n_mels]``). The schema metadata records ``dims``, ``feature_names`` (the names of
@@ -17,13 +19,13 @@ import librosa
 import numpy as np
 import pyarrow as pa
 
-from pipeline import audio, store
-from pipeline.decoded import DecodedVideo
+from pipeline import audio, store, work
+from pipeline.decoded import DecodedVideo, ShardReader
 from pipeline.failures import Failure
 from pipeline.params import AudioConfig
 
 STAGE = "audio"
-BASE_SCHEMA = [("video_id", pa.string()), ("has_audio", pa.bool_()), ("audio_seconds", pa.float32())]
+BASE_SCHEMA = [("video_id", pa.string()), ("fingerprint", pa.string()), ("has_audio", pa.bool_()), ("audio_seconds", pa.float32())]
 PYAA_INPUT = ("float64 mono samples in [-1, 1] times 2**15 (int16 scale, not rounded); the library "
               "divides by 2**15 and peak-normalises the clip, so energy features are relative to the peak")
 
@@ -37,7 +39,31 @@ def extract_video(video: DecodedVideo, cfg: AudioConfig, source: str = "") -> di
         return Failure(video.video_id, source, STAGE, "extract_error", str(err))
     has_audio = samples is not None and samples.size > 0
     seconds = samples.size / video.audio_rate if has_audio else 0.0
-    return {"video_id": video.video_id, "has_audio": has_audio, "audio_seconds": seconds, **values}
+    return {"video_id": video.video_id, "fingerprint": video.fingerprint, "has_audio": has_audio,
+            "audio_seconds": seconds, **values}
+
+
+class AudioWorker:
+    """The executor's worker: {video_id, fingerprint, shard} rows in, store rows (or failures) out.
+
+    Built once per worker: it warms librosa up (numba compile) and reads the audio itself
+    from the decoded store at ``root``.
+    """
+
+    def __init__(self, cfg: AudioConfig, root: str):
+        self.cfg, self.root = cfg, root
+        self.reader = ShardReader(root)
+        audio.warm_up(cfg)
+
+    def __call__(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for row in batch:
+            video = self.reader.read(row["shard"], row["video_id"], frames=False, audio=True)
+            result = extract_video(video, self.cfg)
+            if isinstance(result, Failure):
+                result = work.failure_row(row["video_id"], row["fingerprint"], result.reason, result.message)
+            out.append(result)
+        return out
 
 
 def schema(cfg: AudioConfig) -> pa.Schema:
@@ -49,6 +75,7 @@ def to_table(rows: list[Mapping[str, Any]], cfg: AudioConfig) -> pa.Table:
     rows = sorted(rows, key=lambda r: r["video_id"])
     columns: dict[str, pa.Array] = {
         "video_id": pa.array([r["video_id"] for r in rows], pa.string()),
+        "fingerprint": pa.array([r["fingerprint"] for r in rows], pa.string()),
         "has_audio": pa.array([bool(r["has_audio"]) for r in rows], pa.bool_()),
         "audio_seconds": pa.array([r["audio_seconds"] for r in rows], pa.float32()),
     }
@@ -67,7 +94,7 @@ def output_params(cfg: AudioConfig) -> dict[str, Any]:
     return params
 
 
-def store_meta(cfg: AudioConfig, source_rate: int, decoded_hash: str | None = None) -> dict[str, Any]:
+def store_meta(cfg: AudioConfig, source_rate: int, decoded_hash: str | None = None, shards: int = 1) -> dict[str, Any]:
     n_fft, hop = audio.stft_sizes(cfg)
     window, step = audio.pyaa_sizes(cfg)
     sets = audio.enabled(cfg)
@@ -85,4 +112,5 @@ def store_meta(cfg: AudioConfig, source_rate: int, decoded_hash: str | None = No
         stft={"n_fft": n_fft, "hop_length": hop, "window": "hann", "center": True},
         pyaa={"window": window, "step": step, "input": PYAA_INPUT},
         decoded_params_hash=decoded_hash,
+        shards=shards,
     )

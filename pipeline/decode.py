@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ from pipeline import store
 from pipeline.failures import Failure
 from pipeline.media import MediaError, ProbeInfo, decode_clip
 from pipeline.params import DecodeConfig
+from pipeline.work import failure_row
 
 
 def probe_info(row: Mapping[str, Any]) -> ProbeInfo:
@@ -22,7 +24,7 @@ def decode_row(row: Mapping[str, Any], cfg: DecodeConfig) -> dict[str, Any] | Fa
     try:
         clip = decode_clip(row["path"], probe_info(row), cfg.num_frames, cfg.sampling, cfg.size, cfg.audio_rate)
     except MediaError as err:
-        return Failure(row["video_id"], row["path"], "decode", err.reason, str(err))
+        return Failure(row["video_id"], row["path"], "decode", err.reason, str(err), row["fingerprint"])
     audio = clip.audio if clip.audio is not None else np.zeros(0, np.float32)
     return {
         "video_id": row["video_id"],
@@ -38,9 +40,26 @@ def decode_row(row: Mapping[str, Any], cfg: DecodeConfig) -> dict[str, Any] | Fa
     }
 
 
-def decoded_meta(cfg: DecodeConfig, manifest_hash: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DecodeWorker:
+    """The executor's worker: manifest rows in, decoded-store rows (or failure rows) out."""
+
+    cfg: DecodeConfig
+
+    def __call__(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for row in batch:
+            result = decode_row(row, self.cfg)
+            if isinstance(result, Failure):
+                result = failure_row(result.video_id, row["fingerprint"], result.reason, result.message)
+            out.append(result)
+        return out
+
+
+def decoded_meta(cfg: DecodeConfig) -> dict[str, Any]:
     size = cfg.size
-    # Only what changes the output goes into params (and so params_hash): not workers.
+    # Only what changes the output goes into params (and so params_hash): not workers, not which
+    # manifest listed the video (the fingerprint says what the video is).
     output_params = {"num_frames": cfg.num_frames, "sampling": cfg.sampling, "size": size, "audio_rate": cfg.audio_rate}
     return store.make_meta(
         "decode",
@@ -51,5 +70,4 @@ def decoded_meta(cfg: DecodeConfig, manifest_hash: str | None = None) -> dict[st
         frame_dtype="uint8",
         audio_dtype="float32",
         audio_rate=cfg.audio_rate,
-        manifest_params_hash=manifest_hash,
     )

@@ -1,7 +1,7 @@
 """Failures tables: one row per input a stage could not use, and the failure-rate guard.
 
 Every stage that drops inputs writes ``failures.parquet`` with columns
-``video_id, path, stage, reason, message``: ``reason`` is a machine-readable code
+``video_id, path, stage, reason, message, fingerprint``: ``reason`` is a machine-readable code
 (listed in ``REASONS``), ``message`` is for people.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ REASONS = {
 
 SCHEMA = pa.schema(
     [("video_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
-     ("reason", pa.string()), ("message", pa.string())]
+     ("reason", pa.string()), ("message", pa.string()), ("fingerprint", pa.string())]
 )
 
 
@@ -38,6 +38,7 @@ class Failure:
     stage: str
     reason: str
     message: str
+    fingerprint: str | None = None  # the video's content hash, when known: incremental runs keep the row until it changes
 
     def __post_init__(self) -> None:
         if self.reason not in REASONS:

@@ -4,7 +4,8 @@ Reads a folder (scanned recursively for ``ingest.extensions``; a ``manifest.csv`
 ``manifest.parquet`` at its top level is used instead of scanning) or a manifest file
 (columns ``video_id, path`` and optional ``label, split``; relative paths are relative
 to the manifest). Produces the manifest table (one row per usable video) and the
-failures for the rest.
+failures for the rest. Probing and hashing a large corpus is slow, so a file whose path, size
+and ``mtime_ns`` match the previous manifest keeps that manifest's probe facts and fingerprint.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ SCHEMA = pa.schema([
     ("display_width", pa.int32()), ("display_height", pa.int32()), ("rotation", pa.int16()),
     ("sar", pa.float64()), ("video_stream", pa.int16()), ("video_codec", pa.string()),
     ("has_audio", pa.bool_()), ("audio_stream", pa.int16()), ("audio_codec", pa.string()),
-    ("audio_channels", pa.int16()), ("audio_rate", pa.int32()),
+    ("audio_channels", pa.int16()), ("audio_rate", pa.int32()), ("mtime_ns", pa.int64()),
 ])
 
 
@@ -168,10 +169,42 @@ def assign_splits(items: Sequence[InputVideo], cfg: SplitConfig) -> list[str]:
     return out
 
 
-def probe_one(item: InputVideo, split: str) -> dict | Failure:
+def previous_manifest(path: str | Path) -> dict[str, dict]:
+    """The last manifest's rows by path (empty when there is none or it is unreadable)."""
+    from pipeline import store
+
+    try:
+        table = store.read_table(path, expect={"stage": "ingest"})
+    except (store.StoreError, pa.ArrowInvalid, OSError) as err:
+        if Path(path).exists():
+            log.warning("previous manifest %s unusable (%s): probing every file", path, err)
+        return {}
+    if "mtime_ns" not in table.column_names:
+        return {}
+    return {row["path"]: row for row in table.to_pylist()}
+
+
+def reuse(item: InputVideo, split: str, previous: dict[str, dict]) -> dict | None:
+    """The previous row for an unchanged file (same path, size and mtime_ns), with today's id, label and split."""
+    old = previous.get(item.path)
+    if old is None:
+        return None
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None
+    if (st.st_size, st.st_mtime_ns) != (old["size_bytes"], old["mtime_ns"]):
+        return None
+    return old | {"video_id": item.video_id, "label": item.label, "split": split}
+
+
+def probe_one(item: InputVideo, split: str, previous: dict[str, dict] | None = None) -> dict | Failure:
     """One manifest row (a dict in ``SCHEMA`` order), or the failure that stops this video."""
+    if previous and (row := reuse(item, split, previous)) is not None:
+        return row
     try:
         info = probe(item.path)
+        st = os.stat(item.path)
         digest = fingerprint(item.path)
     except MediaError as err:
         return Failure(item.video_id, item.path, "ingest", err.reason, str(err))
@@ -180,13 +213,13 @@ def probe_one(item: InputVideo, split: str) -> dict | Failure:
     dw, dh = info.display_size
     return {
         "video_id": item.video_id, "path": item.path, "fingerprint": digest,
-        "size_bytes": os.path.getsize(item.path), "label": item.label, "split": split,
+        "size_bytes": st.st_size, "label": item.label, "split": split,
         "container": info.container, "duration_s": info.duration_s, "fps": info.fps,
         "n_frames": info.n_frames, "width": info.width, "height": info.height,
         "display_width": dw, "display_height": dh, "rotation": info.rotation, "sar": info.sar,
         "video_stream": info.video_stream, "video_codec": info.video_codec,
         "has_audio": info.has_audio, "audio_stream": info.audio_stream, "audio_codec": info.audio_codec,
-        "audio_channels": info.audio_channels, "audio_rate": info.audio_rate,
+        "audio_channels": info.audio_channels, "audio_rate": info.audio_rate, "mtime_ns": st.st_mtime_ns,
     }
 
 

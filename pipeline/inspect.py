@@ -1,8 +1,9 @@
 """``python -m pipeline.inspect PATH``: a store's schema, metadata, row count and column summary.
 
-PATH may be a Parquet file or a folder of them (a sharded store such as the decoded
-clips: the summary covers ``index.parquet`` and the shard schema). ``--outputs`` lists every
-output path named in params.yaml with its row count.
+PATH may be a Parquet file or a sharded store folder: the decoded clips (the summary covers
+``index.parquet`` and the shard schema) or a feature store such as ``features/audio.parquet``
+(all its shards as one table, metadata checked consistent across them). ``--outputs`` lists
+every output path named in params.yaml with its row count (and shard count).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import store
 from pipeline.store import META_KEY
 
 
@@ -66,8 +68,10 @@ def describe(path: Path) -> str:
                          f"{sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows):")
             lines += [f"  {field.name}: {field.type}" for field in pq.read_schema(shards[0])]
         target = path / "index.parquet" if (path / "index.parquet").exists() else files[0]
-        lines.append(f"-- {target.name}")
-    table = pq.read_table(target)
+        if shards and target == files[0]:  # a feature store: its shards are one table
+            target = path
+        lines.append(f"-- {target.name if target != path else 'all shards'}")
+    table = store.read_table(target) if target.is_dir() else pq.read_table(target)
     meta = (table.schema.metadata or {}).get(META_KEY)
     lines.append(f"rows: {table.num_rows}")
     lines.append("metadata: " + (json.dumps(json.loads(meta), indent=2, sort_keys=True) if meta else "none (not written by this pipeline)"))
@@ -84,8 +88,11 @@ def outputs(params_path: str = "params.yaml") -> str:
     lines = ["outputs (params.yaml, section paths):"]
     for key, value in paths.items():
         p = Path(value)
+        shards = store.shard_files(p) if p.is_dir() else []
         if p.is_file() and p.suffix == ".parquet":
             state = f"{pq.ParquetFile(p).metadata.num_rows} rows"
+        elif shards:
+            state = f"{sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows in {len(shards)} shards"
         elif p.is_dir():
             state = f"{sum(1 for _ in p.rglob('*') if _.is_file())} files"
         else:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import store
 from pipeline.params import Params, ReduceConfig
@@ -56,7 +55,7 @@ def read_modality(path: str | Path, column: str, mask: str | None = None, expect
     """(ids sorted, (N, D) float32 matrix, (N,) present mask) of one store column."""
     if not Path(path).exists():
         raise store.StoreError(f"{path}: store not found; run the stage that writes it, or disable it in params")
-    names = pq.read_schema(path).names
+    names = store.read_schema(path).names
     absent = [c for c in [column] + ([mask] if mask else []) if c not in names]
     if absent:
         raise store.StoreError(f"{path}: no column(s) {absent} (params key {key}); the store has {names}")

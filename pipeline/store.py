@@ -8,12 +8,19 @@ Conventions every store follows:
 - writes are atomic: a temp file in the same folder is renamed over the target only once
   it is complete, so a killed run never leaves a truncated file that looks finished.
 Readers call ``read_table(path, expect={...})`` to check the metadata before use.
+
+A store may also be a folder of ``shard-XXX.parquet`` files (a Hive-style dataset that
+``pq.read_table(dir)``, polars and DuckDB read as one table, see ``pipeline.shards``):
+``read_table`` and ``read_meta`` then check that every shard carries the same metadata and
+return the shards concatenated, sorted by ``video_id``.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -25,7 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+log = logging.getLogger(__name__)
+
 META_KEY = b"pipeline"
+SHARD_GLOB = "shard-*.parquet"
 SCHEMA_VERSION = 1
 COMPRESSION = "zstd"
 _UMASK = os.umask(0)
@@ -83,12 +93,45 @@ def with_meta(schema: pa.Schema, meta: Mapping[str, Any]) -> pa.Schema:
     return schema.with_metadata(merged)
 
 
+def shard_files(root: str | Path) -> list[Path]:
+    """The shard files of a sharded store folder, in shard order."""
+    return sorted(Path(root).glob(SHARD_GLOB))
+
+
+def read_schema(path: str | Path) -> pa.Schema:
+    """The schema of a store file, or of a sharded store's first shard."""
+    path = Path(path)
+    if path.is_dir():
+        files = shard_files(path)
+        if not files:
+            raise StoreError(f"{path}: no {SHARD_GLOB} files; run the stage that writes it (dvc repro)")
+        path = files[0]
+    return pq.read_schema(path)
+
+
 def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
+    if not isinstance(source, pa.Schema) and Path(source).is_dir():
+        return _dataset_meta(Path(source))
     schema = source if isinstance(source, pa.Schema) else pq.read_schema(source)
     raw = (schema.metadata or {}).get(META_KEY)
     if raw is None:
         raise StoreError(f"{source}: no '{META_KEY.decode()}' schema metadata; not written by this pipeline")
     return json.loads(raw)
+
+
+def _dataset_meta(root: Path) -> dict[str, Any]:
+    """The metadata every shard of ``root`` shares; a shard that differs is an error naming it."""
+    files = shard_files(root)
+    if not files:
+        raise StoreError(f"{root}: no {SHARD_GLOB} files; run the stage that writes it (dvc repro)")
+    first = read_meta(files[0])
+    for path in files[1:]:
+        meta = read_meta(path)
+        if meta != first:
+            keys = sorted(k for k in first.keys() | meta.keys() if first.get(k) != meta.get(k))
+            raise StoreError(f"{path}: metadata differs from {files[0].name} in {keys}; the store mixes runs "
+                             "with different params (an interrupted run?): re-run the stage that writes it")
+    return first
 
 
 def check_meta(meta: Mapping[str, Any], expect: Mapping[str, Any], where: str) -> None:
@@ -126,13 +169,64 @@ def write_table(table: pa.Table, path: str | Path, meta: Mapping[str, Any]) -> P
 def read_table(
     path: str | Path, *, columns: list[str] | None = None, expect: Mapping[str, Any] | None = None
 ) -> pa.Table:
-    """Read a store, checking it exists, has our metadata and matches ``expect``."""
+    """Read a store (a file, or a folder of shards), checking it has our metadata and matches ``expect``."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: store not found; run the stage that writes it (dvc repro)")
-    schema = pq.read_schema(path)
-    check_meta(read_meta(schema), expect or {}, str(path))
-    return pq.read_table(path, columns=columns)
+    meta = read_meta(path)
+    check_meta(meta, expect or {}, str(path))
+    if not path.is_dir():
+        return pq.read_table(path, columns=columns)
+    wanted = columns if columns is None or "video_id" in columns else [*columns, "video_id"]
+    tables = [pq.read_table(f, columns=wanted) for f in shard_files(path)]
+    table = pa.concat_tables(tables).replace_schema_metadata(tables[0].schema.metadata)
+    if "video_id" in table.column_names:  # shards follow fingerprints: give readers a stable order
+        table = table.sort_by("video_id")
+    return table.select(columns) if columns is not None else table
+
+
+def same_content(path: str | Path, table: pa.Table, meta: Mapping[str, Any]) -> bool:
+    """Whether the file at ``path`` already holds ``table`` with ``meta`` (so rewriting it can be skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        if read_meta(path) != json.loads(json.dumps(meta, sort_keys=True, default=str)):
+            return False
+        return pq.read_table(path).cast(table.schema).equals(table)
+    except (StoreError, pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        return False
+
+
+def write_if_changed(table: pa.Table, path: str | Path, meta: Mapping[str, Any]) -> bool:
+    """``write_table`` unless the file already holds exactly this; True when it wrote.
+
+    An unchanged file keeps its bytes and mtime, so DVC does not re-hash it.
+    """
+    if same_content(path, table.replace_schema_metadata(None), meta):
+        return False
+    write_table(table, path, meta)
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock for writing the store at ``path`` (waits for another writer).
+
+    The lock file ``.<name>.lock`` sits beside the store, outside it (so outside the DVC out).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s is being written by another process; waiting for its lock", path)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class StreamWriter:

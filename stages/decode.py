@@ -1,21 +1,27 @@
 """Stage ``decode``: sample T frames and mono audio per manifest video into sharded Parquet.
 
-Reads ``paths.manifest`` and params ``decode.*``; writes ``paths.decoded`` (layout in
-``pipeline.decoded``): shards, ``index.parquet`` and ``failures.parquet``.
+Reads ``paths.manifest`` and params ``decode.*``; updates ``paths.decoded`` (layout in
+``pipeline.decoded``) incrementally (``pipeline.shards``): only new or changed videos are
+decoded, only the shards they touch are rewritten; then ``index.parquet`` and ``failures.parquet``.
 """
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from functools import partial
 from pathlib import Path
 
-from pipeline import failures, store
+import pyarrow as pa
+
+from pipeline import decoded, failures, store, work
 from pipeline.config import ConfigError
-from pipeline.decode import decode_row, decoded_meta
-from pipeline.decoded import FAILURES_NAME, DecodedWriter
+from pipeline.decode import DecodeWorker, decoded_meta
+from pipeline.decoded import FAILURES_NAME, INDEX_NAME, SHARD_SCHEMA
+from pipeline.executor import Job
 from pipeline.params import load_params
-from pipeline.runtime import bounded_map, progress, resolve_workers, run_stage
+from pipeline.runtime import progress, resolve_workers, run_stage
+from pipeline.shards import ShardedStore
 
 log = logging.getLogger("stage.decode")
 
@@ -23,28 +29,29 @@ log = logging.getLogger("stage.decode")
 def main() -> None:
     params = load_params()
     cfg = params.decode
-    manifest = store.read_table(params.paths.manifest, expect={"stage": "ingest"})
-    rows = manifest.to_pylist()
+    manifest = store.read_table(params.paths.manifest, expect={"stage": "ingest"}).to_pylist()
     out = Path(params.paths.decoded)
-    writer = DecodedWriter(out, cfg.shards, decoded_meta(cfg, store.read_meta(params.paths.manifest)["params_hash"]))
-    failed, padded = [], 0
-    try:
-        results = bounded_map(partial(decode_row, cfg=cfg), rows, resolve_workers(cfg.workers))
-        for result in progress(results, len(rows), "decode"):
-            if isinstance(result, failures.Failure):
-                failed.append(result)
-                log.warning("skipped %s (%s): %s", result.video_id, result.reason, result.message)
-                continue
-            padded += result["padded"]
-            writer.add(result)
-    except BaseException:
-        writer.abort()  # no shard or index is left behind looking complete
-        raise
-    writer.close()
-    failures.write(failed, out / FAILURES_NAME, "decode")
-    log.info("decoded %d videos (%d padded to %d frames), %d failures -> %s",
-             len(rows) - len(failed), padded, cfg.num_frames, len(failed), out)
-    failures.check_rate(len(failed), len(rows), cfg.max_failure_rate, "decode", out / FAILURES_NAME)
+    meta = decoded_meta(cfg)
+    sharded = ShardedStore(out, cfg.shards, SHARD_SCHEMA, meta, stage="decode", failures_path=out / FAILURES_NAME,
+                           encode=partial(pa.Table.from_pylist, schema=SHARD_SCHEMA), row_group=1)
+    workers = resolve_workers(cfg.workers)
+    job = Job("decode", partial(DecodeWorker, cfg), batch_size=1, num_cpus=1, concurrency=workers)
+    with store.locked(out):
+        plan = sharded.plan(manifest)
+        if plan.changed:
+            (out / INDEX_NAME).unlink(missing_ok=True)  # no index = decode did not finish (readers stop)
+        log.info("decode: %d of %d videos to decode, %d of %d shards to write", len(plan.todo), plan.total,
+                 len(plan.dirty), cfg.shards)
+        todo = [row | {"path": os.path.abspath(row["path"])} for row in plan.todo]  # workers may run elsewhere
+        results = work.run(job, todo, params.executor, partial(work.threads, job, workers=workers))
+        summary = sharded.write(plan, progress(results, len(plan.todo), "decode"),
+                                {r["video_id"]: r["path"] for r in manifest})
+        decoded.write_index(out, meta)
+    for f in summary.failures:
+        log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
+    log.info("decoded store: %d videos (%d decoded now in %.1f s, shards rewritten: %s), %d failures -> %s",
+             summary.rows, summary.computed, summary.seconds, summary.rewritten or "none", len(summary.failures), out)
+    failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "decode", out / FAILURES_NAME)
 
 
 if __name__ == "__main__":

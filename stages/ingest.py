@@ -10,7 +10,7 @@ import sys
 
 from pipeline import failures, store
 from pipeline.config import ConfigError
-from pipeline.ingest import InputError, assign_splits, list_inputs, manifest_table, probe_one
+from pipeline.ingest import InputError, assign_splits, list_inputs, manifest_table, previous_manifest, probe_one
 from pipeline.params import load_params
 from pipeline.runtime import bounded_map, progress, resolve_workers, run_stage
 
@@ -22,16 +22,19 @@ def main() -> None:
     cfg = params.ingest
     items = list_inputs(params.data.input, cfg.extensions)
     splits = assign_splits(items, cfg.split)
-    results = bounded_map(lambda job: probe_one(*job), zip(items, splits), resolve_workers(cfg.workers))
+    previous = previous_manifest(params.paths.manifest)  # unchanged files are not probed or hashed again
+    results = bounded_map(lambda job: probe_one(*job, previous), zip(items, splits), resolve_workers(cfg.workers))
     rows, failed = [], []
     for result in progress(results, len(items), "ingest"):
         (failed if isinstance(result, failures.Failure) else rows).append(result)
     meta = store.make_meta("ingest", params={"input": params.data.input, "split": cfg.split})
-    store.write_table(manifest_table(rows), params.paths.manifest, meta)
+    reused = sum(r["path"] in previous for r in rows)
+    store.write_if_changed(manifest_table(rows), params.paths.manifest, meta)
     failures.write(failed, params.paths.ingest_failures, "ingest")
     for f in failed:
         log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
-    log.info("manifest: %d videos, %d failures -> %s", len(rows), len(failed), params.paths.manifest)
+    log.info("manifest: %d videos (%d unchanged files not probed again), %d failures -> %s", len(rows), reused,
+             len(failed), params.paths.manifest)
     failures.check_rate(len(failed), len(items), cfg.max_failure_rate, "ingest", params.paths.ingest_failures)
 
 

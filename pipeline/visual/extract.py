@@ -1,37 +1,34 @@
-"""Extract one visual store from a decoded store: skip finished shards, run the rest, combine.
+"""Extract one visual store from a decoded store, incrementally (``pipeline.shards``).
 
-Reads the decoded store (``pipeline.decoded`` layout); writes ``<out_dir>/visual_<name>.parquet``
-(``video_id``, the extractor's vector columns, ``padded``) and ``visual_<name>_failures.parquet``
-through ``pipeline.visual.output`` (resumable parts).
+Reads the decoded store (``pipeline.decoded`` layout); updates ``<out_dir>/visual_<name>.parquet``,
+a folder of ``shard-XXX.parquet`` (``video_id``, ``fingerprint``, the extractor's vector columns,
+``padded``; the decoded store's shard count and assignment) and ``visual_<name>_failures.parquet``.
+Only videos whose (video_id, fingerprint) and params are not in the store yet run through the
+model; an interrupted run leaves its finished shards, and the rerun does only what is missing.
 """
 from __future__ import annotations
 
-import itertools
 import logging
-import time
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline import decoded, store
-from pipeline.failures import Failure
+import numpy as np
+import pyarrow as pa
+
+from pipeline import decoded, store, work
+from pipeline.executor import Job
+from pipeline.params import ExecutorConfig, VisualConfig
 from pipeline.runtime import progress
-from pipeline.visual.engine import Engine
-from pipeline.visual.output import Parts, ShardPart, shard_keys
-from pipeline.visual.runner import Result, extract, read_shard
+from pipeline.shards import ShardedStore, Summary
+from pipeline.visual import registry, weights
+from pipeline.visual.engine import Engine, resolve_runtime
+from pipeline.visual.runner import Item, extract
 
 log = logging.getLogger("visual")
-
-
-@dataclass(frozen=True)
-class Summary:
-    rows: int
-    failures: list[Failure]
-    total: int  # videos in the decoded store
-    computed: int  # videos run through the model now (the rest came from finished parts)
-    seconds: float
+ROW_GROUP = 256  # videos per Parquet row group of a feature shard
 
 
 def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
@@ -39,51 +36,100 @@ def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
     return out_dir / f"visual_{name}.parquet", out_dir / f"visual_{name}_failures.parquet"
 
 
+def feature_schema(dims: Mapping[str, Sequence[int]]) -> pa.Schema:
+    vecs = [(col, store.vector_type(int(np.prod(shape)))) for col, shape in dims.items()]
+    return pa.schema([("video_id", pa.string()), ("fingerprint", pa.string()), *vecs, ("padded", pa.bool_())])
+
+
+def encode(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    cols: dict[str, Any] = {"video_id": pa.array([r["video_id"] for r in rows], pa.string()),
+                            "fingerprint": pa.array([r["fingerprint"] for r in rows], pa.string())}
+    for name in schema.names[2:-1]:
+        cols[name] = store.vector_array(np.stack([r[name].reshape(-1) for r in rows]))  # (N, D)
+    cols["padded"] = pa.array([r["padded"] for r in rows], pa.bool_())
+    return pa.table(cols, schema=schema)
+
+
 def store_meta(engine: Engine, weights: str, weights_detail: str, decoded_meta: dict[str, Any]) -> dict[str, Any]:
     ex, rt = engine.extractor, engine.runtime
-    # precision changes the numbers, so it is part of params (and params_hash); the device is not.
+    # precision changes the numbers, so it is part of params (and params_hash). The device and
+    # threads are not stored: in an incremental store, shards may come from different machines.
     return store.make_meta(
         "visual", params={**ex.output_params(), "precision": rt.precision}, extractor=ex.name,
         weights=weights, dims=ex.dims(), weights_detail=weights_detail, precision=rt.precision,
-        device=str(rt.device), threads=rt.threads, decoded_params_hash=decoded_meta["params_hash"],
+        decoded_params_hash=decoded_meta["params_hash"], shards=decoded_meta["shards"],
     )
 
 
-def extract_store(engine: Engine, decoded_root: str | Path, out_dir: str | Path, meta: dict[str, Any],
-                  batch_size: int) -> Summary:
-    name = engine.extractor.name
+@dataclass
+class VisualWorker:
+    """The executor's worker: {video_id, fingerprint, shard} rows in, feature rows (or failures) out.
+
+    It reads the frames itself from the decoded store; ``stream`` is the local path (batches span
+    calls' rows, with the runner's look-ahead), ``__call__`` the executor's batch interface.
+    """
+
+    engine: Engine
+    decoded_root: str
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        self.reader = decoded.ShardReader(self.decoded_root)
+
+    def _items(self, rows: Iterable[Mapping[str, Any]], fingerprints: dict[str, str]) -> Iterator[Item]:
+        for row in rows:
+            fingerprints[row["video_id"]] = row["fingerprint"]
+            video = self.reader.read(row["shard"], row["video_id"], frames=True, audio=False)
+            yield Item(video.video_id, row["shard"], bool(video.padded), video.frames, video.error)
+
+    def stream(self, rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+        fingerprints: dict[str, str] = {}
+        for result in extract(self.engine, self._items(rows, fingerprints), self.batch_size):
+            fp = fingerprints.pop(result.video_id)
+            if result.features is None:
+                yield work.failure_row(result.video_id, fp, result.reason, result.message)
+            else:
+                yield {"video_id": result.video_id, "fingerprint": fp, "padded": result.padded, **result.features}
+
+    def __call__(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list(self.stream(batch))
+
+
+@dataclass(frozen=True)
+class Built:
+    worker: VisualWorker
+    weights: str  # what was loaded: random, a named source, a path
+    detail: str
+
+
+def build_worker(name: str, cfg: VisualConfig, decoded_root: str) -> Built:
+    """Extractor, weights and engine for ``visual.<name>``, once per worker."""
+    runtime = resolve_runtime(cfg)
+    extractor = registry.create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
+    loaded = weights.load(extractor, extractor.cfg.weights, runtime.device)
+    return Built(VisualWorker(Engine(extractor, loaded.model, runtime), decoded_root, cfg.batch_size),
+                 loaded.weights, loaded.detail)
+
+
+def make_worker(name: str, cfg: VisualConfig, decoded_root: str) -> VisualWorker:
+    return build_worker(name, cfg, decoded_root).worker
+
+
+def extract_store(worker: VisualWorker, out_dir: str | Path, meta: dict[str, Any], *,
+                  job: Job | None = None, executor: ExecutorConfig | None = None) -> Summary:
+    """Bring ``visual_<name>.parquet`` up to date with the decoded store; ``job`` runs on ``executor``."""
+    name, root = worker.engine.extractor.name, worker.decoded_root
     final, failures_path = output_paths(out_dir, name)
-    index = decoded.read_index(decoded_root)
-    dmeta = decoded.read_meta(decoded_root)
-    shape = dmeta["dims"]["frames"]  # (T, S, S, 3)
-    keys = shard_keys(index, dmeta["params_hash"])
-    counts = Counter(index.column("shard").to_pylist())
-    parts = Parts(final, meta, engine.extractor.dims())
-    shards = sorted(keys)
-    todo = [s for s in shards if not parts.complete(s, keys[s])]
-    if len(todo) < len(shards):
-        log.info("resuming: %d of %d shards already extracted with the same params", len(shards) - len(todo), len(shards))
-    n_todo = sum(counts[s] for s in todo)
-    items = itertools.chain.from_iterable(read_shard(decoded_root, s, shape) for s in todo)
-    start = time.perf_counter()
-    results = progress(extract(engine, items, batch_size), n_todo, f"visual@{name}")
-    for shard, group in itertools.groupby(results, key=lambda r: r.shard):
-        _write_shard(parts.open(shard, keys[shard], str(decoded.shard_path(decoded_root, shard))), group)
-    seconds = time.perf_counter() - start
-    rows, failed = parts.combine(shards, failures_path)
-    return Summary(rows, failed, len(index), n_todo, seconds)
-
-
-def _write_shard(part: ShardPart, results: Iterator[Result]) -> None:
-    try:
-        batch: list[Result] = []
-        for result in results:
-            batch.append(result)
-            if len(batch) >= 64:  # a row group per 64 videos keeps the part's writer memory small
-                part.add(batch)
-                batch = []
-        part.add(batch)
-    except BaseException:
-        part.abort()  # an interrupted shard leaves no part behind
-        raise
-    part.close()
+    index = decoded.read_index(root)
+    schema = feature_schema(worker.engine.extractor.dims())
+    sharded = ShardedStore(final, int(decoded.read_meta(root)["shards"]), schema, meta, stage="visual",
+                           failures_path=failures_path, encode=partial(encode, schema=schema), row_group=ROW_GROUP)
+    with store.locked(final):
+        plan = sharded.plan(index.select(["video_id", "fingerprint"]).to_pylist())
+        if len(plan.todo) < plan.total:
+            log.info("%s: %d of %d videos already extracted with these params", name, plan.total - len(plan.todo),
+                     plan.total)
+        todo = [{k: r[k] for k in ("video_id", "fingerprint", "shard")} for r in plan.todo]
+        results = worker.stream(todo) if job is None or executor is None else work.run(job, todo, executor, worker.stream)
+        source = {r["video_id"]: str(decoded.shard_path(root, r["shard"])) for r in todo}
+        return sharded.write(plan, progress(results, len(todo), f"visual@{name}"), source)

@@ -100,3 +100,25 @@ def test_every_bad_input_gets_a_failure_row_or_is_processed(tmp_path):
     assert (results["uhd"]["width"], results["uhd"]["height"]) == (3840, 2160)
     table = manifest_table([r for r in results.values() if isinstance(r, dict)])
     assert table.column("video_id").to_pylist() == sorted(v for v, r in expected.items() if r is None)
+
+
+def test_unchanged_files_reuse_the_previous_row_and_changed_ones_are_probed(tmp_path, monkeypatch):
+    import os
+
+    from pipeline import ingest
+
+    clip = make_clip(tmp_path / "a.mp4", audio_rate=None)
+    first = probe_one(InputVideo("a", str(clip), "x"), "train")
+    assert isinstance(first, dict) and first["mtime_ns"] == os.stat(clip).st_mtime_ns
+    previous = {str(clip): first}
+
+    def no_probe(path):
+        raise AssertionError("an unchanged file was probed again")
+
+    monkeypatch.setattr(ingest, "probe", no_probe)
+    again = probe_one(InputVideo("renamed", str(clip), "y"), "test", previous)
+    assert again == first | {"video_id": "renamed", "label": "y", "split": "test"}
+    monkeypatch.undo()
+    os.utime(clip, ns=(first["mtime_ns"], first["mtime_ns"] + 10**9))  # touched: probed and hashed again
+    touched = probe_one(InputVideo("a", str(clip), "x"), "train", previous)
+    assert touched["mtime_ns"] == first["mtime_ns"] + 10**9 and touched["fingerprint"] == first["fingerprint"]

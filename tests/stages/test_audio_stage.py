@@ -70,7 +70,7 @@ def generated_store(tmp_path_factory) -> Path:
 def test_stage_writes_one_row_per_video(generated_store, tmp_path, monkeypatch):
     table, meta, fails = run_stage(tmp_path, monkeypatch, generated_store)
     cfg = stage.load_params().audio
-    assert table.column_names == ["video_id", "has_audio", "audio_seconds", "mfcc", "logmel_segments", "pyaa"]
+    assert table.column_names == ["video_id", "fingerprint", "has_audio", "audio_seconds", "mfcc", "logmel_segments", "pyaa"]
     assert table.column("video_id").to_pylist() == ["blip", "mute", "silence", "tone"]
     assert table.column("has_audio").to_pylist() == [True, False, True, True]
     np.testing.assert_allclose(table.column("audio_seconds").to_pylist(), [50 / RATE, 0.0, 1.0, 3.0], rtol=1e-6)
@@ -92,7 +92,7 @@ def test_stage_writes_one_row_per_video(generated_store, tmp_path, monkeypatch):
 
 def test_disabled_sets_are_absent_and_resampling_is_recorded(generated_store, tmp_path, monkeypatch):
     table, meta, _ = run_stage(tmp_path, monkeypatch, generated_store, feature_sets=["pyaa"], sample_rate=8000)
-    assert table.column_names == ["video_id", "has_audio", "audio_seconds", "pyaa"]
+    assert table.column_names == ["video_id", "fingerprint", "has_audio", "audio_seconds", "pyaa"]
     assert meta["resampled"] is True and meta["params"]["sample_rate"] == 8000
     tone_stats = dict(zip(meta["feature_names"]["pyaa"], store.vectors(table.column("pyaa"))[3]))
     assert tone_stats["spectral_centroid_mean"] * 4000 == pytest.approx(1000, rel=0.05)

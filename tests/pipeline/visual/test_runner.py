@@ -1,4 +1,4 @@
-"""Batched runner, failures and resume, with a tiny stand-in extractor (mean colour per video)."""
+"""Batched runner, failures, incremental store and resume, with a tiny stand-in extractor (mean colour per video)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from torch import nn
 
 from pipeline import decoded, store
 from pipeline.visual.engine import Engine, Runtime
-from pipeline.visual.extract import extract_store, output_paths, store_meta
+from pipeline.visual.extract import VisualWorker, extract_store, output_paths, store_meta
 from pipeline.visual.registry import Extractor
 from pipeline.visual.runner import Item, extract, read_shard
 from tests.pipeline.visual.helpers import random_frames, write_decoded
@@ -82,7 +82,7 @@ def test_bad_blob_and_failing_video_become_failures(tmp_path):
 def _stage(tmp_path, ex, root):
     engine = Engine(ex, nn.Identity(), CPU)
     meta = store_meta(engine, "random", "test", decoded.read_meta(root))
-    return extract_store(engine, root, tmp_path / "features", meta, batch_size=2)
+    return extract_store(VisualWorker(engine, str(root), 2), tmp_path / "features", meta)
 
 
 def test_store_written_with_metadata_and_failures(tmp_path):
@@ -98,7 +98,7 @@ def test_store_written_with_metadata_and_failures(tmp_path):
     fails = pq.read_table(fail_path).to_pylist()
     assert [(f["video_id"], f["reason"], f["stage"]) for f in fails] == [("v04", "bad_frames", "visual")]
     assert (summary.rows, summary.total, summary.computed) == (5, 6, 6)
-    assert not (tmp_path / "features" / ".visual_meancolour.parts").exists()  # parts removed once combined
+    assert sorted(p.name for p in final.iterdir()) == [f"shard-00{s}.parquet" for s in range(3)]
 
 
 def test_interrupted_run_resumes_without_recomputing(tmp_path):
@@ -108,21 +108,20 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # batches of 2: dies in the batch after the first shard's last
         _stage(tmp_path, MeanColour(crash_after=(first + 1) // 2 + 1), root)
     final, _ = output_paths(tmp_path / "features", "meancolour")
-    assert not final.exists()  # a partial run never looks complete
-    parts = sorted((tmp_path / "features" / ".visual_meancolour.parts").glob("shard-???.parquet"))
-    done = [int(p.name[6:9]) for p in parts]
-    assert done and min(shards) in done and len(done) < len(set(shards))
+    done = [int(p.name[6:9]) for p in sorted(final.glob("shard-???.parquet"))]
+    assert done and min(shards) in done and len(done) < len(set(shards))  # only complete shards committed
+    assert not list(final.glob(".*.tmp"))
     resumed = MeanColour()
     summary = _stage(tmp_path, resumed, root)
     assert summary.computed == sum(s not in done for s in shards)  # finished shards were not recomputed
     assert summary.rows == 12 and len(set(store.read_table(final).column("video_id").to_pylist())) == 12
     clean = _stage(tmp_path / "again", MeanColour(), root)
-    a = store.read_table(final).sort_by("video_id")
-    b = store.read_table(output_paths(tmp_path / "again" / "features", "meancolour")[0]).sort_by("video_id")
+    a = store.read_table(final)
+    b = store.read_table(output_paths(tmp_path / "again" / "features", "meancolour")[0])
     assert clean.computed == 12 and a.equals(b)
 
 
-def test_parts_from_other_params_are_not_reused(tmp_path):
+def test_rows_from_other_params_are_not_reused(tmp_path):
     root = write_decoded(tmp_path / "dec", videos(4), T, S, shards=2)
     with pytest.raises(KeyboardInterrupt):
         _stage(tmp_path, MeanColour(crash_after=1), root)
