@@ -316,6 +316,7 @@ class ClassifyModalityConfig:
     input: Literal["sequence", "vector"]  # sequence: per-frame / per-segment features; vector: items.parquet
     vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d | mfcc, pyaa)
     aggregation: AggregationName  # of a sequence
+    project: bool  # a sequence's steps through reduce's fitted PCA + normaliser of `vector` (same input space)
 
 
 @dataclass(frozen=True)

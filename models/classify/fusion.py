@@ -1,8 +1,10 @@
 """Fusions of per-modality codes ``(B, M, D)`` with a presence mask ``(B, M)`` into one vector.
 
-A token whose modality is absent (a video without audio) never contributes its values:
-``attention`` gives it exactly zero weight (softmax over present tokens only), ``concat``
-puts a learned "missing" embedding in its slot -- never zeros pretending to be a signal.
+``concat`` concatenates the codes; ``attention`` weights them by a softmax of a learned score
+over the present tokens, then concatenates the weighted codes (the modalities keep their own
+slots, so one code cannot drown the other in a sum). A token whose modality is absent (a video
+without audio) never contributes its values: attention gives it exactly zero weight, and both
+put a learned "missing" embedding in its slot -- never zeros pretending to be a signal.
 """
 from __future__ import annotations
 
@@ -26,26 +28,29 @@ class ConcatFusion(Fusion):
         nn.init.normal_(self.missing, std=0.1)
         self.d_out = n_tokens * dim
 
+    def fill(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Absent tokens replaced by their slot's learned embedding, flattened to ``(B, M*D)``."""
+        return torch.where(mask.unsqueeze(-1), tokens, self.missing.expand_as(tokens)).flatten(1)
+
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        filled = torch.where(mask.unsqueeze(-1), tokens, self.missing.expand_as(tokens))  # (B, M, D)
-        return filled.flatten(1)  # (B, M*D)
+        return self.fill(tokens, mask)  # (B, M*D)
 
 
-class AttentionFusion(Fusion):
+class AttentionFusion(ConcatFusion):
     def __init__(self, n_tokens: int, dim: int):
         super().__init__(n_tokens, dim)
         self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1, bias=False))
-        self.d_out = dim
 
     def weights(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, M)`` softmax weights over the present tokens (each row sums to 1; absent: exactly 0)."""
-        s = self.score(tokens).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, M)
+        safe = torch.where(mask.unsqueeze(-1), tokens, 0.0)  # junk in an absent token must not reach a score
+        s = self.score(safe).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, M)
         return torch.softmax(s, dim=1).nan_to_num(0.0)  # a row with no token present: all zero, not NaN
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        w = self.weights(tokens, mask).unsqueeze(-1)  # (B, M, 1)
-        # where(): an absent token's (junk) values must not reach the sum, even as 0 * inf
-        return torch.where(mask.unsqueeze(-1), w * tokens, 0.0).sum(dim=1)  # (B, D)
+        # x n_present: equal weights leave the codes at their scale, whatever the number present
+        w = self.weights(tokens, mask) * mask.sum(1, keepdim=True)  # (B, M)
+        return self.fill(w.unsqueeze(-1) * torch.where(mask.unsqueeze(-1), tokens, 0.0), mask)  # (B, M*D)
 
 
 FUSIONS: dict[str, type[Fusion]] = {"concat": ConcatFusion, "attention": AttentionFusion}

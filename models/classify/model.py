@@ -59,9 +59,11 @@ class Branch(nn.Module):
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
         if spec.kind == "sequence":
-            self.step = MLP(dim, (hidden,), dropout, out=None)  # per step: (B, T, D) -> (B, T, H)
+            self.step = MLP(dim, (hidden,), 0.0, out=None)  # per step: (B, T, D) -> (B, T, H)
             self.aggregate = build_aggregation(spec.aggregation, hidden, clusters)
-            self.project = MLP(self.aggregate.d_out, (hidden,), dropout, out=None)
+            # LayerNorm: a unit-norm NetVLAD vector has entries ~ 1/sqrt(K*H), too small to learn from quickly
+            self.project = nn.Sequential(nn.LayerNorm(self.aggregate.d_out),
+                                         MLP(self.aggregate.d_out, (hidden,), dropout, out=None))
         else:
             self.project = MLP(dim, (hidden,), dropout, out=None)
 
@@ -90,8 +92,10 @@ class Classifier(nn.Module):
             for b in spec.branches})
         names = list(self.branches)
         if spec.shared_private:
-            self.private = nn.ModuleDict({m: MLP(h, (h,), spec.dropout, out=None) for m in names})
-            self.shared = nn.ModuleDict({m: MLP(h, (h,), spec.dropout, out=None) for m in names})
+            # Linear codes: with a ReLU, the similarity loss drives the shared codes to the dead-zero
+            # solution, and a modality whose private code also dies is lost to the classifier.
+            self.private = nn.ModuleDict({m: nn.Linear(h, h) for m in names})
+            self.shared = nn.ModuleDict({m: nn.Linear(h, h) for m in names})
         n_tokens = len(names) * (2 if spec.shared_private else 1)
         self.fusion = build_fusion(spec.fusion, n_tokens, h)
         self.head = MLP(self.fusion.d_out, (h,), spec.dropout, out=len(spec.classes))

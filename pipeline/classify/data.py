@@ -2,7 +2,8 @@
 
 Reads ``paths.items`` (reduce: video_id, split, label, has_audio, reduced vectors + ``<m>_present``)
 and, where ``classify.<m>.input`` is ``sequence``, the visual store's per-frame ResNet-152 column
-(``visual.resnet152.keep_sequence``) or the audio store's ``logmel_segments``; with a backbone, the
+(``visual.resnet152.keep_sequence``) or the audio store's ``logmel_segments`` (with ``project``,
+through reduce's fitted state in ``paths.reduce_state``); with a backbone, the
 decoded frames. Stores are read through ``store.read_table`` only. Videos without a label are
 excluded and counted; a video with none of the modalities is kept (all masked); a single class, or a class absent from the training split, is an error.
 """
@@ -20,6 +21,7 @@ from models.classify.model import BranchSpec
 from pipeline import store
 from pipeline.decoded import iter_decoded
 from pipeline.params import Params
+from pipeline.reduce import load_states
 
 log = logging.getLogger("classify.data")
 SPLITS = ("train", "valid", "test")
@@ -98,6 +100,27 @@ def sequence_source(params: Params, modality: str) -> tuple[str, str, dict, str 
             "add logmel_segments to audio.feature_sets, or set classify.audio.input: vector")
 
 
+def project(x: np.ndarray, mask: np.ndarray, state_dir: str, name: str, modality: str) -> np.ndarray:
+    """Every step of ``(N, T, D)`` through reduce's fitted transform of ``name`` -> ``(N, T, K)``.
+
+    Per-frame features share the space of their mean (the vector reduce fitted on the training
+    split), so the same PCA + normaliser applies; it keeps the training split's few dozen videos
+    from meeting thousands of raw, heavy-tailed dimensions (random-weight ResNet activations).
+    """
+    states, _ = load_states(state_dir)
+    if name not in states:
+        raise store.StoreError(f"{state_dir}: no fitted reduce state {name!r} (params classify.{modality}.vector); "
+                               f"it has {sorted(states)}")
+    state = states[name]
+    if state.mean.shape[0] != x.shape[-1]:
+        raise store.StoreError(f"classify.{modality}.project: reduce state {name!r} takes {state.mean.shape[0]}-d "
+                               f"vectors, the sequence has {x.shape[-1]}-d steps; set project: false")
+    n, t, d = x.shape
+    y = state.transform(x.reshape(n * t, d)).reshape(n, t, -1)  # (N*T, D) -> (N, T, K)
+    y[~mask] = 0.0
+    return y
+
+
 def load_frames(root: str | Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decoded frames ``(N, T, S, S, 3)`` uint8 in ``ids`` order (for a fine-tuned backbone)."""
     got = {v.video_id: v.frames for v in iter_decoded(root, frames=True, audio=False, video_ids=ids)
@@ -132,6 +155,8 @@ def load_data(params: Params) -> ClassifyData:
             path, column, expect, mask_col, hint = sequence_source(params, m)
             got, flat, present, shape = read_column(path, column, expect, hint, mask_col)
             x, mask = align(ids, got, flat.reshape(len(flat), *shape), present)  # (N, T, D)
+            if mcfg.project:
+                x = project(x, mask, params.paths.reduce_state, mcfg.vector, m)  # (N, T, K)
             kind, agg = "sequence", mcfg.aggregation
         else:
             if mcfg.vector not in items.column_names:

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import store
+from pipeline.reduce import ModalityState, save_states
 
 VISUAL, AUDIO = ("warm", "cool"), ("tone", "noise")
 FRAMES, VIS_DIM, SEGMENTS, MELS, VEC_DIM = 4, 6, 5, 3, 4
@@ -32,7 +33,10 @@ def corpus(n: int = 48, seed: int = 0, noise: float = 0.3) -> dict[str, np.ndarr
 
 
 def write_stores(root: Path, c: dict[str, np.ndarray], labels: list[str | None] | None = None) -> None:
-    """features/items.parquet, features/visual_resnet152.parquet and features/audio.parquet under ``root``."""
+    """features/items.parquet, visual_resnet152.parquet, audio.parquet and reduce_state/ under ``root``.
+
+    The reduce state of resnet152 halves every value (PCA off, scale 2): visible when projected.
+    """
     n = len(c["video_id"])
     labels = list(c["label"]) if labels is None else labels
     ids = pa.array(c["video_id"].tolist())
@@ -42,6 +46,9 @@ def write_stores(root: Path, c: dict[str, np.ndarray], labels: list[str | None] 
              "mfcc": store.vector_array(np.concatenate([c["mel"].mean(1), np.zeros((n, 1), np.float32)], 1)),
              "mfcc_present": pa.array(c["heard"])}
     feats = root / "features"
+    state = ModalityState("resnet152", np.zeros(VIS_DIM), np.eye(VIS_DIM), np.ones(VIS_DIM), np.ones(VIS_DIM) / VIS_DIM,
+                          False, np.zeros(VIS_DIM), np.full(VIS_DIM, 2.0), {})
+    save_states(feats / "reduce_state", {"resnet152": state}, {})
     store.write_table(pa.table(items), feats / "items.parquet", store.make_meta("reduce"))
     visual = {"video_id": ids, "resnet152_pool": store.vector_array(c["seq"].mean(1)),
               "resnet152_pool_seq": store.vector_array(c["seq"].reshape(n, -1))}

@@ -17,7 +17,8 @@ def params_at(root, **classify):
     p = load_params(ROOT / "params.yaml")
     paths = dataclasses.replace(p.paths, items=str(root / "features/items.parquet"),
                                 visual_features=str(root / "features"),
-                                audio_features=str(root / "features/audio.parquet"))
+                                audio_features=str(root / "features/audio.parquet"),
+                                reduce_state=str(root / "features/reduce_state"))
     return dataclasses.replace(p, paths=paths, classify=dataclasses.replace(p.classify, **classify))
 
 
@@ -28,7 +29,7 @@ def test_sequences_and_vectors_are_aligned_with_masks(tmp_path):
     assert data.classes == ("cool_noise", "cool_tone", "warm_noise", "warm_tone")
     assert data.inputs["visual"].shape == (48, FRAMES, VIS_DIM) and data.inputs["audio"].shape == (48, SEGMENTS, MELS)
     assert np.array_equal(data.masks["audio"], c["heard"]) and data.masks["visual"].all()
-    assert np.allclose(data.inputs["visual"], c["seq"])
+    assert np.allclose(data.inputs["visual"], c["seq"] / 2)  # through the reduce state (project: true)
     assert [b.kind for b in data.branches] == ["sequence", "sequence"]
     p = params_at(tmp_path)
     vec = load_data(dataclasses.replace(p, classify=dataclasses.replace(
@@ -42,6 +43,17 @@ def test_missing_labels_are_excluded_and_counted(tmp_path):
     write_stores(tmp_path, c, labels)
     data = load_data(params_at(tmp_path))
     assert data.n_missing_labels == 3 and len(data.y) == 45 and "v000" not in data.video_ids
+
+
+def test_projection_needs_a_state_of_the_same_input_dims(tmp_path):
+    write_stores(tmp_path, corpus())
+    p = params_at(tmp_path)
+    audio = dataclasses.replace(p.classify.audio, project=True, vector="resnet152")
+    with pytest.raises(store.StoreError, match="set project: false"):
+        load_data(dataclasses.replace(p, classify=dataclasses.replace(p.classify, audio=audio)))
+    raw = load_data(dataclasses.replace(p, classify=dataclasses.replace(
+        p.classify, visual=dataclasses.replace(p.classify.visual, project=False))))
+    assert np.allclose(raw.inputs["visual"], corpus()["seq"])
 
 
 def test_no_sequence_column_says_how_to_get_one(tmp_path):
