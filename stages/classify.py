@@ -65,12 +65,15 @@ def main() -> None:
         test_rows = np.flatnonzero(data.split == "test")
         proba = predict_proba(result.model, tensors(data, test_rows))  # (N_test, C)
         y, pred = data.y[test_rows], proba.argmax(1)
-        metrics = classification_metrics(y, pred, data.classes)
-        for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
-            live.log_metric(f"test/{key}", metrics[key], plot=False)
-        for c, row in metrics["per_class"].items():
-            for key, value in row.items():
-                live.log_metric(f"test/per_class/{c}/{key}", value, plot=False)
+        metrics = classification_metrics(y, pred, data.classes) if len(y) else None
+        if metrics is None:
+            log.warning("no labelled test videos: no test metrics (the model is still trained and saved)")
+        else:
+            for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
+                live.log_metric(f"test/{key}", metrics[key], plot=False)
+            for c, row in metrics["per_class"].items():
+                for key, value in row.items():
+                    live.log_metric(f"test/per_class/{c}/{key}", value, plot=False)
         counts = {f"n_{s}": int((data.split == s).sum()) for s in SPLITS}
         for key, value in {**counts, "n_missing_labels": data.n_missing_labels, "n_no_input": data.n_no_input,
                            "epochs": len(result.curve), "best_epoch": result.best_epoch,
@@ -86,9 +89,10 @@ def main() -> None:
     columns |= {f"prob_{c}": pa.array(proba[:, i].astype(np.float32)) for i, c in enumerate(data.classes)}
     meta = store.make_meta("classify", params=cfg, classes=list(data.classes))
     store.write_table(pa.table(columns), paths.classify_predictions, meta)
-    log.info("test accuracy %.3f, macro-F1 %.3f on %d videos (%d without a label excluded); %d epochs, %.1f s",
-             metrics["accuracy"], metrics["macro_f1"], len(ids), data.n_missing_labels, len(result.curve),
-             result.seconds)
+    if metrics is not None:
+        log.info("test accuracy %.3f, macro-F1 %.3f on %d videos (%d without a label excluded); %d epochs, %.1f s",
+                 metrics["accuracy"], metrics["macro_f1"], len(ids), data.n_missing_labels, len(result.curve),
+                 result.seconds)
 
 
 if __name__ == "__main__":
