@@ -11,6 +11,7 @@ from models.classify.fusion import FUSIONS, AttentionFusion, build_fusion
 from models.classify.model import BranchSpec, Classifier, ModelSpec
 from pipeline.config import ConfigError, build
 from pipeline.params import AggregationName, ClassifyConfig, FusionName, load_params
+from pipeline.store import plain
 from tests.conftest import ROOT
 
 B, T, D, K = 5, 7, 6, 3
@@ -75,10 +76,7 @@ def test_unknown_name_lists_the_valid_ones(builder, registry):
 
 @pytest.mark.parametrize("key", ["aggregation", "fusion"])
 def test_unknown_name_in_params_fails_when_params_are_built(key):
-    raw = load_params(ROOT / "params.yaml").classify
-    from pipeline.store import plain
-
-    data = plain(raw)
+    data = plain(load_params(ROOT / "params.yaml").classify)
     if key == "fusion":
         data["fusion"] = "sum"
     else:
