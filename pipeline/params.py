@@ -34,6 +34,9 @@ class PathsConfig:
     ctr_model: str  # ctr_train: checkpoint and test predictions (not `models/`, the source package)
     ctr_metrics: str
     ctr_plots: str  # ctr_train: ROC curve and training curves (CSV)
+    classify_model: str  # classify: checkpoint folder (model.pt: state dict + config JSON)
+    classify_predictions: str  # classify: test-split predictions (Parquet)
+    classify_live: str  # classify: the dvclive folder (metrics.json, plots/metrics/*.tsv, plots/sklearn/*.json)
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,68 @@ class CtrConfig:
             raise ValueError("heads must divide embed_dim")
 
 
+# Names of models.classify.aggregation.AGGREGATIONS and models.classify.fusion.FUSIONS (a test keeps
+# them equal): spelled here so that an unknown name fails when params are built, listing the valid
+# ones, without every stage importing torch to read its params.
+AggregationName = Literal["attention", "mean", "netvlad"]
+FusionName = Literal["attention", "concat"]
+
+
+@dataclass(frozen=True)
+class ClassifyModalityConfig:
+    input: Literal["sequence", "vector"]  # sequence: per-frame / per-segment features; vector: items.parquet
+    vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d | mfcc, pyaa)
+    aggregation: AggregationName  # of a sequence
+    project: bool  # a sequence's steps through reduce's fitted PCA + normaliser of `vector` (same input space)
+
+
+@dataclass(frozen=True)
+class SharedPrivateConfig:
+    enabled: bool  # a private and a shared encoder per modality (their four codes are the fusion's tokens)
+    similarity_weight: float  # mean squared distance of the shared visual and audio codes; 0 disables
+    difference_weight: float  # relu(margin - KL(private || shared)); 0 disables
+    difference_margin: float  # the KL beyond which private and shared codes are apart enough
+
+    def __post_init__(self) -> None:
+        if min(self.similarity_weight, self.difference_weight, self.difference_margin) < 0:
+            raise ValueError("shared_private weights and margin must be >= 0")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    modalities: tuple[Literal["visual", "audio"], ...]
+    visual: ClassifyModalityConfig  # sequence: paths.visual_features/visual_resnet152 <col>_seq (keep_sequence)
+    audio: ClassifyModalityConfig  # sequence: the audio store's logmel_segments [segments x n_mels]
+    hidden: int
+    clusters: int  # K of netvlad
+    fusion: FusionName
+    shared_private: SharedPrivateConfig
+    dropout: float
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    patience: int  # early stopping: epochs without a better `monitor` on the validation split
+    monitor: Literal["valid_loss", "valid_accuracy"]
+    seed: int
+    threads: int  # torch CPU threads; 0 = torch's default
+    backbone: Literal["none", "c3d", "i3d"]  # fine-tune this 3D CNN on decoded frames (visual.<name> weights)
+    backbone_lr: float
+    device: str  # cpu (deterministic, the default) | auto | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError("modalities must name visual and/or audio, each once")
+        if min(self.hidden, self.clusters, self.batch_size, self.epochs, self.patience) < 1:
+            raise ValueError("need hidden, clusters, batch_size, epochs and patience >= 1")
+        if not 0 <= self.dropout < 1 or self.lr <= 0 or self.backbone_lr <= 0 or self.weight_decay < 0:
+            raise ValueError("need 0 <= dropout < 1, lr > 0, backbone_lr > 0 and weight_decay >= 0")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be cpu, auto, cuda or cuda:N, got {self.device!r}")
+        if self.backbone != "none" and "visual" not in self.modalities:
+            raise ValueError("backbone fine-tunes the visual branch: add visual to modalities")
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     """Where per-video work runs (``pipeline.executor``); never changes outputs, so no stage lists it."""
@@ -332,6 +397,7 @@ class Params:
     ctr_data: CtrDataConfig
     ctr: CtrConfig
     executor: ExecutorConfig
+    classify: ClassifyConfig
 
 
 def _check_rate(rate: float) -> None:

@@ -26,6 +26,7 @@ def use_params(tmp_path: Path, monkeypatch, decoded: Path) -> Path:
     params["paths"]["decoded"] = str(decoded)
     params["paths"]["visual_features"] = str(tmp_path / "features")
     params["visual"].update(batch_size=2, precision="fp32", device="cpu")
+    params["visual"]["resnet152"]["keep_sequence"] = False  # the stores' base columns (params.yaml may keep sequences)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path / "features"

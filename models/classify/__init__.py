@@ -1,0 +1,1 @@
+"""The multimodal micro-video classifier: aggregation, fusion, shared/private encoders and their losses."""
