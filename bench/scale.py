@@ -18,6 +18,7 @@ stages' own computing + writing seconds (from their logs) and share of (a)'s.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -100,12 +101,16 @@ def executor_rows(project: Project) -> list[str]:
             assert sum(n for n, _ in counts.values()) > 0, f"{stage} computed nothing on {kind}"
     done = project.run("python", "-c", STARTUP)
     startup = float(done.stdout.split()[-1]) if done.returncode == 0 else float("nan")
-    rows = ["", "| stage (by hand, from empty stores) | local s | ray s | ratio ray / local |", "|---|---:|---:|---:|"]
+    seconds["all three"] = {k: sum(got[k] for got in seconds.values()) for k in ("local", "ray")}
+    rows = ["", "| stage (by hand, from empty stores) | local s | ray s | ratio ray / local | ray s - start-up | ratio |",
+            "|---|---:|---:|---:|---:|---:|"]
     for stage, got in seconds.items():
-        rows.append(f"| {stage} | {got['local']:.1f} | {got['ray']:.1f} | {got['ray'] / got['local']:.2f} |")
-    local, ray = (sum(got[k] for got in seconds.values()) for k in ("local", "ray"))
-    rows.append(f"| all three | {local:.1f} | {ray:.1f} | {ray / local:.2f} |")
-    rows += ["", f"Ray local runtime start-up (ray.init + shutdown, in each ray stage's seconds above): {startup:.1f} s"]
+        warm = got["ray"] - startup * (len(STAGES) if stage == "all three" else 1)
+        rows.append(f"| {stage} | {got['local']:.1f} | {got['ray']:.1f} | {got['ray'] / got['local']:.2f} | "
+                    f"{warm:.1f} | {warm / got['local']:.2f} |")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows += ["", f"Ray local runtime start-up (ray.init + shutdown), paid by each ray stage process: {startup:.1f} s; "
+             f"load average (1/5/15 min) after the runs: {load}"]
     return rows
 
 

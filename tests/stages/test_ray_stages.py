@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +122,7 @@ def test_ray_stages_equal_local(project, local, ray_runtime):
 
 
 def decode_actors() -> list[psutil.Process]:
-    """This runtime's decode actor processes (Ray titles them after the job's worker class)."""
+    """The decode actor processes (Ray titles them after the job's worker class)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         if any("Worker_decode" in part for part in proc.info["cmdline"] or ()):
@@ -137,11 +137,12 @@ def test_killed_ray_worker_loses_and_repeats_no_row(project, local, ray_runtime,
 
     def kill_after_first(results, *args, **kwargs):
         for i, row in enumerate(results):
-            if i == 0:
-                victims = decode_actors()
-                assert victims, "no decode actor process found"
-                killed.append(victims[0].pid)
-                os.kill(victims[0].pid, signal.SIGKILL)  # mid-run: its batches are in flight or queued
+            if i == 0:  # mid-run: the other videos' batches are in flight or queued on the actors
+                killed.extend(proc.pid for proc in decode_actors())
+                assert killed, "no decode actor process found"
+                for pid in killed:
+                    with suppress(ProcessLookupError):  # an actor of a finished pool may exit meanwhile
+                        os.kill(pid, signal.SIGKILL)
             yield row
 
     monkeypatch.setattr(decode, "progress", kill_after_first)
