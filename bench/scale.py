@@ -12,11 +12,13 @@ copies the project to ``bench/out/scale/project`` with a light config (decode 8 
     model load, librosa warm-up, planning), which (b) pays on top of its few videos.
 Prints a markdown table: step, videos computed per stage, wall seconds and share of (a), and the
 stages' own computing + writing seconds (from their logs) and share of (a)'s.
-``--executors`` adds the executor comparison rows (``executor_rows``: local vs ray).
+``--executors`` then times each stage by hand from empty stores with ``executor.kind: local`` and ``ray``
+(a local Ray runtime per stage process, as ``dvc repro`` would start; its start-up is reported apart).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -26,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.params import SampleConfig  # noqa: E402
+from pipeline.params import SampleConfig, load_params  # noqa: E402
 from pipeline.runtime import bounded_map  # noqa: E402
 from pipeline.sample import plan_videos, render_video  # noqa: E402
 from tests.stages.project import Project  # noqa: E402
@@ -75,9 +77,41 @@ def by_hand(project: Project) -> tuple[float, dict[str, tuple[int, float]]]:
     return total, counts
 
 
-def executor_rows(project: Project, full_seconds: float) -> list[str]:
-    """Rows comparing ``executor.kind`` on the same corpus: the Ray helper adds ``ray`` here."""
-    return []
+STAGES = (("decode", ["-m", "stages.decode"]), ("visual@resnet152", ["-m", "stages.visual", "resnet152"]),
+          ("audio", ["-m", "stages.audio"]))
+STARTUP = ("import time; from pipeline.params import load_params; from pipeline.executor_ray import runtime\n"
+           "start = time.perf_counter()\nwith runtime(load_params().executor): pass\n"
+           "print(time.perf_counter() - start)")
+
+
+def executor_rows(project: Project) -> list[str]:
+    """``executor.kind`` local vs ray on the same corpus, each stage by hand from empty stores (decode first)."""
+    paths = load_params(project.root / "params.yaml").paths
+    stores = (paths.decoded, f"{paths.visual_features}/visual_resnet152.parquet",
+              f"{paths.visual_features}/visual_resnet152_failures.parquet", paths.audio_features, paths.audio_failures)
+    seconds: dict[str, dict[str, float]] = {}
+    for kind in ("local", "ray"):
+        project.set_params({"executor": {"kind": kind}})
+        for rel in stores:  # from scratch: an incremental run would reuse the other kind's shards
+            target = project.root / rel
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        for stage, args in STAGES:
+            wall, counts, _ = timed(project, *args)
+            seconds.setdefault(stage, {})[kind] = wall
+            assert sum(n for n, _ in counts.values()) > 0, f"{stage} computed nothing on {kind}"
+    done = project.run("python", "-c", STARTUP)
+    startup = float(done.stdout.split()[-1]) if done.returncode == 0 else float("nan")
+    seconds["all three"] = {k: sum(got[k] for got in seconds.values()) for k in ("local", "ray")}
+    rows = ["", "| stage (by hand, from empty stores) | local s | ray s | ratio ray / local | ray s - start-up | ratio |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for stage, got in seconds.items():
+        warm = got["ray"] - startup * (len(STAGES) if stage == "all three" else 1)
+        rows.append(f"| {stage} | {got['local']:.1f} | {got['ray']:.1f} | {got['ray'] / got['local']:.2f} | "
+                    f"{warm:.1f} | {warm / got['local']:.2f} |")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows += ["", f"Ray local runtime start-up (ray.init + shutdown), paid by each ray stage process: {startup:.1f} s; "
+             f"load average (1/5/15 min) after the runs: {load}"]
+    return rows
 
 
 def main() -> None:
@@ -119,7 +153,7 @@ def main() -> None:
     print("\nseconds: wall clock of the step; work seconds: the stages' own time computing and writing "
           "(from their logs), i.e. without process start-up, imports, model load and DVC")
     if args.executors:
-        for line in executor_rows(project, full):
+        for line in executor_rows(project):
             print(line)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -27,3 +29,17 @@ def clips() -> list[Path]:
     if not found:
         pytest.skip(f"real clips not found at {REAL_CLIPS} (they live in ../shared/data/videos)")
     return found
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """One local Ray runtime (2 CPUs) per test module; ``executor_ray.runtime`` reuses it, never stops it."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from pipeline import executor_ray
+
+    # what executor_ray.runtime does for a local runtime (workers import the tests' modules via the cwd)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    executor_ray.quiet()
+    yield ray
+    ray.shutdown()

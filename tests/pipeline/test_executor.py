@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import signal
 import subprocess
@@ -92,19 +91,6 @@ def assert_same(a, b) -> None:
         np.testing.assert_array_equal(a, b)
     else:
         assert a == b
-
-
-@pytest.fixture(scope="module")
-def ray_runtime():
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from pipeline import executor_ray
-
-    # what executor_ray.runtime does for a local runtime, once for the module (workers find Toy via the cwd)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    executor_ray.quiet()
-    yield ray
-    ray.shutdown()
 
 
 def test_local_turns_a_raising_row_into_a_failure_row_and_keeps_its_batch():
