@@ -8,7 +8,6 @@ validation split. The objective is cross-entropy plus, with shared/private encod
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from models.classify.model import Batch, BranchSpec, Classifier, ModelSpec, Outp
 from pipeline import store
 from pipeline.classify.data import ClassifyData, normaliser
 from pipeline.config import build
+from pipeline.early_stop import EarlyStopping
 from pipeline.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
 
 log = logging.getLogger("classify.train")
@@ -151,7 +151,7 @@ def fit(cfg: ClassifyConfig, data: ClassifyData, backbone: Backbone | None = Non
         log.warning("no validation videos: early stopping watches the training loss")
     gen = torch.Generator().manual_seed(cfg.seed)
     result = TrainResult(model)
-    best, best_state, wait, t0 = (-np.inf, -np.inf), copy.deepcopy(model.state_dict()), 0, time.perf_counter()
+    stopper, t0 = EarlyStopping(model, cfg.patience, (-np.inf, -np.inf)), time.perf_counter()
     n = len(train["label"])
     for epoch in range(1, cfg.epochs + 1):
         perm, sums = torch.randperm(n, generator=gen), {}
@@ -170,14 +170,12 @@ def fit(cfg: ClassifyConfig, data: ClassifyData, backbone: Backbone | None = Non
             on_epoch(row)
         loss = row.get("valid_loss", row["train_loss"])
         score = (-loss, 0.0) if cfg.monitor == "valid_loss" else (row.get("valid_accuracy", 0.0), -loss)
-        if score > best:
-            best, best_state, wait, result.best_epoch = score, copy.deepcopy(model.state_dict()), 0, epoch
-        else:
-            wait += 1
-            if wait >= cfg.patience:
-                break
+        stop = stopper.step(score, epoch)
+        result.best_epoch = stopper.best_epoch
+        if stop:
+            break
     result.seconds = time.perf_counter() - t0
-    model.load_state_dict(best_state)
+    stopper.restore()
     log.info("trained %d epochs (best %d) in %.1f s", len(result.curve), result.best_epoch, result.seconds)
     return result
 

@@ -6,7 +6,6 @@ the item codes. Early stopping keeps the state with the best validation AUC.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from models.ctr.base import Content, CtrModel, FeatureSpec
 from models.ctr.registry import build_model
 from pipeline import store
 from pipeline.ctr.metrics import auc, evaluate
+from pipeline.early_stop import EarlyStopping
 from pipeline.params import CtrConfig
 
 log = logging.getLogger("ctr.train")
@@ -126,7 +126,7 @@ def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch
     loss_fn = torch.nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(cfg.seed)
     result = TrainResult(model)
-    best, best_state, wait = -np.inf, copy.deepcopy(model.state_dict()), 0
+    stopper = EarlyStopping(model, cfg.patience, -np.inf)
     n = len(train["label"])
     y_valid = valid["label"].numpy()
     for epoch in range(1, cfg.epochs + 1):
@@ -153,13 +153,11 @@ def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch
         log.info("%s epoch %d: train logloss %.4f, valid logloss %.4f, valid AUC %.4f", name, epoch,
                  total / max(n, 1), v_loss, v_auc)
         score = v_auc if np.isfinite(v_auc) else -v_loss
-        if score > best:
-            best, best_state, wait, result.best_epoch = score, copy.deepcopy(model.state_dict()), 0, epoch
-        else:
-            wait += 1
-            if wait >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
+        stop = stopper.step(score, epoch)
+        result.best_epoch = stopper.best_epoch
+        if stop:
+            break
+    stopper.restore()
     return result
 
 
