@@ -101,12 +101,14 @@ def shard_files(root: str | Path) -> list[Path]:
 def read_schema(path: str | Path) -> pa.Schema:
     """The schema of a store file, or of a sharded store's first shard."""
     path = Path(path)
-    if path.is_dir():
-        files = shard_files(path)
-        if not files:
-            raise StoreError(f"{path}: no {SHARD_GLOB} files; run the stage that writes it (dvc repro)")
-        path = files[0]
-    return pq.read_schema(path)
+    return pq.read_schema(_shards_or_error(path)[0] if path.is_dir() else path)
+
+
+def _shards_or_error(root: Path) -> list[Path]:
+    files = shard_files(root)
+    if not files:
+        raise StoreError(f"{root}: no {SHARD_GLOB} files; run the stage that writes it (dvc repro)")
+    return files
 
 
 def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
@@ -121,9 +123,7 @@ def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
 
 def _dataset_meta(root: Path) -> dict[str, Any]:
     """The metadata every shard of ``root`` shares; a shard that differs is an error naming it."""
-    files = shard_files(root)
-    if not files:
-        raise StoreError(f"{root}: no {SHARD_GLOB} files; run the stage that writes it (dvc repro)")
+    files = _shards_or_error(root)
     first = read_meta(files[0])
     for path in files[1:]:
         meta = read_meta(path)
