@@ -12,7 +12,7 @@ setup:
 demo:
 	@EXTRAS= bash scripts/bootstrap.sh
 	$(RUN) dvc repro
-	@$(RUN) python -m pipeline.inspect --outputs
+	@$(RUN) python -m pipeline.show --outputs
 
 test: setup
 	$(RUN) python -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """Benchmark of the audio stage's features: seconds of audio per wall second, all feature sets on.
 
-Tracks: the audio of the real clips in ../shared/data/videos (decoded with pipeline.media, as the
+Tracks: the audio of the real clips in ../shared/data/videos (decoded with pipeline.decode.ffmpeg, as the
 decode stage does) plus N generated 30 s tracks at 16 kHz (tones, chirps, noise, silent gaps).
 Prints markdown tables: throughput per track set with worker processes (the stage's way), the
 parallel modes compared on the generated tracks, and the one-time warm-up costs.
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import audio
-from pipeline.media import MediaError, decode_clip, probe
-from pipeline.params import load_params
-from pipeline.runtime import bounded_map, bounded_process_map
-
+from pipeline.audio import features as audio
+from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
+from pipeline.core.params import load_params
+from pipeline.execution.pools import bounded_map, bounded_process_map
 RATE = 16000
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
@@ -72,7 +71,7 @@ def timed(mode: str, tracks: list[np.ndarray], cfg, workers: int) -> tuple[float
         results = list(bounded_map(fn, tracks, workers))
     else:
         results = list(bounded_process_map(fn, tracks, workers, initializer=audio.warm_up, initargs=(cfg,),
-                                           preload=("pipeline.audio_preload",)))
+                                           preload=("pipeline.audio.preload",)))
     wall = time.perf_counter() - start
     assert len(results) == len(tracks) and all(np.isfinite(v).all() for r, _ in results for v in r.values())
     return wall, sum(cpu for _, cpu in results)

@@ -23,9 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.classify.ablation import CONFIGS, fusion_margin, replace_section, set_args, table  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
-
-
+from pipeline.core.params import load_params    # noqa: E402
 def run(*cmd: str) -> str:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -32,8 +32,7 @@ PAIRS = {"deepfm": "DeepFM", "din": "DIN", "mmie": "DIEN"}
 
 
 def generate(n: int, history: int, seed: int = 0) -> None:
-    from pipeline import store
-
+    from pipeline.core import store
     rng = np.random.default_rng(seed)
     z_item = rng.normal(size=(N_ITEMS + 1, 8)).astype(np.float32)
     z_user = rng.normal(size=(N_USERS + 1, 8)).astype(np.float32)
@@ -68,10 +67,9 @@ def ours(model: str, args) -> dict:
 
     from models.ctr.base import FeatureSpec
     from models.ctr.registry import build_model
-    from pipeline import store
+    from pipeline.core import store
     from pipeline.ctr.train import predict, slice_batch, table_tensors
-    from pipeline.params import CtrConfig
-
+    from pipeline.core.params import CtrConfig
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
     data = table_tensors(table)
@@ -111,8 +109,7 @@ def deepctr(model: str, args) -> dict:
     from deepctr_torch import models
     from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
 
-    from pipeline import store
-
+    from pipeline.core import store
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
     content = np.load(OUT / "content.npy")

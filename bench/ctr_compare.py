@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.ctr.base import MODELS  # noqa: E402
 from models.ctr import registry  # noqa: E402,F401
 from pipeline.ctr.experiment import load_dataset, run  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
-
+from pipeline.core.params import load_params    # noqa: E402
 COLUMNS = ("auc", "gauc", "logloss", "cold_auc")
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.media import decode_clip, probe  # noqa: E402
-from pipeline.runtime import bounded_map, resolve_workers  # noqa: E402
-
+from pipeline.decode.ffmpeg import decode_clip, probe    # noqa: E402
+from pipeline.execution.pools import bounded_map, resolve_workers  # noqa: E402
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 REAL_PICKS = ["moviepy_big_buck_bunny_0_30.webm", "moviepy_smpte-2997.mp4"]
 

@@ -1,11 +1,11 @@
-"""Executor benchmark: the same work through ``executor.kind: local`` and a local Ray runtime.
+"""Executor benchmark: the same work through ``executor.kind: local`` and a local Ray ray_session.
 
     python bench/executor.py [--rows 400] [--clips 8] [--actors 2]
 
 Two workloads: a CPU-bound toy worker (pure Python, so no BLAS threads blur the count) and a
-real decode (``pipeline.decode.decode_row`` on generated H.264 clips, 32 frames + audio each).
+real decode (``pipeline.decode.worker.decode_row`` on generated H.264 clips, 32 frames + audio each).
 ``local`` is one worker in this process; Ray runs ``--actors`` actors. Ray's start-up (``ray.init``
-of a local runtime) is timed once and reported apart; the Ray times include building the actors.
+of a local ray_session) is timed once and reported apart; the Ray times include building the actors.
 """
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray  # noqa: E402
 
-from pipeline import executor, executor_ray  # noqa: E402
-from pipeline.decode import decode_row  # noqa: E402
-from pipeline.failures import Failure  # noqa: E402
-from pipeline.media import probe  # noqa: E402
-from pipeline.params import DecodeConfig, ExecutorConfig, load_params  # noqa: E402
+from pipeline.execution import executors as executor
 
-
+from pipeline.execution import ray_executor as executor_ray  # noqa: E402
+from pipeline.decode.worker import decode_row    # noqa: E402
+from pipeline.core.failures import Failure    # noqa: E402
+from pipeline.decode.ffmpeg import probe    # noqa: E402
+from pipeline.core.params import DecodeConfig, ExecutorConfig, load_params    # noqa: E402
 class Spin:
     """CPU-bound toy: ~10-20 ms of pure-Python arithmetic per row."""
 
@@ -84,7 +84,7 @@ def main() -> None:
     decode_cfg = load_params(Path(__file__).resolve().parents[1] / "params.yaml").decode
 
     start = time.perf_counter()
-    with executor_ray.runtime(on_ray), tempfile.TemporaryDirectory() as tmp:
+    with executor_ray.ray_session(on_ray), tempfile.TemporaryDirectory() as tmp:
         startup = time.perf_counter() - start
         workloads = [
             ("toy CPU (pure Python)", executor.Job("spin", Spin, batch_size=4),
@@ -93,7 +93,7 @@ def main() -> None:
              clip_rows(Path(tmp), args.clips)),
         ]
         cpus = int(ray.cluster_resources()["CPU"])
-        print(f"Ray local runtime start-up: {startup:.1f} s ({cpus} CPUs, {args.actors} actors per job; "
+        print(f"Ray local ray_session start-up: {startup:.1f} s ({cpus} CPUs, {args.actors} actors per job; "
               "the Ray rows include starting the actors)\n", flush=True)
         print("| workload | rows | local (rows/s) | local Ray (rows/s) | Ray / local |")
         print("|---|---|---|---|---|")

@@ -31,16 +31,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from pipeline import decoded  # noqa: E402
-from pipeline.decode import decoded_meta  # noqa: E402
-from pipeline.params import DecodeConfig, load_params  # noqa: E402
-from pipeline.visual import registry, weights  # noqa: E402
+from pipeline.decode import decoded  # noqa: E402
+from pipeline.decode.worker import decoded_meta    # noqa: E402
+from pipeline.core.params import DecodeConfig, load_params    # noqa: E402
+from pipeline.visual import extractor as registry
+from pipeline.visual import weights  # noqa: E402
 from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
-from pipeline.visual.engine import Engine, Runtime, resolve_runtime  # noqa: E402
-from pipeline.visual.extract import VisualWorker, extract_store, store_meta  # noqa: E402
-from pipeline.visual.runner import Item, extract, read_shard  # noqa: E402
-
-
+from pipeline.visual.inference import Engine, Placement, resolve_placement    # noqa: E402
+from pipeline.visual.worker import VisualWorker, extract_store, store_meta    # noqa: E402
+from pipeline.visual.batching import Item, extract, read_shard    # noqa: E402
 def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:
     """First ``n`` decoded videos, ``frames`` frames each: ids and (N, T, S, S, 3) uint8."""
     shape = decoded.read_meta(root)["dims"]["frames"]
@@ -60,11 +59,11 @@ def rel_diff(b: np.ndarray, a: np.ndarray) -> float:
     return float(np.max(np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)))
 
 
-def bench_one(name: str, clips: np.ndarray, runtime: Runtime, batch_size: int) -> dict:
+def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: int) -> dict:
     cfg = load_params().visual
     ex = registry.create(name, cfg, clips.shape[1])
     model = weights.load(ex, "random").model
-    naive, fast = Engine(ex, model, Runtime(runtime.device, "fp32", runtime.threads), naive=True), Engine(ex, model, runtime)
+    naive, fast = Engine(ex, model, Placement(placement.device, "fp32", placement.threads), naive=True), Engine(ex, model, placement)
     naive(clips[:1]), fast(clips[:batch_size])  # warm-up: allocator, oneDNN primitives
     start = time.perf_counter()
     ref = {k: np.concatenate(v) for k, v in _cat(naive(clips[i:i + 1]) for i in range(len(clips))).items()}
@@ -76,7 +75,7 @@ def bench_one(name: str, clips: np.ndarray, runtime: Runtime, batch_size: int) -
     col = next(iter(ex.dims()))
     got = np.stack([r.features[col] for r in results])
     n, t = clips.shape[:2]
-    return {"name": name, "precision": runtime.precision, "naive_s": t_naive, "fast_s": t_fast, "n": n, "t": t,
+    return {"name": name, "precision": placement.precision, "naive_s": t_naive, "fast_s": t_fast, "n": n, "t": t,
             "diff": rel_diff(got, ref[col])}
 
 
@@ -107,10 +106,10 @@ def write_store(root: Path, clips: np.ndarray, copies: int) -> Path:
 def rss_child(root: str, out: str, name: str) -> None:
     """Run the store path on ``root`` and print the peak RSS in MiB."""
     cfg = load_params().visual
-    runtime = resolve_runtime(cfg)
+    placement = resolve_placement(cfg)
     ex = registry.create(name, cfg, decoded.read_meta(root)["dims"]["frames"][0])
     lw = weights.load(ex, "random")
-    engine = Engine(ex, lw.model, runtime)
+    engine = Engine(ex, lw.model, placement)
     summary = extract_store(VisualWorker(engine, str(root), cfg.batch_size), out,
                             store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)))
     print(f"{summary.rows} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
@@ -129,16 +128,16 @@ def main() -> None:
     if args.rss_child:
         return rss_child(*args.rss_child, args.rss_extractor)
     params = load_params()
-    runtime = resolve_runtime(params.visual)
+    placement = resolve_placement(params.visual)
     if args.precision != "params":
-        runtime = dataclasses.replace(runtime, precision=args.precision)
+        placement = dataclasses.replace(placement, precision=args.precision)
     ids, clips = load_videos(params.paths.decoded, args.videos, args.frames)
-    print(f"device {runtime.device}, {runtime.threads} threads, torch {torch.__version__}, "
+    print(f"device {placement.device}, {placement.threads} threads, torch {torch.__version__}, "
           f"{len(ids)} videos x {clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n")
     print("| extractor | path | precision | videos/s | frames/s | speed-up | max rel diff vs fp32 |")
     print("|---|---|---|---|---|---|---|")
     for name in args.extractors.split(","):
-        r = bench_one(name, clips, runtime, params.visual.batch_size)
+        r = bench_one(name, clips, placement, params.visual.batch_size)
         frames = r["n"] * r["t"]
         print(f"| {name} | naive | fp32 | {r['n'] / r['naive_s']:.2f} | {frames / r['naive_s']:.1f} | 1.00x | - |")
         print(f"| {name} | pipeline | {r['precision']} | {r['n'] / r['fast_s']:.2f} | {frames / r['fast_s']:.1f} | "

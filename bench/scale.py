@@ -13,7 +13,7 @@ copies the project to ``bench/out/scale/project`` with a light config (decode 8 
 Prints a markdown table: step, videos computed per stage, wall seconds and share of (a), and the
 stages' own computing + writing seconds (from their logs) and share of (a)'s.
 ``--executors`` then times each stage by hand from empty stores with ``executor.kind: local`` and ``ray``
-(a local Ray runtime per stage process, as ``dvc repro`` would start; its start-up is reported apart).
+(a local Ray ray_session per stage process, as ``dvc repro`` would start; its start-up is reported apart).
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.params import SampleConfig, load_params  # noqa: E402
-from pipeline.runtime import bounded_map  # noqa: E402
+from pipeline.core.params import SampleConfig, load_params    # noqa: E402
+from pipeline.execution.pools import bounded_map  # noqa: E402
 from pipeline.sample import plan_videos, render_video  # noqa: E402
 from tests.stages.project import Project  # noqa: E402
 
@@ -79,8 +79,8 @@ def by_hand(project: Project) -> tuple[float, dict[str, tuple[int, float]]]:
 
 STAGES = (("decode", ["-m", "stages.decode"]), ("visual@resnet152", ["-m", "stages.visual", "resnet152"]),
           ("audio", ["-m", "stages.audio"]))
-STARTUP = ("import time; from pipeline.params import load_params; from pipeline.executor_ray import runtime\n"
-           "start = time.perf_counter()\nwith runtime(load_params().executor): pass\n"
+STARTUP = ("import time; from pipeline.core.params import load_params; from pipeline.execution.ray_executor import ray_session\n"
+           "start = time.perf_counter()\nwith ray_session(load_params().executor): pass\n"
            "print(time.perf_counter() - start)")
 
 
@@ -109,7 +109,7 @@ def executor_rows(project: Project) -> list[str]:
         rows.append(f"| {stage} | {got['local']:.1f} | {got['ray']:.1f} | {got['ray'] / got['local']:.2f} | "
                     f"{warm:.1f} | {warm / got['local']:.2f} |")
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    rows += ["", f"Ray local runtime start-up (ray.init + shutdown), paid by each ray stage process: {startup:.1f} s; "
+    rows += ["", f"Ray local ray_session start-up (ray.init + shutdown), paid by each ray stage process: {startup:.1f} s; "
              f"load average (1/5/15 min) after the runs: {load}"]
     return rows
 

@@ -30,9 +30,8 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from pipeline.params import SampleConfig
-from pipeline.store import atomic_path
-
+from pipeline.core.params import SampleConfig
+from pipeline.core.store import atomic_path
 VISUAL = ("warm", "cool")
 AUDIO = ("tone", "noise")
 CATEGORIES = tuple(f"{v}_{a}" for v in VISUAL for a in AUDIO)

@@ -1,8 +1,8 @@
 """Stage ``audio``: clip-level audio features of every decoded video.
 
 Reads the decoded store (``paths.decoded``, audio only, never frames) and params ``audio.*``;
-updates ``paths.audio_features`` (a folder of shards, columns in ``pipeline.audio_store``)
-incrementally (``pipeline.shards``: only new or changed videos are computed) and
+updates ``paths.audio_features`` (a folder of shards, columns in ``pipeline.audio.store``)
+incrementally through the per-video stage runner (only new or changed videos are computed) and
 ``paths.audio_failures``. Videos without audio get zero vectors and ``has_audio = false``.
 """
 from __future__ import annotations
@@ -12,12 +12,17 @@ import os
 import sys
 from functools import partial
 
-from pipeline import audio, audio_store, decoded, failures, store, work
-from pipeline.config import ConfigError
-from pipeline.executor import Job
-from pipeline.params import load_params
-from pipeline.runtime import progress, resolve_workers, run_stage
-from pipeline.shards import ShardedStore
+from pipeline.audio import features as audio
+from pipeline.audio import store as audio_store
+from pipeline.core import failures, store
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ConfigError
+from pipeline.core.params import AudioConfig, load_params
+from pipeline.core.shards import ShardedStore
+from pipeline.decode import decoded
+from pipeline.execution import runner
+from pipeline.execution.job import Job, Row
+from pipeline.execution.pools import processes, resolve_workers
 
 log = logging.getLogger("stage.audio")
 POOL_MIN = 16  # fewer videos than this run in this process (an incremental run adding a handful)
@@ -34,30 +39,26 @@ def main() -> None:
         log.warning("decoded audio is %d Hz, audio.sample_rate is %d Hz: resampling with librosa (%s)%s",
                     source_rate, cfg.sample_rate, audio.RESAMPLE_TYPE,
                     "; upsampling adds no information" if cfg.sample_rate > source_rate else "")
-    workers = resolve_workers(cfg.workers)
     out = params.paths.audio_features
-    schema = audio_store.schema(cfg)
-    sharded = ShardedStore(out, int(meta["shards"]), schema, audio_store.store_meta(
+    sharded = ShardedStore(out, int(meta["shards"]), audio_store.schema(cfg), audio_store.store_meta(
         cfg, source_rate, meta["params_hash"], int(meta["shards"])), stage="audio",
         failures_path=params.paths.audio_failures, encode=partial(audio_store.to_table, cfg=cfg))
+    # an absolute root: workers may not share this cwd
     job = Job("audio", partial(audio_store.AudioWorker, cfg, os.path.abspath(root)), batch_size=16,
-              concurrency=workers)  # an absolute root: workers may not share this cwd
-    with store.locked(out):
-        plan = sharded.plan(index.select(["video_id", "fingerprint"]).to_pylist())
-        todo = [{k: r[k] for k in ("video_id", "fingerprint", "shard")} for r in plan.todo]
-        if len(todo) < POOL_MIN:  # starting the pool's fork server costs more than a few videos take
-            workers = 1
-        log.info("feature sets %s at %d Hz: %d of %d videos to compute, %d worker(s); librosa is warmed up once "
-                 "per worker, not per video", audio.enabled(cfg), cfg.sample_rate, len(todo), plan.total, workers)
-        local = partial(work.processes, job, workers=workers, preload=("pipeline.audio_preload",))
-        results = work.run(job, todo, params.executor, local)
-        source = {r["video_id"]: str(decoded.shard_path(root, r["shard"])) for r in todo}
-        summary = sharded.write(plan, progress(results, len(todo), "audio"), source)
-    for f in summary.failures:
-        log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
-    log.info("audio features: %d rows (%d computed now in %.1f s, shards rewritten: %s), %d failures -> %s",
-             summary.rows, summary.computed, summary.seconds, summary.rewritten or "none", len(summary.failures), out)
-    failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "audio", params.paths.audio_failures)
+              concurrency=resolve_workers(cfg.workers))
+    log.info("feature sets %s at %d Hz; librosa is warmed up once per worker, not per video", audio.enabled(cfg),
+             cfg.sample_rate)
+    stage = runner.PerVideoStage(
+        "audio", "audio", sharded, job, partial(_local, job, cfg), cfg.max_failure_rate,
+        to_worker=decoded.reference, source=lambda row: str(decoded.shard_path(root, row["shard"])),
+    )
+    runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), params.executor)
+
+
+def _local(job: Job, cfg: AudioConfig, rows: list[Row]):
+    # starting the pool's fork server costs more than a few videos take
+    workers = 1 if len(rows) < POOL_MIN else resolve_workers(cfg.workers)
+    return processes(job, rows, workers=workers, preload=("pipeline.audio.preload",))
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ import pyarrow as pa
 import torch
 from dvclive import Live
 
-from pipeline import store
+from pipeline.core import store
 from pipeline.classify.data import SPLITS, LabelError, load_data
 from pipeline.classify.metrics import classification_metrics
 from pipeline.classify.train import fit, make_backbone, predict_proba, save_checkpoint, tensors
-from pipeline.config import ConfigError
-from pipeline.params import load_params
-from pipeline.runtime import run_stage
-
+from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
+from pipeline.core.cli import run_stage
 log = logging.getLogger("stage.classify")
 
 

@@ -13,14 +13,13 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline import store
-from pipeline.config import ConfigError
+from pipeline.core import store
+from pipeline.core.config import ConfigError
 from pipeline.ctr.adapters import SourceError, read_source
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.data import DataError
-from pipeline.params import load_params
-from pipeline.runtime import run_stage
-
+from pipeline.core.params import load_params
+from pipeline.core.cli import run_stage
 log = logging.getLogger("stage.ctr_data")
 
 

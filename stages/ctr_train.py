@@ -17,14 +17,13 @@ import pyarrow as pa
 import torch
 
 from models.ctr.registry import UnknownModel
-from pipeline import store
-from pipeline.config import ConfigError
+from pipeline.core import store
+from pipeline.core.config import ConfigError
 from pipeline.ctr.experiment import load_dataset, run
 from pipeline.ctr.metrics import roc_points
 from pipeline.ctr.train import ContentError, save_checkpoint
-from pipeline.params import load_params
-from pipeline.runtime import run_stage
-
+from pipeline.core.params import load_params
+from pipeline.core.cli import run_stage
 log = logging.getLogger("stage.ctr_train")
 
 

@@ -1,12 +1,12 @@
 """Stage ``decode``: sample T frames and mono audio per manifest video into sharded Parquet.
 
 Reads ``paths.manifest`` and params ``decode.*``; updates ``paths.decoded`` (layout in
-``pipeline.decoded``) incrementally (``pipeline.shards``): only new or changed videos are
-decoded, only the shards they touch are rewritten; then ``index.parquet`` and ``failures.parquet``.
+``pipeline.decode.decoded``) incrementally through the per-video stage runner: only new or changed
+videos are decoded, only the shards they touch are rewritten; then ``index.parquet`` (the store's
+completion record, removed while the store changes) and ``failures.parquet``.
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from functools import partial
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import decoded, failures, store, work
-from pipeline.config import ConfigError
-from pipeline.decode import DecodeWorker, decoded_meta
-from pipeline.decoded import FAILURES_NAME, INDEX_NAME, SHARD_SCHEMA
-from pipeline.executor import Job
-from pipeline.params import load_params
-from pipeline.runtime import progress, resolve_workers, run_stage
-from pipeline.shards import ShardedStore
-
-log = logging.getLogger("stage.decode")
+from pipeline.core import failures, store
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
+from pipeline.core.shards import ShardedStore
+from pipeline.decode import decoded
+from pipeline.decode.worker import DecodeWorker, decoded_meta
+from pipeline.execution import runner
+from pipeline.execution.job import Job
+from pipeline.execution.pools import resolve_workers, threads
 
 
 def main() -> None:
@@ -32,26 +32,19 @@ def main() -> None:
     manifest = store.read_table(params.paths.manifest, expect={"stage": "ingest"}).to_pylist()
     out = Path(params.paths.decoded)
     meta = decoded_meta(cfg)
-    sharded = ShardedStore(out, cfg.shards, SHARD_SCHEMA, meta, stage="decode", failures_path=out / FAILURES_NAME,
-                           encode=partial(pa.Table.from_pylist, schema=SHARD_SCHEMA), row_group=1)
+    sharded = ShardedStore(out, cfg.shards, decoded.SHARD_SCHEMA, meta, stage="decode",
+                           failures_path=out / decoded.FAILURES_NAME,
+                           encode=partial(pa.Table.from_pylist, schema=decoded.SHARD_SCHEMA), row_group=1)
     workers = resolve_workers(cfg.workers)
     job = Job("decode", partial(DecodeWorker, cfg), batch_size=1, num_cpus=1, concurrency=workers)
-    with store.locked(out):
-        plan = sharded.plan(manifest)
-        if plan.changed:
-            (out / INDEX_NAME).unlink(missing_ok=True)  # no index = decode did not finish (readers stop)
-        log.info("decode: %d of %d videos to decode, %d of %d shards to write", len(plan.todo), plan.total,
-                 len(plan.dirty), cfg.shards)
-        todo = [row | {"path": os.path.abspath(row["path"])} for row in plan.todo]  # workers may run elsewhere
-        results = work.run(job, todo, params.executor, partial(work.threads, job, workers=workers))
-        summary = sharded.write(plan, progress(results, len(plan.todo), "decode"),
-                                {r["video_id"]: r["path"] for r in manifest})
-        decoded.write_index(out, meta)
-    for f in summary.failures:
-        log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
-    log.info("decoded store: %d videos (%d decoded now in %.1f s, shards rewritten: %s), %d failures -> %s",
-             summary.rows, summary.computed, summary.seconds, summary.rewritten or "none", len(summary.failures), out)
-    failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "decode", out / FAILURES_NAME)
+    stage = runner.PerVideoStage(
+        "decode", "decode", sharded, job, partial(threads, job, workers=workers), cfg.max_failure_rate,
+        to_worker=lambda row: row | {"path": os.path.abspath(row["path"])},  # workers may run elsewhere
+        source=lambda row: row["path"],
+        on_change=lambda plan: (out / decoded.INDEX_NAME).unlink(missing_ok=True),  # no index: readers stop
+        on_complete=lambda: decoded.write_index(out, meta),
+    )
+    runner.run(stage, manifest, params.executor)
 
 
 if __name__ == "__main__":

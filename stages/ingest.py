@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 import sys
 
-from pipeline import failures, store
-from pipeline.config import ConfigError
-from pipeline.ingest import InputError, assign_splits, list_inputs, manifest_table, previous_manifest, probe_one
-from pipeline.params import load_params
-from pipeline.runtime import bounded_map, progress, resolve_workers, run_stage
+from pipeline.core import failures
 
+from pipeline.core import store
+from pipeline.core.config import ConfigError
+from pipeline.ingest.scan import InputError, assign_splits, list_inputs, manifest_table, previous_manifest, probe_one
+from pipeline.core.params import load_params
+from pipeline.core.cli import progress, run_stage
+from pipeline.execution.pools import bounded_map, resolve_workers
 log = logging.getLogger("stage.ingest")
 
 

@@ -13,13 +13,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import store
-from pipeline.config import ConfigError
-from pipeline.items import build_items, modality_sources
-from pipeline.params import load_params
-from pipeline.reduce import ReduceError, save_states
-from pipeline.runtime import run_stage
-
+from pipeline.core import store
+from pipeline.core.config import ConfigError
+from pipeline.reduce.items import build_items, modality_sources
+from pipeline.core.params import load_params
+from pipeline.reduce.fit import ReduceError, save_states
+from pipeline.core.cli import run_stage
 log = logging.getLogger("stage.reduce")
 
 

@@ -9,10 +9,10 @@ import logging
 import sys
 
 from pipeline import sample
-from pipeline.config import ConfigError
-from pipeline.params import load_params
-from pipeline.runtime import bounded_map, progress, resolve_workers, run_stage
-
+from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
+from pipeline.core.cli import progress, run_stage
+from pipeline.execution.pools import bounded_map, resolve_workers
 log = logging.getLogger("stage.sample")
 
 

@@ -3,7 +3,7 @@
 ``python -m stages.visual resnet152``. Reads ``paths.decoded`` and params ``visual.*``; updates
 ``<paths.visual_features>/visual_<name>.parquet`` (a folder of shards: video_id, fingerprint, vector
 columns, padded; metadata: extractor, weights, dims, params, precision) and
-``visual_<name>_failures.parquet``. Incremental (``pipeline.visual.extract``): only new or
+``visual_<name>_failures.parquet``. Incremental (the per-video stage runner): only new or
 changed videos run through the model.
 """
 from __future__ import annotations
@@ -14,13 +14,17 @@ import os
 import sys
 from functools import partial
 
-from pipeline import decoded, failures, store
-from pipeline.config import ConfigError
-from pipeline.executor import Job
-from pipeline.params import load_params
-from pipeline.runtime import run_stage
-from pipeline.visual import registry, weights
-from pipeline.visual.extract import build_worker, extract_store, make_worker, output_paths, store_meta
+from pipeline.core import failures, store
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
+from pipeline.decode import decoded
+from pipeline.execution import runner
+from pipeline.execution.job import Job
+from pipeline.visual import weights
+from pipeline.visual.extractor import EXTRACTORS
+from pipeline.visual.worker import build_worker, make_worker, store_meta, visual_stage
+from registry import UnknownName
 
 log = logging.getLogger("stage.visual")
 
@@ -31,9 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     name = parser.parse_args(argv).extractor
     params = load_params()
     cfg = params.visual
-
-    if name not in registry.names():
-        raise ConfigError(f"unknown extractor {name!r}; registered: {', '.join(registry.names())}")
+    EXTRACTORS.check(name)
     if name not in cfg.extractors:
         log.warning("%s is not in visual.extractors; running it anyway (by hand)", name)
     root = params.paths.decoded
@@ -41,22 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     if built.weights == "random":
         log.warning("%s uses RANDOM weights (visual.%s.weights: random): fine for testing the pipeline, "
                     "meaningless as features", name, name)
-    runtime = built.worker.engine.runtime
-    log.info("%s on %s, precision %s, %d threads, batches of %d videos", name, runtime.device,
-             runtime.precision, runtime.threads, cfg.batch_size)
+    placement = built.worker.engine.placement
+    log.info("%s on %s, precision %s, %d threads, batches of %d videos", name, placement.device,
+             placement.precision, placement.threads, cfg.batch_size)
     meta = store_meta(built.worker.engine, built.weights, built.detail, decoded.read_meta(root))
     job = Job(f"visual@{name}", partial(make_worker, name, cfg, os.path.abspath(root)), batch_size=cfg.batch_size,
               num_gpus=params.executor.num_gpus)
-    summary = extract_store(built.worker, params.paths.visual_features, meta, job=job, executor=params.executor)
-    final, failures_path = output_paths(params.paths.visual_features, name)
-    rate = summary.computed / summary.seconds if summary.seconds > 0 else 0.0
-    log.info("%s: %d rows (%d computed now in %.1f s, %.2f videos/s, shards rewritten: %s, %d failures) -> %s",
-             name, summary.rows, summary.computed, summary.seconds, rate, summary.rewritten or "none",
-             len(summary.failures), final)
-    for f in summary.failures[:10]:
-        log.warning("failed %s (%s): %s", f.video_id, f.reason, f.message)
-    failures.check_rate(len(summary.failures), summary.total, cfg.max_failure_rate, "visual", failures_path)
+    stage = visual_stage(built.worker, params.paths.visual_features, meta, job=job,
+                         max_failure_rate=cfg.max_failure_rate)
+    runner.run(stage, decoded.read_index(root).select(["video_id", "fingerprint"]).to_pylist(), params.executor)
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, (ConfigError, store.StoreError, failures.FailureRateExceeded, weights.WeightsError)))
+    sys.exit(run_stage(main, (ConfigError, UnknownName, store.StoreError, failures.FailureRateExceeded,
+                              weights.WeightsError)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.params import Params, load_params
+from pipeline.core.params import Params, load_params
 from tests.media_fixtures import REAL_CLIPS, real_clips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,12 +33,11 @@ def clips() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    """One local Ray runtime (2 CPUs) per test module; ``executor_ray.runtime`` reuses it, never stops it."""
+    """One local Ray ray_session (2 CPUs) per test module; ``executor_ray.ray_session`` reuses it, never stops it."""
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from pipeline import executor_ray
-
-    # what executor_ray.runtime does for a local runtime (workers import the tests' modules via the cwd)
+    from pipeline.execution import ray_executor as executor_ray
+    # what executor_ray.ray_session does for a local ray_session (workers import the tests' modules via the cwd)
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     executor_ray.quiet()
     yield ray

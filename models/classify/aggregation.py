@@ -10,9 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.config import ConfigError
-
-
+from pipeline.core.config import ConfigError
 class Aggregation(nn.Module):
     d_out: int
 

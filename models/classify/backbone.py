@@ -1,7 +1,7 @@
 """A visual extractor's 3D CNN as a trainable module: decoded frames in, clip features out.
 
 Reuses the extractor's own preprocessing, feature head and clip averaging
-(``pipeline.visual.registry``), so fine-tuning starts from exactly the network (and, through
+(``pipeline.visual.extractor``), so fine-tuning starts from exactly the network (and, through
 ``pipeline.visual.weights``, the weights) that ``visual@<name>`` extracts features with.
 """
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.visual.registry import Extractor
-
-
+from pipeline.visual.extractor import Extractor
 class Backbone(nn.Module):
     def __init__(self, extractor: Extractor, model: nn.Module):
         super().__init__()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.config import ConfigError
-
-
+from pipeline.core.config import ConfigError
 class Fusion(nn.Module):
     d_out: int
 

@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from models.layers import FieldEmbedding, ModalityProjection, masked_mean
-from pipeline.params import CtrConfig
-
+from pipeline.core.params import CtrConfig
 Content = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ((n_items, D_m) vectors, (n_items,) mask)
 
 

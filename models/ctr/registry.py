@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from models.ctr import amfr, deepfm, din, fm, lr, mmie  # noqa: F401  (registration side effect)
 from models.ctr.base import MODELS, Content, CtrModel, FeatureSpec
-from pipeline.params import CtrConfig
-
-
+from pipeline.core.params import CtrConfig
 class UnknownModel(ValueError):
     pass
 

@@ -18,11 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.classify.model import BranchSpec
-from pipeline import store
-from pipeline.decoded import iter_decoded
-from pipeline.params import Params
-from pipeline.reduce import load_states
-
+from pipeline.core import store
+from pipeline.decode.decoded import iter_decoded
+from pipeline.core.params import Params
+from pipeline.reduce.fit import load_states
 log = logging.getLogger("classify.data")
 SPLITS = ("train", "valid", "test")
 

@@ -23,12 +23,11 @@ from torch.nn import functional as F
 from models.classify.backbone import Backbone
 from models.classify.losses import difference_penalty, kl_rows, similarity_loss
 from models.classify.model import Batch, BranchSpec, Classifier, ModelSpec, Output
-from pipeline import store
+from pipeline.core import store
 from pipeline.classify.data import ClassifyData, normaliser
-from pipeline.config import build
-from pipeline.early_stop import EarlyStopping
-from pipeline.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
-
+from pipeline.core.config import build
+from pipeline.core.early_stop import EarlyStopping
+from pipeline.core.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
 log = logging.getLogger("classify.train")
 
 
@@ -49,8 +48,8 @@ def model_spec(cfg: ClassifyConfig, data: ClassifyData) -> ModelSpec:
 
 def make_backbone(name: str, visual: VisualConfig, num_frames: int, pretrained: bool = True) -> Backbone:
     """The extractor's network with the visual.<name>.weights the visual stage uses (random init when not pretrained)."""
-    from pipeline.visual import registry, weights  # only a backbone run pays for these imports
-
+    from pipeline.visual import extractor as registry
+    from pipeline.visual import weights  # only a backbone run pays for these imports
     extractor = registry.create(name, visual, num_frames)
     if pretrained:
         model = weights.load(extractor, getattr(visual, name).weights).model

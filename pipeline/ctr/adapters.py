@@ -36,9 +36,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
-from pipeline.params import LabelRule
-
-
+from pipeline.core.params import LabelRule
 class SourceError(ValueError):
     """An input that is missing, in the wrong layout, or holds unusable values."""
 

@@ -19,12 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import store
+from pipeline.core import store
 from pipeline.ctr.adapters import RawData
 from pipeline.ctr.data import (SPLITS, DataError, assign_splits, check_labels, dedupe_sort, encode, histories,
                                padded_codes, sample_negatives, vocabulary)
-from pipeline.params import CtrDataConfig
-
+from pipeline.core.params import CtrDataConfig
 log = logging.getLogger("ctr.build")
 
 

@@ -9,8 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.params import CtrSplitConfig
-
+from pipeline.core.params import CtrSplitConfig
 SPLITS = ("train", "valid", "test")
 
 

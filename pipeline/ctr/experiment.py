@@ -13,11 +13,10 @@ import numpy as np
 import pyarrow as pa
 
 from models.ctr.base import FeatureSpec
-from pipeline import store
+from pipeline.core import store
 from pipeline.ctr.metrics import evaluate
 from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, table_tensors
-from pipeline.params import CtrConfig
-
+from pipeline.core.params import CtrConfig
 SPLITS = ("train", "valid", "test")
 
 

@@ -19,11 +19,10 @@ import torch
 
 from models.ctr.base import Content, CtrModel, FeatureSpec
 from models.ctr.registry import build_model
-from pipeline import store
+from pipeline.core import store
 from pipeline.ctr.metrics import auc, evaluate
-from pipeline.early_stop import EarlyStopping
-from pipeline.params import CtrConfig
-
+from pipeline.core.early_stop import EarlyStopping
+from pipeline.core.params import CtrConfig
 log = logging.getLogger("ctr.train")
 Batch = dict[str, torch.Tensor]
 

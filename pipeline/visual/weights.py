@@ -18,8 +18,7 @@ from urllib.error import URLError
 import torch
 from torch import nn
 
-from pipeline.visual.registry import Extractor
-
+from pipeline.visual.extractor import Extractor
 RANDOM_SEED = 0
 FILE_SUFFIXES = (".pt", ".pth", ".pyth", ".pkl", ".pickle", ".bin")
 log = logging.getLogger("visual.weights")

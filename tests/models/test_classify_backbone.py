@@ -8,7 +8,7 @@ import torch
 
 from models.classify.model import BranchSpec, ModelSpec
 from pipeline.classify.train import build_classifier, load_checkpoint, objective, save_checkpoint, train_step
-from pipeline.params import load_params
+from pipeline.core.params import load_params
 from tests.conftest import ROOT
 
 

@@ -9,9 +9,9 @@ import torch
 from models.classify.aggregation import AGGREGATIONS, AttentionPool, NetVLAD, build_aggregation
 from models.classify.fusion import FUSIONS, AttentionFusion, build_fusion
 from models.classify.model import BranchSpec, Classifier, ModelSpec
-from pipeline.config import ConfigError, build
-from pipeline.params import AggregationName, ClassifyConfig, FusionName, load_params
-from pipeline.store import plain
+from pipeline.core.config import ConfigError, build
+from pipeline.core.params import AggregationName, ClassifyConfig, FusionName, load_params
+from pipeline.core.store import plain
 from tests.conftest import ROOT
 
 B, T, D, K = 5, 7, 6, 3

@@ -9,8 +9,7 @@ from models.ctr.base import FeatureSpec
 from models.ctr.registry import MODELS, UnknownModel, build_model
 from models.layers import fm_pairwise
 from pipeline.ctr.train import load_checkpoint, save_checkpoint
-from pipeline.params import CtrConfig
-
+from pipeline.core.params import CtrConfig
 SPEC = FeatureSpec(n_users=9, n_items=13, categorical=(4, 3), multi=(6,), n_numeric=2, history=5)
 CFG = CtrConfig(model="fm", use_content=True, content=("a", "b"), embed_dim=8, mlp=(16, 8), heads=2,
                 attention_dim=8, dropout=0.0, lr=0.01, weight_decay=0.0, batch_size=32, epochs=1, patience=1,

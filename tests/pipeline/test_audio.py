@@ -1,4 +1,4 @@
-"""pipeline.audio: known signals, equality with direct library calls, shapes, no NaN."""
+"""pipeline.audio.features: known signals, equality with direct library calls, shapes, no NaN."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures
 
-from pipeline import audio
-from pipeline.config import ConfigError
-from pipeline.params import AudioConfig, AudioFeatureSet, load_params
-
+from pipeline.audio import features as audio
+from pipeline.core.config import ConfigError
+from pipeline.core.params import AudioConfig, AudioFeatureSet, load_params
 RATE = 16000
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

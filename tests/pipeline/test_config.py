@@ -7,8 +7,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, build, flat_keys
-from pipeline.params import Params, load_params
+from pipeline.core.config import ConfigError, build, flat_keys
+from pipeline.core.params import Params, load_params
 from tests.conftest import ROOT
 
 

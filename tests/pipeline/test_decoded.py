@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import store
-from pipeline.decoded import DecodedWriter, iter_decoded, read_index, shard_of, shard_path
-
+from pipeline.core import store
+from pipeline.decode.decoded import DecodedWriter, iter_decoded, read_index, shard_of, shard_path
 T, S = 4, 8
 
 

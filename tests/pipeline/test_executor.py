@@ -1,4 +1,4 @@
-"""pipeline.executor: the local reference backend, and Ray Data (one local runtime per module) against it."""
+"""pipeline.execution.executors: the local reference backend, and Ray Data (one local runtime per module) against it."""
 from __future__ import annotations
 
 import functools
@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import executor
-from pipeline.config import ConfigError, build
-from pipeline.executor import Job
-from pipeline.params import ExecutorConfig
-
+from pipeline.execution import executors as executor
+from pipeline.core.config import ConfigError, build
+from pipeline.execution.executors import Job
+from pipeline.core.params import ExecutorConfig
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ExecutorConfig(kind="local", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=3)
 RAY = ExecutorConfig(kind="ray", address="", num_cpus=2, num_gpus=0, actors=0, max_retries=3)

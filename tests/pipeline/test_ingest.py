@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from pipeline.failures import Failure
-from pipeline.ingest import (InputError, InputVideo, assign_splits, fingerprint, list_inputs, manifest_table,
+from pipeline.core.failures import Failure
+from pipeline.ingest.scan import (InputError, InputVideo, assign_splits, fingerprint, list_inputs, manifest_table,
                              probe_one)
 from tests.media_fixtures import make_bad_inputs, make_clip
 
@@ -105,8 +105,7 @@ def test_every_bad_input_gets_a_failure_row_or_is_processed(tmp_path):
 def test_unchanged_files_reuse_the_previous_row_and_changed_ones_are_probed(tmp_path, monkeypatch):
     import os
 
-    from pipeline import ingest
-
+    from pipeline.ingest import scan as ingest
     clip = make_clip(tmp_path / "a.mp4", audio_rate=None)
     first = probe_one(InputVideo("a", str(clip), "x"), "train")
     assert isinstance(first, dict) and first["mtime_ns"] == os.stat(clip).st_mtime_ns

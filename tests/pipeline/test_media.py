@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.media import MediaError, decode_clip, probe, sample_indices
+from pipeline.decode.ffmpeg import MediaError, decode_clip, probe, sample_indices
 from tests.media_fixtures import clip_params, make_clip, make_halves
 
 

@@ -7,11 +7,10 @@ import pyarrow as pa
 import pytest
 from sklearn.decomposition import PCA
 
-from pipeline import store
-from pipeline.items import Source, build_items
-from pipeline.params import ModalityReduceConfig
-from pipeline.reduce import ReduceError, fit_modality, load_states, main as reduce_main, save_states
-
+from pipeline.core import store
+from pipeline.reduce.items import Source, build_items
+from pipeline.core.params import ModalityReduceConfig
+from pipeline.reduce.fit import ReduceError, fit_modality, load_states, main as reduce_main, save_states
 RNG = np.random.default_rng(0)
 N, D_VIS, D_AUD = 60, 16, 8
 IDS = [f"v{i:02d}" for i in range(N)]

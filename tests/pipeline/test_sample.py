@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 
-from pipeline.media import probe
+from pipeline.decode.ffmpeg import probe
 from pipeline.sample import AUDIO, CATEGORIES, VISUAL, plan_interactions, plan_videos, render_video
 
 

@@ -1,4 +1,4 @@
-"""Incremental sharded stores (pipeline.shards) and reading shard folders (pipeline.store)."""
+"""Incremental sharded stores (pipeline.core.shards) and reading shard folders (pipeline.core.store)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +9,9 @@ from functools import partial
 import pyarrow as pa
 import pytest
 
-from pipeline import store
-from pipeline.shards import ShardedStore, shard_of, shard_path
-from pipeline.work import failure_row
-
+from pipeline.core import store
+from pipeline.core.shards import ShardedStore, shard_of, shard_path
+from pipeline.execution.local import failure_row
 SHARDS = 4
 SCHEMA = pa.schema([("video_id", pa.string()), ("fingerprint", pa.string()), ("value", pa.float64())])
 

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import audio, decoded, store
-from pipeline.decode import decode_row, decoded_meta
-from pipeline.media import MediaError, probe
-from pipeline.params import DecodeConfig
+from pipeline.audio import features as audio
+
+from pipeline.decode import decoded
+
+from pipeline.core import store
+from pipeline.decode.worker import decode_row, decoded_meta
+from pipeline.decode.ffmpeg import MediaError, probe
+from pipeline.core.params import DecodeConfig
 from stages import audio as stage
 
 REPO = Path(__file__).resolve().parents[2]

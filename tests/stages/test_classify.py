@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import store
+from pipeline.core import store
 from pipeline.classify.train import load_checkpoint, predict_proba
 from tests.pipeline.classify.fixtures import corpus, write_stores
 from tests.stages.project import Project

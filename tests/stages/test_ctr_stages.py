@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline import store
+from pipeline.core import store
 from pipeline.ctr.train import load_checkpoint
 from tests.pipeline.ctr.fixtures import planted_log, synthetic_items, write_ml100k
 from tests.stages.project import Project

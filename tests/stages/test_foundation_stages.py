@@ -22,7 +22,7 @@ def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
     index = rows(tmp_path / "data/decoded/index.parquet")
     assert sorted(r["video_id"] for r in index) == sorted(r["video_id"] for r in manifest)
     assert rows(tmp_path / "data/ingest/failures.parquet") == []
-    inspect = proj.run("-m", "pipeline.inspect", "data/ingest/manifest.parquet")
+    inspect = proj.run("-m", "pipeline.show", "data/ingest/manifest.parquet")
     assert inspect.returncode == 0 and "rows: 8" in inspect.stdout and '"stage": "ingest"' in inspect.stdout
     again = proj.run("dvc", "repro")
     assert again.returncode == 0 and "Data and pipelines are up to date" in again.stdout

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import decoded, store
-from pipeline.params import SampleConfig
+from pipeline.decode import decoded
+
+from pipeline.core import store
+from pipeline.core.params import SampleConfig
 from pipeline.sample import plan_videos, render_video
-from pipeline.shards import shard_of
+from pipeline.core.shards import shard_of
 from tests.stages.project import Project
 
 SHARDS = 8
@@ -83,7 +85,7 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
     assert again.returncode == 0 and "0 of 8 videos to decode" in again.stderr and "rewritten: none" in again.stderr
     assert stamps(inc) == after
 
-    shown = inc.run("-m", "pipeline.inspect", "--outputs", "features/audio.parquet")
+    shown = inc.run("-m", "pipeline.show", "--outputs", "features/audio.parquet")
     assert shown.returncode == 0 and "-- all shards\nrows: 8" in shown.stdout, shown.stderr
     assert "8 rows in 8 shards" in shown.stdout  # paths.audio_features in --outputs
 

@@ -21,7 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline import decoded, store
+from pipeline.decode import decoded
+
+from pipeline.core import store
 from tests.stages.project import Project
 from tests.stages.test_incremental import render
 

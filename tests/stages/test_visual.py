@@ -9,10 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import failures, store
-from pipeline.media import MediaError, decode_clip, probe
-from pipeline.runtime import bounded_map
-from pipeline.visual import registry
+from pipeline.core import failures
+
+from pipeline.core import store
+from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
+from pipeline.execution.pools import bounded_map
+from pipeline.visual import extractor as registry
 from stages import visual as stage
 from tests.pipeline.visual.helpers import REPO, random_frames, write_decoded
 

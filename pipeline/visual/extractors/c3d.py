@@ -11,8 +11,7 @@ from torch import nn
 
 from models.c3d import C3D, CLIP_LEN, CROP, FEATURE_DIM
 from pipeline.visual.clips import covering_clips, gather_clips, resize_center_crop, to_float_frames
-from pipeline.visual.registry import Extractor, register
-
+from pipeline.visual.extractor import Extractor, register
 RESIZE = 128
 
 

@@ -19,8 +19,7 @@ with warnings.catch_warnings():  # pytorchvideo's fvcore import warns that torch
     from pytorchvideo.models.hub.resnet import checkpoint_paths
 
 from pipeline.visual.clips import covering_clips, gather_clips, normalize, to_float_frames, uniform_clip
-from pipeline.visual.registry import Extractor, register
-
+from pipeline.visual.extractor import Extractor, register
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 FEATURE_DIM = 2048

@@ -11,8 +11,7 @@ from torch import nn
 from torchvision.models import ResNet152_Weights, resnet152
 
 from pipeline.visual.clips import normalize, to_float_frames, uniform_clip
-from pipeline.visual.registry import Extractor, register
-
+from pipeline.visual.extractor import Extractor, register
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DIMS = {"pool": 2048, "logits": 1000}

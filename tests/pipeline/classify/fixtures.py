@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import store
-from pipeline.reduce import ModalityState, save_states
-
+from pipeline.core import store
+from pipeline.reduce.fit import ModalityState, save_states
 VISUAL, AUDIO = ("warm", "cool"), ("tone", "noise")
 FRAMES, VIS_DIM, SEGMENTS, MELS, VEC_DIM = 4, 6, 5, 3, 4
 

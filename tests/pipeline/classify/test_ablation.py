@@ -4,10 +4,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.classify.ablation import CONFIGS, END, START, fusion_margin, replace_section, set_args, table
-from pipeline.config import flat_keys
-from pipeline.params import Params
-
-
+from pipeline.core.config import flat_keys
+from pipeline.core.params import Params
 def run(acc: float, f1: float) -> dict:
     return {"test": {"accuracy": acc, "macro_f1": f1}, "epochs": 10, "train_seconds": 1.5}
 

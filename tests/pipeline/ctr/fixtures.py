@@ -7,8 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from pipeline import store
-
+from pipeline.core import store
 DIMS = {"resnet152": 8, "mfcc": 4}
 
 

@@ -6,8 +6,7 @@ import json
 import pytest
 
 from pipeline.ctr.adapters import ADAPTERS, SourceError, read_source
-from pipeline.params import LabelRule
-
+from pipeline.core.params import LabelRule
 RULE = LabelRule(4, 2)
 
 

@@ -8,9 +8,7 @@ from pipeline.ctr.adapters import RawData
 from pipeline.ctr.build import build_samples
 from pipeline.ctr.data import (DataError, assign_splits, check_labels, dedupe_sort, encode, histories,
                                padded_codes, sample_negatives, vocabulary)
-from pipeline.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
-
-
+from pipeline.core.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
 def cfg(**kw) -> CtrDataConfig:
     base = dict(source="log", path=None, label=LabelRule(4, 2), negatives=3, history=4, max_multi=2,
                 split=CtrSplitConfig("time", 0.2, 0.2, 0), unknown="drop",

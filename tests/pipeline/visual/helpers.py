@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.decode import decoded_meta
-from pipeline.decoded import DecodedWriter
-from pipeline.params import DecodeConfig, VisualConfig, load_params
-
+from pipeline.decode.worker import decoded_meta
+from pipeline.decode.decoded import DecodedWriter
+from pipeline.core.params import DecodeConfig, VisualConfig, load_params
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import ConfigError, build
-from pipeline.params import VisualConfig
-from pipeline.visual import engine
+from pipeline.core.config import ConfigError, build
+from pipeline.core.params import VisualConfig
+from pipeline.visual import inference as engine
 from tests.pipeline.visual.helpers import REPO, visual_config
 
 
@@ -32,10 +32,10 @@ def keep_threads():
 @pytest.mark.parametrize("native", [True, False])
 def test_precision_auto_is_bf16_only_where_native(native, monkeypatch, keep_threads):
     monkeypatch.setattr(engine, "bf16_native", lambda device: native)
-    rt = engine.resolve_runtime(visual_config(device="cpu", precision="auto", threads=1))
+    rt = engine.resolve_placement(visual_config(device="cpu", precision="auto", threads=1))
     assert rt.precision == ("bf16" if native else "fp32") and rt.threads == 1
     assert torch.get_num_threads() == 1
-    assert engine.resolve_runtime(visual_config(device="cpu", precision="fp32", threads=1)).precision == "fp32"
+    assert engine.resolve_placement(visual_config(device="cpu", precision="fp32", threads=1)).precision == "fp32"
 
 
 def test_visual_params_reject_unknown_extractor_and_keys():

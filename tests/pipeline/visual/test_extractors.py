@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.visual import registry, weights
-from pipeline.visual.engine import Engine, Runtime
+from pipeline.visual import extractor as registry
+
+from pipeline.visual import weights
+from pipeline.visual.inference import Engine, Placement
 from tests.pipeline.visual.helpers import random_frames, visual_config
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 T, S = 8, 32  # tiny clips: ResNet and I3D pool globally (any size >= 32); C3D resizes to 112 itself
 EXPECTED = {"resnet152": {"resnet152_pool": [2048]}, "c3d": {"c3d_fc6": [4096]}, "i3d": {"i3d_pool": [2048]}}
-FP32 = Runtime(torch.device("cpu"), "fp32", torch.get_num_threads())
-BF16 = Runtime(torch.device("cpu"), "bf16", torch.get_num_threads())
+FP32 = Placement(torch.device("cpu"), "fp32", torch.get_num_threads())
+BF16 = Placement(torch.device("cpu"), "bf16", torch.get_num_threads())
 NAMES = registry.names()
 
 

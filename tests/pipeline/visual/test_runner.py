@@ -7,15 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import decoded, store
-from pipeline.visual.engine import Engine, Runtime
-from pipeline.visual.extract import VisualWorker, extract_store, output_paths, store_meta
-from pipeline.visual.registry import Extractor
-from pipeline.visual.runner import Item, extract, read_shard
+from pipeline.decode import decoded
+
+from pipeline.core import store
+from pipeline.visual.inference import Engine, Placement
+from pipeline.visual.worker import VisualWorker, extract_store, output_paths, store_meta
+from pipeline.visual.extractor import Extractor
+from pipeline.visual.batching import Item, extract, read_shard
 from tests.pipeline.visual.helpers import random_frames, write_decoded
 
 T, S = 4, 8
-CPU = Runtime(torch.device("cpu"), "fp32", 1)
+CPU = Placement(torch.device("cpu"), "fp32", 1)
 
 
 class MeanColour(Extractor):

@@ -10,7 +10,7 @@ Conventions every store follows:
 Readers call ``read_table(path, expect={...})`` to check the metadata before use.
 
 A store may also be a folder of ``shard-XXX.parquet`` files (a Hive-style dataset that
-``pq.read_table(dir)``, polars and DuckDB read as one table, see ``pipeline.shards``):
+``pq.read_table(dir)``, polars and DuckDB read as one table, see ``pipeline.core.shards``):
 ``read_table`` and ``read_meta`` then check that every shard carries the same metadata and
 return the shards concatenated, sorted by ``video_id``.
 """

@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import failures, store
+from pipeline.core import failures
 
+from pipeline.core import store
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (video_id, fingerprint)

@@ -27,8 +27,7 @@ import numpy as np
 from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures
 from threadpoolctl import threadpool_limits
 
-from pipeline.params import AudioConfig
-
+from pipeline.core.params import AudioConfig
 DELTA_WIDTH = 9  # librosa.feature.delta's default window (frames)
 INT16_SCALE = 2.0**15  # pyAudioAnalysis divides its input by this
 RESAMPLE_TYPE = "soxr_hq"

@@ -21,10 +21,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.failures import Failure
-from pipeline.media import MediaError, probe
-from pipeline.params import SplitConfig
-
+from pipeline.core.failures import Failure
+from pipeline.decode.ffmpeg import MediaError, probe
+from pipeline.core.params import SplitConfig
 log = logging.getLogger(__name__)
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
@@ -171,8 +170,7 @@ def assign_splits(items: Sequence[InputVideo], cfg: SplitConfig) -> list[str]:
 
 def previous_manifest(path: str | Path) -> dict[str, dict]:
     """The last manifest's rows by path (empty when there is none or it is unreadable)."""
-    from pipeline import store
-
+    from pipeline.core import store
     try:
         table = store.read_table(path, expect={"stage": "ingest"})
     except (store.StoreError, pa.ArrowInvalid, OSError) as err:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import store
-
+from pipeline.core import store
 REASONS = {
     "missing_file": "the path does not exist",
     "empty_file": "the file has zero bytes",
@@ -22,7 +21,7 @@ REASONS = {
     "decode_error": "ffmpeg failed while decoding the sampled frames",
     "bad_frames": "the decoded frames blob is missing or not of the store's shape",
     "extract_error": "a feature extractor failed on the video (model error, non-finite input or features)",
-    "worker_error": "an executor worker raised on the video (pipeline.executor turns it into this row)",
+    "worker_error": "an executor worker raised on the video (pipeline.execution.executors turns it into this row)",
 }
 
 SCHEMA = pa.schema(
@@ -66,5 +65,5 @@ def check_rate(n_failed: int, n_total: int, max_rate: float, stage: str, table_p
     if rate > max_rate:
         raise FailureRateExceeded(
             f"{stage}: {n_failed}/{n_total} inputs failed ({rate:.0%} > {stage}.max_failure_rate="
-            f"{max_rate:.0%}); see {table_path} (python -m pipeline.inspect {table_path})"
+            f"{max_rate:.0%}); see {table_path} (python -m pipeline.show {table_path})"
         )

@@ -1,4 +1,4 @@
-"""``python -m pipeline.inspect PATH``: a store's schema, metadata, row count and column summary.
+"""``python -m pipeline.show PATH``: a store's schema, metadata, row count and column summary.
 
 PATH may be a Parquet file or a sharded store folder: the decoded clips (the summary covers
 ``index.parquet`` and the shard schema) or a feature store such as ``features/audio.parquet``
@@ -18,10 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import store
-from pipeline.store import META_KEY
-
-
+from pipeline.core import store
+from pipeline.core.store import META_KEY
 def summarize_column(column: pa.ChunkedArray) -> str:
     t = column.type
     nulls = column.null_count
@@ -82,8 +80,7 @@ def describe(path: Path) -> str:
 
 
 def outputs(params_path: str = "params.yaml") -> str:
-    from pipeline.params import load_params
-
+    from pipeline.core.params import load_params
     paths = asdict(load_params(params_path).paths)
     lines = ["outputs (params.yaml, section paths):"]
     for key, value in paths.items():
@@ -98,12 +95,12 @@ def outputs(params_path: str = "params.yaml") -> str:
         else:
             state = "present" if p.exists() else "missing"
         lines.append(f"  {key:<16} {value:<40} {state}")
-    lines.append("inspect any of them with: python -m pipeline.inspect PATH")
+    lines.append("inspect any of them with: python -m pipeline.show PATH")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.inspect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.show", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="Parquet file or store folder")
     parser.add_argument("--outputs", action="store_true", help="list the pipeline's outputs from params.yaml")
     args = parser.parse_args(argv)

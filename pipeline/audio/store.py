@@ -1,10 +1,10 @@
 """The audio feature store: one row per decoded video (``paths.audio_features``).
 
-A folder of ``shard-XXX.parquet`` files (``pipeline.shards``: updated incrementally, the decoded
+A folder of ``shard-XXX.parquet`` files (``pipeline.core.shards``: updated incrementally, the decoded
 store's shard assignment). Columns: ``video_id`` (string), ``fingerprint`` (the video's content
 hash), ``has_audio`` (bool), ``audio_seconds`` (float32, decoded audio
 length before any padding), then one ``fixed_size_list<float32>`` column per enabled feature set
-of ``pipeline.audio.FEATURE_SETS`` (``logmel_segments`` flattened row-major from
+of ``pipeline.audio.features.FEATURE_SETS`` (``logmel_segments`` flattened row-major from
 ``[segments, n_mels]``). The schema metadata records ``dims``, ``feature_names`` (the names of
 each set's last axis) and what pyAudioAnalysis was given.
 """
@@ -19,11 +19,14 @@ import librosa
 import numpy as np
 import pyarrow as pa
 
-from pipeline import audio, store, work
-from pipeline.decoded import DecodedVideo, ShardReader
-from pipeline.failures import Failure
-from pipeline.params import AudioConfig
+from pipeline.audio import features as audio
 
+from pipeline.core import store
+
+from pipeline.execution import local as work
+from pipeline.decode.decoded import DecodedVideo, ShardReader
+from pipeline.core.failures import Failure
+from pipeline.core.params import AudioConfig
 STAGE = "audio"
 BASE_SCHEMA = [("video_id", pa.string()), ("fingerprint", pa.string()), ("has_audio", pa.bool_()), ("audio_seconds", pa.float32())]
 PYAA_INPUT = ("float64 mono samples in [-1, 1] times 2**15 (int16 scale, not rounded); the library "

@@ -6,7 +6,7 @@ exactly scikit-learn's ``PCA.transform`` followed by min-max or z-score scaling.
 saved as ``<name>.npz`` plus one ``state.json`` (format version, settings, dims), readable
 with numpy alone and stable across scikit-learn versions.
 
-``python -m pipeline.reduce apply --state DIR --out items.parquet [--store NAME=PATH ...]``
+``python -m pipeline.reduce.fit apply --state DIR --out items.parquet [--store NAME=PATH ...]``
 transforms new videos with a saved state, without refitting.
 """
 from __future__ import annotations
@@ -22,9 +22,8 @@ import numpy as np
 import pyarrow as pa
 from sklearn.decomposition import PCA, IncrementalPCA
 
-from pipeline import store
-from pipeline.params import ModalityReduceConfig
-
+from pipeline.core import store
+from pipeline.core.params import ModalityReduceConfig
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
 STATE_JSON = "state.json"
@@ -160,9 +159,8 @@ def load_states(folder: str | Path) -> tuple[dict[str, ModalityState], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.items import read_modality
-
-    parser = argparse.ArgumentParser(prog="python -m pipeline.reduce")
+    from pipeline.reduce.items import read_modality
+    parser = argparse.ArgumentParser(prog="python -m pipeline.reduce.fit")
     sub = parser.add_subparsers(dest="command", required=True)
     apply = sub.add_parser("apply", help="transform feature stores with a saved state (no refit)")
     apply.add_argument("--state", required=True, type=Path, help="the reduce stage's state folder")

@@ -14,9 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pipeline.params import VisualConfig
-from pipeline.store import plain
-
+from pipeline.core.params import VisualConfig
+from pipeline.core.store import plain
 _REGISTRY: dict[str, type[Extractor]] = {}
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.decoded import iter_shard
-from pipeline.runtime import bounded_map
-from pipeline.visual.engine import Engine
-
+from pipeline.decode.decoded import iter_shard
+from pipeline.execution.pools import bounded_map
+from pipeline.visual.inference import Engine
 LOOKAHEAD = 2  # prepared batches in flight: enough to hide preparation, small enough to bound memory
 
 
@@ -38,12 +37,12 @@ class Result:
     shard: int
     padded: bool
     features: dict[str, np.ndarray] | None  # column -> (D,) float32
-    reason: str | None = None  # failure reason code (pipeline.failures.REASONS) when features is None
+    reason: str | None = None  # failure reason code (pipeline.core.failures.REASONS) when features is None
     message: str | None = None
 
 
 def read_shard(root: str | Path, shard: int, shape: Sequence[int]) -> Iterator[Item]:
-    """Items of one decoded shard (``pipeline.decoded.iter_shard``: zero-copy, bad blobs flagged)."""
+    """Items of one decoded shard (``pipeline.decode.decoded.iter_shard``: zero-copy, bad blobs flagged)."""
     for video in iter_shard(root, shard, shape, 0, frames=True, audio=False):
         yield Item(video.video_id, shard, bool(video.padded), video.frames, video.error)
 

@@ -6,9 +6,8 @@ per run, and each worker's own ``audio.warm_up`` then takes milliseconds.
 """
 from __future__ import annotations
 
-from pipeline import audio
-from pipeline.params import AudioConfig
-
+from pipeline.audio import features as audio
+from pipeline.core.params import AudioConfig
 # Only the code paths matter here (numba compiles per argument type, not per value).
 WARM_UP_CONFIG = AudioConfig(
     sample_rate=16000, window_ms=25.0, hop_ms=10.0, n_mfcc=13, mfcc_deltas=True, n_mels=64, segments=32,

@@ -9,7 +9,7 @@ Layout of ``paths.decoded`` (see README, "Decoded layout"):
 
 A video's shard is ``int(fingerprint[:8], 16) % shards``: content decides, so adding
 videos touches only the shards they land in (the decode stage updates the store incrementally
-through ``pipeline.shards``; ``index.parquet`` is removed while it runs and rebuilt at the end). ``frames`` holds the raw bytes of a
+through ``pipeline.core.shards``; ``index.parquet`` is removed while it runs and rebuilt at the end). ``frames`` holds the raw bytes of a
 uint8 array of shape ``(T, S, S, 3)`` (THWC, RGB); ``audio`` the bytes of float32 mono
 samples at ``audio_rate`` (empty when ``has_audio`` is false). Readers get both back as
 numpy arrays through ``iter_decoded`` without loading more than one row group.
@@ -25,9 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import store
-from pipeline.shards import shard_of, shard_path
-
+from pipeline.core import store
+from pipeline.core.shards import shard_of, shard_path
 __all__ = ["DecodedVideo", "DecodedWriter", "ShardReader", "iter_decoded", "iter_shard", "read_index", "read_meta",
            "shard_of", "shard_path", "write_index"]
 
@@ -89,6 +88,11 @@ def write_index(root: str | Path, meta: Mapping[str, Any]) -> bool:
         parts.append(table.append_column("shard", pa.array([int(path.name[6:9])] * table.num_rows, pa.int32())))
     index = pa.concat_tables(parts).sort_by("video_id") if parts else INDEX_SCHEMA.empty_table()
     return store.write_if_changed(index.cast(INDEX_SCHEMA), Path(root) / INDEX_NAME, meta)
+
+
+def reference(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The light row a worker gets for a video of this store: it reads the arrays itself."""
+    return {"video_id": row["video_id"], "fingerprint": row["fingerprint"], "shard": row["shard"]}
 
 
 def read_index(root: str | Path, expect: Mapping[str, Any] | None = None) -> pa.Table:

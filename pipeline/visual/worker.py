@@ -1,6 +1,6 @@
-"""Extract one visual store from a decoded store, incrementally (``pipeline.shards``).
+"""Extract one visual store from a decoded store, incrementally (``pipeline.core.shards``).
 
-Reads the decoded store (``pipeline.decoded`` layout); updates ``<out_dir>/visual_<name>.parquet``,
+Reads the decoded store (``pipeline.decode.decoded`` layout); updates ``<out_dir>/visual_<name>.parquet``,
 a folder of ``shard-XXX.parquet`` (``video_id``, ``fingerprint``, the extractor's vector columns,
 ``padded``; the decoded store's shard count and assignment) and ``visual_<name>_failures.parquet``.
 Only videos whose (video_id, fingerprint) and params are not in the store yet run through the
@@ -18,14 +18,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline import decoded, store, work
-from pipeline.executor import Job
-from pipeline.params import ExecutorConfig, VisualConfig
-from pipeline.runtime import progress
-from pipeline.shards import ShardedStore, Summary
-from pipeline.visual import registry, weights
-from pipeline.visual.engine import Engine, resolve_runtime
-from pipeline.visual.runner import Item, extract
+from pipeline.core import store
+from pipeline.core.params import ExecutorConfig, VisualConfig
+from pipeline.core.shards import ShardedStore, Summary
+from pipeline.decode import decoded
+from pipeline.execution import executors, runner
+from pipeline.execution.job import Job, failure_row
+from pipeline.visual import extractor as registry
+from pipeline.visual import weights
+from pipeline.visual.batching import Item, extract
+from pipeline.visual.inference import Engine, resolve_placement
 
 log = logging.getLogger("visual")
 ROW_GROUP = 256  # videos per Parquet row group of a feature shard
@@ -51,7 +53,7 @@ def encode(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 def store_meta(engine: Engine, weights: str, weights_detail: str, decoded_meta: dict[str, Any]) -> dict[str, Any]:
-    ex, rt = engine.extractor, engine.runtime
+    ex, rt = engine.extractor, engine.placement
     # precision changes the numbers, so it is part of params (and params_hash). The device and
     # threads are not stored: in an incremental store, shards may come from different machines.
     return store.make_meta(
@@ -87,7 +89,7 @@ class VisualWorker:
         for result in extract(self.engine, self._items(rows, fingerprints), self.batch_size):
             fp = fingerprints.pop(result.video_id)
             if result.features is None:
-                yield work.failure_row(result.video_id, fp, result.reason, result.message)
+                yield failure_row(result.video_id, fp, result.reason, result.message)
             else:
                 yield {"video_id": result.video_id, "fingerprint": fp, "padded": result.padded, **result.features}
 
@@ -104,10 +106,10 @@ class Built:
 
 def build_worker(name: str, cfg: VisualConfig, decoded_root: str) -> Built:
     """Extractor, weights and engine for ``visual.<name>``, once per worker."""
-    runtime = resolve_runtime(cfg)
+    placement = resolve_placement(cfg)
     extractor = registry.create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
-    loaded = weights.load(extractor, extractor.cfg.weights, runtime.device)
-    return Built(VisualWorker(Engine(extractor, loaded.model, runtime), decoded_root, cfg.batch_size),
+    loaded = weights.load(extractor, extractor.cfg.weights, placement.device)
+    return Built(VisualWorker(Engine(extractor, loaded.model, placement), decoded_root, cfg.batch_size),
                  loaded.weights, loaded.detail)
 
 
@@ -115,21 +117,24 @@ def make_worker(name: str, cfg: VisualConfig, decoded_root: str) -> VisualWorker
     return build_worker(name, cfg, decoded_root).worker
 
 
-def extract_store(worker: VisualWorker, out_dir: str | Path, meta: dict[str, Any], *,
-                  job: Job | None = None, executor: ExecutorConfig | None = None) -> Summary:
-    """Bring ``visual_<name>.parquet`` up to date with the decoded store; ``job`` runs on ``executor``."""
+def visual_stage(worker: VisualWorker, out_dir: str | Path, meta: dict[str, Any], *, job: Job | None = None,
+                 max_failure_rate: float = 1.0) -> runner.PerVideoStage:
+    """The per-video stage that brings ``visual_<name>.parquet`` up to date with the decoded store."""
     name, root = worker.engine.extractor.name, worker.decoded_root
     final, failures_path = output_paths(out_dir, name)
-    index = decoded.read_index(root)
     schema = feature_schema(worker.engine.extractor.dims())
     sharded = ShardedStore(final, int(decoded.read_meta(root)["shards"]), schema, meta, stage="visual",
                            failures_path=failures_path, encode=partial(encode, schema=schema), row_group=ROW_GROUP)
-    with store.locked(final):
-        plan = sharded.plan(index.select(["video_id", "fingerprint"]).to_pylist())
-        if len(plan.todo) < plan.total:
-            log.info("%s: %d of %d videos already extracted with these params", name, plan.total - len(plan.todo),
-                     plan.total)
-        todo = [{k: r[k] for k in ("video_id", "fingerprint", "shard")} for r in plan.todo]
-        results = worker.stream(todo) if job is None or executor is None else work.run(job, todo, executor, worker.stream)
-        source = {r["video_id"]: str(decoded.shard_path(root, r["shard"])) for r in todo}
-        return sharded.write(plan, progress(results, len(todo), f"visual@{name}"), source)
+    return runner.PerVideoStage(
+        f"visual@{name}", "visual", sharded, job or Job(f"visual@{name}", lambda: worker), worker.stream,
+        max_failure_rate, to_worker=decoded.reference,
+        source=lambda row: str(decoded.shard_path(root, row["shard"])),
+    )
+
+
+def extract_store(worker: VisualWorker, out_dir: str | Path, meta: dict[str, Any], *, job: Job | None = None,
+                  executor: ExecutorConfig = executors.LOCAL, max_failure_rate: float = 1.0) -> Summary:
+    """Bring ``visual_<name>.parquet`` up to date with the decoded store; ``job`` runs on ``executor``."""
+    stage = visual_stage(worker, out_dir, meta, job=job, max_failure_rate=max_failure_rate)
+    index = decoded.read_index(worker.decoded_root)
+    return runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), executor)

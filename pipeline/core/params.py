@@ -12,8 +12,7 @@ from typing import Literal
 
 import yaml
 
-from pipeline.config import ConfigError, build
-
+from pipeline.core.config import ConfigError, build
 PARAMS_FILE = "params.yaml"
 
 
@@ -113,7 +112,7 @@ class DecodeConfig:
             raise ValueError("workers must be >= 0 (0 = one per core)")
 
 
-AudioFeatureSet = Literal["mfcc", "logmel_segments", "pyaa"]  # names in pipeline.audio.FEATURE_SETS
+AudioFeatureSet = Literal["mfcc", "logmel_segments", "pyaa"]  # names in pipeline.audio.features.FEATURE_SETS
 
 
 @dataclass(frozen=True)
@@ -368,9 +367,9 @@ class ClassifyConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """Where per-video work runs (``pipeline.executor``); never changes outputs, so no stage lists it."""
+    """Where per-video work runs (``pipeline.execution.executors``); never changes outputs, so no stage lists it."""
 
-    kind: str  # a name in pipeline.executor.BACKENDS: local (in-process) | ray (Ray Data)
+    kind: str  # a name in pipeline.execution.executors.BACKENDS: local (in-process) | ray (Ray Data)
     address: str  # ray: cluster address; "" = $RAY_ADDRESS, else a local runtime on this machine
     num_cpus: int  # ray local runtime: CPUs it may use; 0 = all
     num_gpus: float  # ray: GPUs per inference actor (fractions share a GPU); 0 = CPU actors

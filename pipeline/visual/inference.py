@@ -18,16 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config import ConfigError
-from pipeline.params import VisualConfig
-from pipeline.runtime import resolve_workers
-from pipeline.visual.registry import Extractor
-
+from pipeline.core.config import ConfigError
+from pipeline.core.params import VisualConfig
+from pipeline.execution.pools import resolve_workers
+from pipeline.visual.extractor import Extractor
 log = logging.getLogger("visual.engine")
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Placement:
     device: torch.device
     precision: Literal["fp32", "bf16"]
     threads: int
@@ -48,14 +47,14 @@ def bf16_native(device: torch.device) -> bool:
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-def resolve_runtime(cfg: VisualConfig) -> Runtime:
+def resolve_placement(cfg: VisualConfig) -> Placement:
     device = resolve_device(cfg.device)
     precision = cfg.precision
     if precision == "auto":
         precision = "bf16" if bf16_native(device) else "fp32"
     threads = resolve_workers(cfg.threads)
     torch.set_num_threads(threads)  # deliberate: one per core we may use, not torch's guess
-    return Runtime(device, precision, threads)
+    return Placement(device, precision, threads)
 
 
 def _fuse(net: nn.Module) -> nn.Module:
@@ -76,10 +75,10 @@ def memory_format(ndim: int) -> torch.memory_format:
 class Engine:
     """Run one extractor's model on batches of decoded clips: uint8 (B, T, H, W, C) -> {column: (B, D)}."""
 
-    def __init__(self, extractor: Extractor, model: nn.Module, runtime: Runtime, naive: bool = False):
-        self.extractor, self.runtime, self.naive = extractor, runtime, naive
-        self.device = runtime.device
-        self.bf16 = runtime.precision == "bf16" and not naive
+    def __init__(self, extractor: Extractor, model: nn.Module, placement: Placement, naive: bool = False):
+        self.extractor, self.placement, self.naive = extractor, placement, naive
+        self.device = placement.device
+        self.bf16 = placement.precision == "bf16" and not naive
         self.net = extractor.head(model) if naive else _fuse(extractor.head(model))
         self._formatted = False
 

@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline import store
-from pipeline.params import Params, ReduceConfig
-from pipeline.reduce import ModalityState, fit_modality
-
+from pipeline.core import store
+from pipeline.core.params import Params, ReduceConfig
+from pipeline.reduce.fit import ModalityState, fit_modality
 MODALITIES = ("resnet152", "c3d", "i3d", "mfcc", "pyaa")
 AUDIO_MODALITIES = ("mfcc", "pyaa")
 

@@ -25,15 +25,14 @@ from contextlib import contextmanager
 import pyarrow as pa
 import ray
 
-from pipeline.executor import Job, Row, Worker, call_safely
-from pipeline.params import ExecutorConfig
-
+from pipeline.execution.executors import Job, Row, Worker, call_safely
+from pipeline.core.params import ExecutorConfig
 log = logging.getLogger(__name__)
 
 
 def run_ray(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]:
     """Yield each input row's output row once, in completion order."""
-    with runtime(cfg):
+    with ray_session(cfg):
         ds = ray.data.from_items([_pack(row) for row in rows])
         _quiet_retry_kwargs_warning()
         if job.prepare is not None:
@@ -78,10 +77,10 @@ def _pool_size(job: Job, cfg: ExecutorConfig) -> int:
 
 
 @contextmanager
-def runtime(cfg: ExecutorConfig) -> Iterator[None]:
-    """Connect to ``cfg.address`` / $RAY_ADDRESS or start a local runtime; stop only what we started.
+def ray_session(cfg: ExecutorConfig) -> Iterator[None]:
+    """Connect to ``cfg.address`` / $RAY_ADDRESS or start a local Ray runtime; stop only what we started.
 
-    Wrap several ``run`` calls in one ``runtime`` to pay the local runtime's start-up once.
+    Wrap several ``run`` calls in one ``ray_session`` to pay the local Ray start-up once.
     """
     if ray.is_initialized():
         yield

@@ -1,19 +1,22 @@
-"""Process-level helpers shared by stages: logging, worker counts, bounded parallel map."""
+"""The local executor's pools: worker counts, bounded parallel maps, and a ``Job`` on threads or processes.
+
+With ``executor.kind: local`` each per-video stage keeps its speed trick: ``threads`` (decode waits
+on ffmpeg subprocesses), ``processes`` (audio's GIL-bound loops in a fork-server pool), or the
+worker's own streaming path (visual's batching with look-ahead).
+"""
 from __future__ import annotations
 
-import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from pipeline.execution.job import Job, Worker
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
 
 
 def resolve_workers(workers: int) -> int:
@@ -47,22 +50,6 @@ def _windowed(pool: Executor, fn: Callable[[T], R], items: Iterable[T], window: 
         yield pending.popleft().result()
 
 
-def progress(items: Iterable[T], total: int, desc: str, unit: str = "video") -> Iterator[T]:
-    """A progress bar with rate and ETA on stderr (tqdm hides it when stderr is not a terminal)."""
-    from tqdm import tqdm
-
-    return iter(tqdm(items, total=total, desc=desc, unit=unit, mininterval=1.0, disable=None))
-
-
-def run_stage(main: Callable[[], None], expected: tuple[type[BaseException], ...]) -> int:
-    """Run a stage's main; expected errors (bad params, bad input) print one clear line, exit 1."""
-    configure_logging()
-    try:
-        main()
-    except expected as err:
-        logging.getLogger("stage").error("%s", err)
-        return 1
-    return 0
 
 
 def bounded_process_map(
@@ -99,3 +86,28 @@ def bounded_process_map(
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
         yield from _windowed(pool, fn, items, window or 2 * workers)
+
+
+Row = dict[str, Any]
+_WORKER: Worker | None = None  # this process's worker in a local process pool
+
+
+def threads(job: Job, rows: Iterable[Row], workers: int) -> Iterator[Row]:
+    """One worker shared by ``workers`` threads, one row per call, results in input order."""
+    worker = job.make_worker()
+    return bounded_map(lambda row: worker([row])[0], rows, workers)
+
+
+def _init(make_worker: Callable[[], Worker]) -> None:
+    global _WORKER
+    _WORKER = make_worker()
+
+
+def _call(row: Row) -> Row:
+    assert _WORKER is not None, "worker process not initialised"
+    return _WORKER([row])[0]
+
+
+def processes(job: Job, rows: Iterable[Row], workers: int, preload: tuple[str, ...] = ()) -> Iterator[Row]:
+    """A worker per process (built once by the pool initializer), one row per call, in input order."""
+    return bounded_process_map(_call, rows, workers, initializer=_init, initargs=(job.make_worker,), preload=preload)

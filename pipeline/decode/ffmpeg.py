@@ -18,7 +18,7 @@ import numpy as np
 
 
 class MediaError(RuntimeError):
-    """A file that cannot be used; ``reason`` is a code from ``pipeline.failures.REASONS``."""
+    """A file that cannot be used; ``reason`` is a code from ``pipeline.core.failures.REASONS``."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)

@@ -1,0 +1,83 @@
+"""The per-video job: what a stage runs once per video, and the row contract every executor keeps.
+
+A stage describes its per-video work as a ``Job``: a factory for a ``Worker`` (built once per
+process or actor, so model weights load once) and how to batch and place it. Every row is a dict
+with ``video_id`` (unique within one run); each input row yields exactly one output row. A row the
+worker cannot process carries ``failure: {"reason", "message"}`` (``failure_row``); a worker that
+raises does not stop the run: ``call_safely`` turns the rows of that call into ``worker_error``
+failure rows (the batch is retried row by row first, so one bad video does not fail its neighbours).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Worker(Protocol):
+    def __call__(self, batch: list[Row]) -> list[Row]: ...
+
+
+def failure_row(video_id: str, fingerprint: str | None, reason: str, message: str) -> Row:
+    """The output row of a video that failed (reason: a ``pipeline.core.failures.REASONS`` code)."""
+    row: Row = {"video_id": video_id, "failure": {"reason": reason, "message": message}}
+    if fingerprint is not None:
+        row["fingerprint"] = fingerprint
+    return row
+
+
+@dataclass(frozen=True)
+class Job:
+    """Per-video work and how to batch and place it.
+
+    ``make_worker`` must pickle (a module-level class or function, or a
+    ``functools.partial`` of one): Ray ships it to every actor, which calls it once.
+    ``prepare`` is an optional stateless CPU step run before the worker (on Ray: as
+    tasks, so e.g. decoding scales on CPU workers while a GPU actor pool runs the
+    model); rows it marks with ``failure`` skip the worker.
+    """
+
+    name: str
+    make_worker: Callable[[], Worker]
+    batch_size: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    concurrency: int = 1  # actors in the pool (ray); ``ExecutorConfig.actors`` > 0 overrides it
+    prepare: Worker | None = None
+    prepare_num_cpus: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ValueError(f"job {self.name!r}: batch_size and concurrency must be >= 1")
+
+
+def call_safely(fn: Worker, batch: list[Row]) -> list[Row]:
+    """``fn(batch)`` for the rows without a failure; an exception becomes failure rows, never a crash."""
+    todo = [row for row in batch if "failure" not in row]
+    done = [row for row in batch if "failure" in row]
+    if not todo:
+        return done
+    try:
+        out = fn(todo)
+    except Exception as err:  # noqa: BLE001 -- any worker error must become a failures-table row
+        if len(todo) == 1:
+            return done + [failure_row(todo[0]["video_id"], None, "worker_error", f"{type(err).__name__}: {err}")]
+        return done + [r for row in todo for r in call_safely(fn, [row])]  # isolate the culprit
+    _check_one_per_row(todo, out)
+    return done + list(out)
+
+
+def _check_one_per_row(batch: list[Row], out: list[Row]) -> None:
+    got = sorted(str(row.get("video_id")) for row in out)
+    want = sorted(str(row["video_id"]) for row in batch)
+    if got != want:  # a Worker bug, not bad input: fail loudly rather than lose or invent rows
+        raise RuntimeError(f"worker returned video_ids {got[:5]}... for a batch of {want[:5]}... (one row per input row)")
+
+
+def batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
