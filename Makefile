@@ -1,11 +1,14 @@
 # `make demo`: set up (without the test/Ray extras), then `dvc repro` on the sample corpus.
-# `make test`: set up with the dev extra (pytest, Ray), then the tests.
+# `make test`: set up with the dev extra (pytest, Ray, MkDocs, ruff), then lint, the docs build and the tests.
+# `make docs`: the documentation site (docs/ -> site/), strict: a broken link or a stale page fails.
 SHELL := /bin/bash
 BIN := $(CURDIR)/.venv/bin
 RUN := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
+# mkdocs-material prints an end-of-life banner on every build (not a build warning); keep the log clean
+DOCS := NO_MKDOCS_2_WARNING=1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint docs docs-serve bench clean
 setup:
 	@bash scripts/bootstrap.sh
 
@@ -14,15 +17,25 @@ demo:
 	$(RUN) dvc repro
 	@$(RUN) python -m pipeline.show --outputs
 
-test: setup
+test: setup lint docs
 	$(RUN) python -m pytest $(PYTEST_ARGS)
 
-bench: setup
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,bench]'  # deepctr-torch, the reference for bench/ctr.py
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+docs: setup
+	$(RUN) $(DOCS) mkdocs build --strict
+
+docs-serve: setup
+	$(RUN) $(DOCS) mkdocs serve
+
+bench:
+	@EXTRAS=dev,bench bash scripts/bootstrap.sh  # bench: deepctr-torch, the reference for bench/ctr.py
 	$(RUN) python bench/decode.py
 	$(RUN) python bench/extract.py --rss
 	$(RUN) python bench/audio.py
 	$(RUN) python bench/ctr.py
 
 clean:
-	rm -rf data .venv
+	rm -rf data .venv site

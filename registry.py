@@ -11,7 +11,7 @@ A family creates one ``Registry`` and its members register themselves by name (a
 
     EXTRACTORS.get("resnet152"); EXTRACTORS.names()
 
-``plugins`` names a package that holds one module per member, named as the member: ``names()`` lists
+``plugins`` names a module that registers every member (keep it light), or a package that holds one module per member, named as the member: ``names()`` lists
 its modules without importing them (so validating params never imports torch), and ``get(name)``
 imports ``<plugins>.<name>``, whose decorator registers it (the one place where a registry and its
 members import each other). Modules whose names start with ``_`` are shared helpers, not members. An unknown name raises
@@ -60,30 +60,41 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         self.check(name)
+        if name not in self._members:  # a plugin module not imported yet: importing it registers the member
+            importlib.import_module(f"{self.plugins}.{name}")
         return self._members[name]
 
-    def check(self, name: str) -> str:
-        """``name`` if registered, else ``UnknownName`` naming the valid ones (and the closest)."""
-        if name not in self._members and name in self._plugin_names():
-            importlib.import_module(f"{self.plugins}.{name}")
-        if name not in self._members:
-            valid = self.names()
+    def check(self, name: str, key: str | None = None) -> str:
+        """``name`` if registered (importing nothing), else ``UnknownName`` naming the valid ones and the closest.
+
+        ``key``: the params key that holds the name, when more precise than the registry's own
+        (``audio.feature_sets[1]``).
+        """
+        valid = self.names()
+        if name not in valid:
             close = difflib.get_close_matches(str(name), valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            where = f" in {self.key}" if self.key else ""
+            where = f" in {key or self.key}" if key or self.key else ""
             raise UnknownName(f"unknown {self.kind} {name!r}{where}{hint}; registered: {', '.join(valid)}")
         return name
 
     def names(self) -> list[str]:
         """Every registered name, plugin modules included (listed, not imported)."""
-        return sorted(set(self._members) | set(self._plugin_names()))
+        plugins = self._plugin_names()  # first: a plugin module registers its members on import
+        return sorted(set(self._members) | set(plugins))
 
     def items(self) -> Iterator[tuple[str, T]]:
         """(name, member) pairs; imports every plugin module."""
         return iter([(name, self.get(name)) for name in self.names()])
 
+    def members(self) -> dict[str, T]:
+        """Every member in registration order (imports every plugin module)."""
+        for name in self._plugin_names():
+            self.get(name)
+        return dict(self._members)
+
     def __contains__(self, name: object) -> bool:
-        return name in self._members or name in self._plugin_names()
+        return name in self.names()
 
     def unregister(self, name: str) -> None:
         """Remove a member (tests that register a toy one clean up with this)."""
@@ -93,6 +104,9 @@ class Registry(Generic[T]):
         if not self.plugins:
             return []
         spec = importlib.util.find_spec(self.plugins)  # imports the parent packages, not the plugins package
-        if spec is None or spec.submodule_search_locations is None:
-            raise ValueError(f"{self.kind} plugins: {self.plugins!r} is not a package")
+        if spec is None:
+            raise ValueError(f"{self.kind} plugins: no module {self.plugins!r}")
+        if spec.submodule_search_locations is None:  # a module registering all its members: import it (keep it light)
+            importlib.import_module(self.plugins)
+            return []
         return [m.name for m in pkgutil.iter_modules(spec.submodule_search_locations) if not m.name.startswith("_")]

@@ -7,6 +7,7 @@ parallel modes compared on the generated tracks, and the one-time warm-up costs.
 
     .venv/bin/python bench/audio.py [--tracks 100] [--workers 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.audio import features as audio
-from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.core.params import load_params
+from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.execution.pools import bounded_map, bounded_process_map
+
 RATE = 16000
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
@@ -46,7 +48,12 @@ def generated_tracks(n: int, seconds: float = 30.0) -> list[np.ndarray]:
     for _ in range(n):
         y = 0.05 * rng.standard_normal(t.size)
         for freq in rng.uniform(80, 4000, size=3):
-            y += rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * rng.uniform(0.1, 2) * t)) / 2
+            y += (
+                rng.uniform(0.05, 0.3)
+                * np.sin(2 * np.pi * freq * t)
+                * (1 + np.sin(2 * np.pi * rng.uniform(0.1, 2) * t))
+                / 2
+            )
         f0, f1 = rng.uniform(100, 6000, size=2)
         y += 0.1 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds)))  # a chirp
         gap = int(rng.uniform(0, seconds - 2) * RATE)
@@ -70,8 +77,11 @@ def timed(mode: str, tracks: list[np.ndarray], cfg, workers: int) -> tuple[float
     elif mode == "threads":
         results = list(bounded_map(fn, tracks, workers))
     else:
-        results = list(bounded_process_map(fn, tracks, workers, initializer=audio.warm_up, initargs=(cfg,),
-                                           preload=("pipeline.audio.preload",)))
+        results = list(
+            bounded_process_map(
+                fn, tracks, workers, initializer=audio.warm_up, initargs=(cfg,), preload=("pipeline.audio.preload",)
+            )
+        )
     wall = time.perf_counter() - start
     assert len(results) == len(tracks) and all(np.isfinite(v).all() for r, _ in results for v in r.values())
     return wall, sum(cpu for _, cpu in results)
@@ -89,7 +99,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=100, help="generated 30 s tracks")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    cfg = dataclasses.replace(load_params().audio, feature_sets=tuple(audio.FEATURE_SETS), sample_rate=RATE)
+    cfg = dataclasses.replace(load_params().audio, feature_sets=tuple(audio.FEATURE_SETS.members()), sample_rate=RATE)
 
     warm = audio.warm_up(cfg)  # first call here: numba compile or its disk cache; one BLAS thread (all modes)
     rest = audio.warm_up(cfg)
@@ -99,8 +109,10 @@ def main() -> None:
     print(f"machine load average (1 min) before timing: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     sets = {"real clips": real_tracks(), f"generated 30 s x {args.tracks}": generated_tracks(args.tracks)}
     sets["all"] = [t for tracks in sets.values() for t in tracks]
-    print(f"\nAudio features ({', '.join(cfg.feature_sets)}; {cfg.sample_rate} Hz), "
-          f"{args.workers} worker processes, wall time includes forking the workers\n")
+    print(
+        f"\nAudio features ({', '.join(cfg.feature_sets)}; {cfg.sample_rate} Hz), "
+        f"{args.workers} worker processes, wall time includes forking the workers\n"
+    )
     print(HEADER.format(first="set | n tracks"))
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, tracks in sets.items():
@@ -118,8 +130,10 @@ def main() -> None:
         print(f"| {mode} | {workers} | {row(seconds, wall, cpu)} |")
 
     print("\nOne-time costs (not per video)\n")
-    print(f"(machine load average, 1 min, at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
-          " other work on the machine shows in wall time, not in CPU seconds)\n")
+    print(
+        f"(machine load average, 1 min, at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
+        " other work on the machine shows in wall time, not in CPU seconds)\n"
+    )
     print("| what | seconds |")
     print("|---|---:|")
     print(f"| first warm-up in a process (numba compile, or its on-disk cache) | {warm:.2f} |")

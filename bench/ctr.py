@@ -10,6 +10,7 @@ inference samples/s, test AUC after those steps, peak RSS, and our loader's shar
 
     python bench/ctr.py [--samples 1000000] [--steps 300] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out" / "ctr_bench"
 CATS = (10, 20, 50, 100, 200, 500, 1000, 5000)  # the 8 fields beside user and item
 N_USERS, N_ITEMS, CONTENT_DIM, EMBED, MLP, LR = 100_000, 50_000, 240, 16, (256, 128), 1e-3
@@ -33,10 +33,13 @@ PAIRS = {"deepfm": "DeepFM", "din": "DIN", "mmie": "DIEN"}
 
 def generate(n: int, history: int, seed: int = 0) -> None:
     from pipeline.core import store
+
     rng = np.random.default_rng(seed)
     z_item = rng.normal(size=(N_ITEMS + 1, 8)).astype(np.float32)
     z_user = rng.normal(size=(N_USERS + 1, 8)).astype(np.float32)
-    content = (z_item @ rng.normal(size=(8, CONTENT_DIM)) + rng.normal(0, 1, (N_ITEMS + 1, CONTENT_DIM))).astype(np.float32)
+    content = (z_item @ rng.normal(size=(8, CONTENT_DIM)) + rng.normal(0, 1, (N_ITEMS + 1, CONTENT_DIM))).astype(
+        np.float32
+    )
     user, item = rng.integers(1, N_USERS + 1, n), rng.integers(1, N_ITEMS + 1, n)
     cats = np.stack([rng.integers(1, c, n) for c in CATS], 1)  # (N, 8)
     effects = [rng.normal(0, 0.5, c) for c in CATS]
@@ -44,43 +47,74 @@ def generate(n: int, history: int, seed: int = 0) -> None:
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     hist_len = rng.integers(0, history + 1, n)
     hist = rng.integers(1, N_ITEMS + 1, (n, history)) * (np.arange(history) < hist_len[:, None])  # (N, H)
-    table = pa.table({"user": user.astype(np.int32), "item": item.astype(np.int32), "label": label,
-                      "timestamp": np.arange(n), "hist": pa.FixedSizeListArray.from_arrays(
-                          pa.array(hist.reshape(-1).astype(np.int32)), history),
-                      "hist_len": hist_len.astype(np.int32), "cold": np.zeros(n, bool),
-                      **{f"c_f{k}": cats[:, k].astype(np.int32) for k in range(len(CATS))}})
+    table = pa.table(
+        {
+            "user": user.astype(np.int32),
+            "item": item.astype(np.int32),
+            "label": label,
+            "timestamp": np.arange(n),
+            "hist": pa.FixedSizeListArray.from_arrays(pa.array(hist.reshape(-1).astype(np.int32)), history),
+            "hist_len": hist_len.astype(np.int32),
+            "cold": np.zeros(n, bool),
+            **{f"c_f{k}": cats[:, k].astype(np.int32) for k in range(len(CATS))},
+        }
+    )
     OUT.mkdir(parents=True, exist_ok=True)
-    meta = store.make_meta("ctr_data", spec={"n_users": N_USERS + 1, "n_items": N_ITEMS + 1, "history": history,
-                                             "categorical": {f"f{k}": c for k, c in enumerate(CATS)}, "multi": {},
-                                             "numeric": []})
+    meta = store.make_meta(
+        "ctr_data",
+        spec={
+            "n_users": N_USERS + 1,
+            "n_items": N_ITEMS + 1,
+            "history": history,
+            "categorical": {f"f{k}": c for k, c in enumerate(CATS)},
+            "multi": {},
+            "numeric": [],
+        },
+    )
     store.write_table(table, OUT / "samples.parquet", meta)
     np.save(OUT / "content.npy", content)
 
 
 def auc(y, p) -> float:
     from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, p))
 
 
 def ours(model: str, args) -> dict:
     import torch
 
+    from models.ctr import build
     from models.ctr.base import FeatureSpec
-    from models.ctr.registry import build_model
     from pipeline.core import store
-    from pipeline.ctr.train import predict, slice_batch, table_tensors
     from pipeline.core.params import CtrConfig
+    from pipeline.ctr.train import model_sizes, predict, slice_batch, table_tensors
+
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
     data = table_tensors(table)
     load_s = time.perf_counter() - t0
     spec = FeatureSpec.from_meta(store.read_meta(OUT / "samples.parquet")["spec"])
     content = torch.from_numpy(np.load(OUT / "content.npy"))
-    cfg = CtrConfig(model=model, use_content=True, content=("content",), embed_dim=EMBED, mlp=MLP, heads=2,
-                    attention_dim=64, dropout=0.0, lr=LR, weight_decay=0.0, batch_size=args.batch, epochs=1,
-                    patience=1, seed=0, threads=args.threads)
+    cfg = CtrConfig(
+        model=model,
+        use_content=True,
+        content=("content",),
+        embed_dim=EMBED,
+        mlp=MLP,
+        heads=2,
+        attention_dim=64,
+        dropout=0.0,
+        lr=LR,
+        weight_decay=0.0,
+        batch_size=args.batch,
+        epochs=1,
+        patience=1,
+        seed=0,
+        threads=args.threads,
+    )
     torch.manual_seed(0)
-    net = build_model(model, spec, cfg, {"content": (content, torch.ones(len(content), dtype=torch.bool))})
+    net = build(model, spec, model_sizes(cfg), {"content": (content, torch.ones(len(content), dtype=torch.bool))})
     opt = torch.optim.Adam(net.parameters(), lr=LR, fused=True)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     n_train = len(data["label"]) - args.test
@@ -100,8 +134,13 @@ def ours(model: str, args) -> dict:
     t0 = time.perf_counter()
     p = predict(net, test, 4096)
     infer_s = time.perf_counter() - t0
-    return {"train_sps": args.steps * args.batch / train_s, "infer_sps": args.test / infer_s,
-            "auc": auc(test["label"].numpy(), p), "loader_share": slicing / train_s, "parquet_load_s": load_s}
+    return {
+        "train_sps": args.steps * args.batch / train_s,
+        "infer_sps": args.test / infer_s,
+        "auc": auc(test["label"].numpy(), p),
+        "loader_share": slicing / train_s,
+        "parquet_load_s": load_s,
+    }
 
 
 def deepctr(model: str, args) -> dict:
@@ -110,6 +149,7 @@ def deepctr(model: str, args) -> dict:
     from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
 
     from pipeline.core import store
+
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
     content = np.load(OUT / "content.npy")
@@ -117,14 +157,25 @@ def deepctr(model: str, args) -> dict:
     used = np.r_[np.arange(args.steps * args.batch), np.arange(n_train, table.num_rows)]  # deepctr materialises x
     col = {c: table.column(c).to_numpy(zero_copy_only=False)[used] for c in table.column_names if c != "hist"}
     hist = store.vectors(table.column("hist"))[used]
-    x = {"user": col["user"], "item": col["item"], **{f"c_f{k}": col[f"c_f{k}"] for k in range(len(CATS))},
-         "content": content[col["item"]], "hist_item": hist, "seq_length": col["hist_len"]}
+    x = {
+        "user": col["user"],
+        "item": col["item"],
+        **{f"c_f{k}": col[f"c_f{k}"] for k in range(len(CATS))},
+        "content": content[col["item"]],
+        "hist_item": hist,
+        "seq_length": col["hist_len"],
+    }
     load_s = time.perf_counter() - t0
     feats = [SparseFeat("user", N_USERS + 1, EMBED), SparseFeat("item", N_ITEMS + 1, EMBED)]
     feats += [SparseFeat(f"c_f{k}", c, EMBED) for k, c in enumerate(CATS)] + [DenseFeat("content", CONTENT_DIM)]
     if model != "deepfm":
-        feats.append(VarLenSparseFeat(SparseFeat("hist_item", N_ITEMS + 1, EMBED, embedding_name="item"),
-                                      maxlen=hist.shape[1], length_name="seq_length"))
+        feats.append(
+            VarLenSparseFeat(
+                SparseFeat("hist_item", N_ITEMS + 1, EMBED, embedding_name="item"),
+                maxlen=hist.shape[1],
+                length_name="seq_length",
+            )
+        )
     if model == "deepfm":
         net = models.DeepFM(feats, feats, dnn_hidden_units=MLP, seed=0)
     elif model == "din":
@@ -141,12 +192,18 @@ def deepctr(model: str, args) -> dict:
     t0 = time.perf_counter()
     p = net.predict(test_x, batch_size=4096).reshape(-1)
     infer_s = time.perf_counter() - t0
-    return {"train_sps": k / train_s, "infer_sps": args.test / infer_s, "auc": auc(col["label"][k:], p),
-            "loader_share": None, "parquet_load_s": load_s}
+    return {
+        "train_sps": k / train_s,
+        "infer_sps": args.test / infer_s,
+        "auc": auc(col["label"][k:], p),
+        "loader_share": None,
+        "parquet_load_s": load_s,
+    }
 
 
 def worker(lib: str, model: str, args) -> None:
     import torch
+
     torch.set_num_threads(args.threads)
     res = (ours if lib == "ours" else deepctr)(model, args)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -171,8 +228,10 @@ def main() -> None:
     t0 = time.perf_counter()
     generate(args.samples, args.history)
     print(f"generated {args.samples} samples in {time.perf_counter() - t0:.1f} s", flush=True)
-    rows = ["| model | library | train samples/s | inference samples/s | test AUC | peak RSS MB | loader share | speed-up (train / infer) |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| model | library | train samples/s | inference samples/s | test AUC | peak RSS MB | loader share | speed-up (train / infer) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model in args.models:
         res = {}
         for lib in ("ours", "deepctr-torch"):
@@ -190,11 +249,15 @@ def main() -> None:
                 o = res["deepctr-torch"]
                 ratio = f"{r['train_sps'] / o['train_sps']:.1f}x / {r['infer_sps'] / o['infer_sps']:.1f}x"
             share = "" if r["loader_share"] is None else f"{100 * r['loader_share']:.1f}%"
-            rows.append(f"| {name} | {lib} | {r['train_sps']:,.0f} | {r['infer_sps']:,.0f} | {r['auc']:.4f} | "
-                        f"{r['peak_rss_mb']:,.0f} | {share} | {ratio} |")
+            rows.append(
+                f"| {name} | {lib} | {r['train_sps']:,.0f} | {r['infer_sps']:,.0f} | {r['auc']:.4f} | "
+                f"{r['peak_rss_mb']:,.0f} | {share} | {ratio} |"
+            )
             print(rows[-1], flush=True)
-    text = (f"{args.samples:,} samples (train {args.steps} steps x {args.batch}, test {args.test:,}), 10 categorical "
-            f"fields, {CONTENT_DIM}-d content, history {args.history}, {args.threads} threads\n\n" + "\n".join(rows) + "\n")
+    text = (
+        f"{args.samples:,} samples (train {args.steps} steps x {args.batch}, test {args.test:,}), 10 categorical "
+        f"fields, {CONTENT_DIM}-d content, history {args.history}, {args.threads} threads\n\n" + "\n".join(rows) + "\n"
+    )
     (OUT.parent / "ctr_bench.md").write_text(text)
     print("\n" + text)
 

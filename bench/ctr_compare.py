@@ -6,24 +6,22 @@ the feature stages) first. Prints a markdown table (also written to bench/out/ct
 
     python bench/ctr_compare.py [--seeds 0 1 2] [--models lr fm deepfm din amfr mmie]
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.ctr import MODELS
+from pipeline.core.params import load_params
+from pipeline.ctr.experiment import load_dataset, run
 
-from models.ctr.base import MODELS  # noqa: E402
-from models.ctr import registry  # noqa: E402,F401
-from pipeline.ctr.experiment import load_dataset, run  # noqa: E402
-from pipeline.core.params import load_params    # noqa: E402
 COLUMNS = ("auc", "gauc", "logloss", "cold_auc")
 
 
@@ -35,7 +33,7 @@ def fmt(values: list[float | None]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--models", nargs="+", default=sorted(MODELS))
+    ap.add_argument("--models", nargs="+", default=MODELS.names())
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
@@ -43,11 +41,14 @@ def main() -> None:
         torch.set_num_threads(params.ctr.threads)
     data = load_dataset(params.paths.ctr_data)
     test = data.tables["test"]
-    lines = [f"Sample: {data.tables['train'].num_rows} train / {test.num_rows} test samples "
-             f"({int(np.sum(test['cold'].to_numpy(zero_copy_only=False)))} cold-start), content {list(params.ctr.content)}, "
-             f"seeds {args.seeds}, other params from params.yaml (ctr.*).", "",
-             "| model | content | test AUC | GAUC | logloss | cold-start AUC | epochs | s/run |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Sample: {data.tables['train'].num_rows} train / {test.num_rows} test samples "
+        f"({int(np.sum(test['cold'].to_numpy(zero_copy_only=False)))} cold-start), content {list(params.ctr.content)}, "
+        f"seeds {args.seeds}, other params from params.yaml (ctr.*).",
+        "",
+        "| model | content | test AUC | GAUC | logloss | cold-start AUC | epochs | s/run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in args.models:
         for content in (False, True):
             runs, t0 = [], time.perf_counter()
@@ -57,7 +58,9 @@ def main() -> None:
             secs = (time.perf_counter() - t0) / len(args.seeds)
             cells = [fmt([r[c] for r in runs]) for c in COLUMNS]
             epochs = np.mean([r["epochs_run"] for r in runs])
-            lines.append(f"| {name} | {'yes' if content else 'no'} | " + " | ".join(cells) + f" | {epochs:.1f} | {secs:.1f} |")
+            lines.append(
+                f"| {name} | {'yes' if content else 'no'} | " + " | ".join(cells) + f" | {epochs:.1f} | {secs:.1f} |"
+            )
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     out = Path("bench/out/ctr_compare.md")

@@ -7,28 +7,27 @@ real decode (``pipeline.decode.worker.decode_row`` on generated H.264 clips, 32 
 ``local`` is one worker in this process; Ray runs ``--actors`` actors. Ray's start-up (``ray.init``
 of a local ray_session) is timed once and reported apart; the Ray times include building the actors.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import functools
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import ray
 
-import ray  # noqa: E402
-
+from pipeline.core.failures import Failure
+from pipeline.core.params import DecodeConfig, ExecutorConfig, load_params
+from pipeline.decode.ffmpeg import probe
+from pipeline.decode.worker import decode_row
 from pipeline.execution import executors as executor
+from pipeline.execution import ray_executor as executor_ray
 
-from pipeline.execution import ray_executor as executor_ray  # noqa: E402
-from pipeline.decode.worker import decode_row    # noqa: E402
-from pipeline.core.failures import Failure    # noqa: E402
-from pipeline.decode.ffmpeg import probe    # noqa: E402
-from pipeline.core.params import DecodeConfig, ExecutorConfig, load_params    # noqa: E402
+
 class Spin:
     """CPU-bound toy: ~10-20 ms of pure-Python arithmetic per row."""
 
@@ -57,11 +56,34 @@ def clip_rows(folder: Path, n: int) -> list[dict]:
     rows = []
     for i in range(n):
         path = folder / f"clip{i}.mp4"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=s=640x360:r=30:d=6", "-f", "lavfi", "-i", f"sine=f={300 + 40 * i}:r=44100:d=6",
-                        "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(path)], check=True)
-        rows.append({"video_id": f"clip{i}", "path": str(path), "fingerprint": f"fp{i}",
-                     **dataclasses.asdict(probe(path))})
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=s=640x360:r=30:d=6",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=f={300 + 40 * i}:r=44100:d=6",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-c:a",
+                "aac",
+                str(path),
+            ],
+            check=True,
+        )
+        rows.append(
+            {"video_id": f"clip{i}", "path": str(path), "fingerprint": f"fp{i}", **dataclasses.asdict(probe(path))}
+        )
     return rows
 
 
@@ -87,21 +109,33 @@ def main() -> None:
     with executor_ray.ray_session(on_ray), tempfile.TemporaryDirectory() as tmp:
         startup = time.perf_counter() - start
         workloads = [
-            ("toy CPU (pure Python)", executor.Job("spin", Spin, batch_size=4),
-             [{"video_id": f"v{i}", "n": 150_000} for i in range(args.rows)]),
-            ("decode_row (640x360, 6 s)", executor.Job("decode", functools.partial(Decode, decode_cfg)),
-             clip_rows(Path(tmp), args.clips)),
+            (
+                "toy CPU (pure Python)",
+                executor.Job("spin", Spin, batch_size=4),
+                [{"video_id": f"v{i}", "n": 150_000} for i in range(args.rows)],
+            ),
+            (
+                "decode_row (640x360, 6 s)",
+                executor.Job("decode", functools.partial(Decode, decode_cfg)),
+                clip_rows(Path(tmp), args.clips),
+            ),
         ]
         cpus = int(ray.cluster_resources()["CPU"])
-        print(f"Ray local ray_session start-up: {startup:.1f} s ({cpus} CPUs, {args.actors} actors per job; "
-              "the Ray rows include starting the actors)\n", flush=True)
+        print(
+            f"Ray local ray_session start-up: {startup:.1f} s ({cpus} CPUs, {args.actors} actors per job; "
+            "the Ray rows include starting the actors)\n",
+            flush=True,
+        )
         print("| workload | rows | local (rows/s) | local Ray (rows/s) | Ray / local |")
         print("|---|---|---|---|---|")
         for name, job, rows in workloads:
             t_local = timed_run(job, rows, local)
             t_ray = timed_run(job, rows, on_ray)
-            print(f"| {name} | {len(rows)} | {len(rows) / t_local:.1f} | {len(rows) / t_ray:.1f} "
-                  f"| {t_local / t_ray:.2f}x |", flush=True)
+            print(
+                f"| {name} | {len(rows)} | {len(rows) / t_local:.1f} | {len(rows) / t_ray:.1f} "
+                f"| {t_local / t_ray:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ bf16 where native) + the batched runner with background preparation, precision f
 ``--rss`` runs the whole store path (``extract_store``) in a fresh process on 20 and on 200
 videos (the 20 repeated under new ids, at 112 px to keep it short) and reports peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,18 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", category=FutureWarning)
 
+from pipeline.core.params import DecodeConfig, load_params  # noqa: E402
 from pipeline.decode import decoded  # noqa: E402
-from pipeline.decode.worker import decoded_meta    # noqa: E402
-from pipeline.core.params import DecodeConfig, load_params    # noqa: E402
-from pipeline.visual import extractor as registry
+from pipeline.decode.worker import decoded_meta  # noqa: E402
+from pipeline.visual import extractor as registry  # noqa: E402
 from pipeline.visual import weights  # noqa: E402
+from pipeline.visual.batching import Item, extract, read_shard  # noqa: E402
 from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
-from pipeline.visual.inference import Engine, Placement, resolve_placement    # noqa: E402
-from pipeline.visual.worker import VisualWorker, extract_store, store_meta    # noqa: E402
-from pipeline.visual.batching import Item, extract, read_shard    # noqa: E402
+from pipeline.visual.inference import Engine, Placement, resolve_placement  # noqa: E402
+from pipeline.visual.worker import VisualWorker, extract_store, store_meta  # noqa: E402
+
+
 def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:
     """First ``n`` decoded videos, ``frames`` frames each: ids and (N, T, S, S, 3) uint8."""
     shape = decoded.read_meta(root)["dims"]["frames"]
@@ -63,10 +65,13 @@ def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: in
     cfg = load_params().visual
     ex = registry.create(name, cfg, clips.shape[1])
     model = weights.load(ex, "random").model
-    naive, fast = Engine(ex, model, Placement(placement.device, "fp32", placement.threads), naive=True), Engine(ex, model, placement)
+    naive, fast = (
+        Engine(ex, model, Placement(placement.device, "fp32", placement.threads), naive=True),
+        Engine(ex, model, placement),
+    )
     naive(clips[:1]), fast(clips[:batch_size])  # warm-up: allocator, oneDNN primitives
     start = time.perf_counter()
-    ref = {k: np.concatenate(v) for k, v in _cat(naive(clips[i:i + 1]) for i in range(len(clips))).items()}
+    ref = {k: np.concatenate(v) for k, v in _cat(naive(clips[i : i + 1]) for i in range(len(clips))).items()}
     t_naive = time.perf_counter() - start
     items = [Item(f"v{i}", 0, False, c) for i, c in enumerate(clips)]
     start = time.perf_counter()
@@ -75,8 +80,15 @@ def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: in
     col = next(iter(ex.dims()))
     got = np.stack([r.features[col] for r in results])
     n, t = clips.shape[:2]
-    return {"name": name, "precision": placement.precision, "naive_s": t_naive, "fast_s": t_fast, "n": n, "t": t,
-            "diff": rel_diff(got, ref[col])}
+    return {
+        "name": name,
+        "precision": placement.precision,
+        "naive_s": t_naive,
+        "fast_s": t_fast,
+        "n": n,
+        "t": t,
+        "diff": rel_diff(got, ref[col]),
+    }
 
 
 def _cat(outs):
@@ -89,16 +101,27 @@ def _cat(outs):
 
 def write_store(root: Path, clips: np.ndarray, copies: int) -> Path:
     t, s = clips.shape[1], clips.shape[2]
-    cfg = DecodeConfig(num_frames=t, sampling="uniform", size=s, audio_rate=16000, shards=8, workers=1,
-                       max_failure_rate=0.5)
+    cfg = DecodeConfig(
+        num_frames=t, sampling="uniform", size=s, audio_rate=16000, shards=8, workers=1, max_failure_rate=0.5
+    )
     writer = decoded.DecodedWriter(root, 8, decoded_meta(cfg))
     for k in range(copies):
         for i, frames in enumerate(clips):
             vid = f"v{k:03d}_{i:02d}"
-            writer.add({"video_id": vid, "fingerprint": hashlib.sha256(vid.encode()).hexdigest(),
-                        "frames": np.ascontiguousarray(frames).tobytes(), "frame_indices": list(range(t)),
-                        "n_unique_frames": t, "padded": False, "has_audio": False, "audio": b"",
-                        "audio_seconds": 0.0, "note": ""})
+            writer.add(
+                {
+                    "video_id": vid,
+                    "fingerprint": hashlib.sha256(vid.encode()).hexdigest(),
+                    "frames": np.ascontiguousarray(frames).tobytes(),
+                    "frame_indices": list(range(t)),
+                    "n_unique_frames": t,
+                    "padded": False,
+                    "has_audio": False,
+                    "audio": b"",
+                    "audio_seconds": 0.0,
+                    "note": "",
+                }
+            )
     writer.close()
     return root
 
@@ -110,8 +133,11 @@ def rss_child(root: str, out: str, name: str) -> None:
     ex = registry.create(name, cfg, decoded.read_meta(root)["dims"]["frames"][0])
     lw = weights.load(ex, "random")
     engine = Engine(ex, lw.model, placement)
-    summary = extract_store(VisualWorker(engine, str(root), cfg.batch_size), out,
-                            store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)))
+    summary = extract_store(
+        VisualWorker(engine, str(root), cfg.batch_size),
+        out,
+        store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)),
+    )
     print(f"{summary.rows} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 
 
@@ -132,16 +158,21 @@ def main() -> None:
     if args.precision != "params":
         placement = dataclasses.replace(placement, precision=args.precision)
     ids, clips = load_videos(params.paths.decoded, args.videos, args.frames)
-    print(f"device {placement.device}, {placement.threads} threads, torch {torch.__version__}, "
-          f"{len(ids)} videos x {clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n")
+    print(
+        f"device {placement.device}, {placement.threads} threads, torch {torch.__version__}, "
+        f"{len(ids)} videos x {clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n"
+    )
     print("| extractor | path | precision | videos/s | frames/s | speed-up | max rel diff vs fp32 |")
     print("|---|---|---|---|---|---|---|")
     for name in args.extractors.split(","):
         r = bench_one(name, clips, placement, params.visual.batch_size)
         frames = r["n"] * r["t"]
         print(f"| {name} | naive | fp32 | {r['n'] / r['naive_s']:.2f} | {frames / r['naive_s']:.1f} | 1.00x | - |")
-        print(f"| {name} | pipeline | {r['precision']} | {r['n'] / r['fast_s']:.2f} | {frames / r['fast_s']:.1f} | "
-              f"{r['naive_s'] / r['fast_s']:.2f}x | {r['diff']:.2e} |", flush=True)
+        print(
+            f"| {name} | pipeline | {r['precision']} | {r['n'] / r['fast_s']:.2f} | {frames / r['fast_s']:.1f} | "
+            f"{r['naive_s'] / r['fast_s']:.2f}x | {r['diff']:.2e} |",
+            flush=True,
+        )
     if args.rss:
         x = torch.from_numpy(clips).flatten(0, 1).permute(0, 3, 1, 2).float()  # (N*T, C, H, W)
         x = resize_center_crop(x, 112, 112).round().clamp(0, 255).to(torch.uint8)
@@ -150,8 +181,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-visual-") as tmp:
             for copies in (1, 10):
                 root = write_store(Path(tmp) / f"dec{copies}", clips112, copies)
-                cmd = [sys.executable, __file__, "--rss-child", str(root), str(Path(tmp) / f"out{copies}"),
-                       "--rss-extractor", args.rss_extractor]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--rss-child",
+                    str(root),
+                    str(Path(tmp) / f"out{copies}"),
+                    "--rss-extractor",
+                    args.rss_extractor,
+                ]
                 rows, mib = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-2:]
                 print(f"| {args.rss_extractor} | {rows} | {mib} |", flush=True)
 

@@ -5,6 +5,7 @@ names (conv1 ... conv5b, fc6, fc7, fc8) match the widely used PyTorch conversion
 Sports-1M Caffe model (``c3d.pickle`` from DavideA/c3d-pytorch), so that state dict loads
 as is. fc8 (487 Sports-1M classes) is kept only so such state dicts load strictly.
 """
+
 from __future__ import annotations
 
 from typing import Literal

@@ -2,6 +2,7 @@
 
 Index 0 of every embedding table is padding/unknown and stays a zero vector.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,7 @@ class FieldEmbedding(nn.Module):
     its own learned vector by the (standardised) value.
     """
 
-    def __init__(self, n_users: int, n_items: int, categorical: list[int], multi: list[int], n_numeric: int,
-                 dim: int):
+    def __init__(self, n_users: int, n_items: int, categorical: list[int], multi: list[int], n_numeric: int, dim: int):
         super().__init__()
         self.user = nn.Embedding(n_users, dim, padding_idx=0)
         self.item = nn.Embedding(n_items, dim, padding_idx=0)

@@ -19,6 +19,7 @@ Writes ``<out>/videos/vNNN.mp4``, ``<out>/videos/manifest.csv`` (video_id, path,
 visual, audio, published_at) and ``<out>/interactions.csv`` (user_id, video_id,
 timestamp, label).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,6 +33,7 @@ import numpy as np
 
 from pipeline.core.params import SampleConfig
 from pipeline.core.store import atomic_path
+
 VISUAL = ("warm", "cool")
 AUDIO = ("tone", "noise")
 CATEGORIES = tuple(f"{v}_{a}" for v in VISUAL for a in AUDIO)
@@ -70,13 +72,21 @@ def plan_videos(cfg: SampleConfig) -> list[VideoSpec]:
     for i in range(n):
         w, h = cfg.sizes[int(rng.integers(len(cfg.sizes)))]
         seconds = cfg.short_seconds if i == short else round(float(rng.uniform(cfg.min_seconds, cfg.max_seconds)), 1)
-        specs.append(VideoSpec(
-            video_id=f"v{i:03d}", visual=int(cats[i]) // 2, audio=int(cats[i]) % 2,
-            width=w, height=h, fps=float(cfg.fps[int(rng.integers(len(cfg.fps)))]), seconds=seconds,
-            audio_rate=None if i in no_audio else int(cfg.audio_rates[int(rng.integers(len(cfg.audio_rates)))]),
-            channels=int(rng.integers(1, 3)), seed=int(rng.integers(1 << 30)),
-            published_at=EPOCH + int(published[i]),
-        ))
+        specs.append(
+            VideoSpec(
+                video_id=f"v{i:03d}",
+                visual=int(cats[i]) // 2,
+                audio=int(cats[i]) % 2,
+                width=w,
+                height=h,
+                fps=float(cfg.fps[int(rng.integers(len(cfg.fps)))]),
+                seconds=seconds,
+                audio_rate=None if i in no_audio else int(cfg.audio_rates[int(rng.integers(len(cfg.audio_rates)))]),
+                channels=int(rng.integers(1, 3)),
+                seed=int(rng.integers(1 << 30)),
+                published_at=EPOCH + int(published[i]),
+            )
+        )
     return specs
 
 
@@ -90,13 +100,18 @@ def _video_source(spec: VideoSpec, rng: np.random.Generator):
         colours = [_hex(rng.uniform([200, 40, 0], [255, 200, 60])) for _ in range(3)]
         return ffmpeg.input(
             f"gradients=s={size}:r={spec.fps}:d={spec.seconds}:nb_colors=3:c0={colours[0]}:c1={colours[1]}"
-            f":c2={colours[2]}:speed={rng.uniform(0.01, 0.05):.4f}:seed={spec.seed}", f="lavfi").video
+            f":c2={colours[2]}:speed={rng.uniform(0.01, 0.05):.4f}:seed={spec.seed}",
+            f="lavfi",
+        ).video
     cell = 8  # cool blocky life: simulate at 1/8 size, upscale with nearest neighbour
     live, dead = _hex(rng.uniform([0, 120, 160], [80, 255, 255])), _hex(rng.uniform([0, 20, 60], [30, 70, 120]))
     small = f"{max(2, spec.width // cell)}x{max(2, spec.height // cell)}"
     src = ffmpeg.input(
         f"life=s={small}:r={spec.fps}:mold=10:life_color={live}:death_color={dead}:mold_color={dead}"
-        f":ratio={rng.uniform(0.2, 0.5):.3f}:seed={spec.seed}", f="lavfi", t=spec.seconds).video
+        f":ratio={rng.uniform(0.2, 0.5):.3f}:seed={spec.seed}",
+        f="lavfi",
+        t=spec.seconds,
+    ).video
     # setsar: scaling a different aspect ratio would otherwise record non-square pixels
     return src.filter("scale", spec.width, spec.height, flags="neighbor").filter("setsar", "1")
 
@@ -106,21 +121,33 @@ def _audio_source(spec: VideoSpec, rng: np.random.Generator):
     if spec.audio == 0:  # tone with tremolo
         src = ffmpeg.input(f"sine=f={rng.uniform(200, 500):.1f}:r={rate}:d={t}", f="lavfi").audio
         return src.filter("tremolo", f=round(float(rng.uniform(2, 6)), 2), d=0.6).filter("volume", 0.5)
-    return ffmpeg.input(f"anoisesrc=c=pink:r={rate}:a={rng.uniform(0.1, 0.4):.3f}:seed={spec.seed}:d={t}", f="lavfi").audio
+    return ffmpeg.input(
+        f"anoisesrc=c=pink:r={rate}:a={rng.uniform(0.1, 0.4):.3f}:seed={spec.seed}:d={t}", f="lavfi"
+    ).audio
 
 
 def render_video(spec: VideoSpec, path: Path) -> None:
     """Encode one synthetic clip with FFmpeg, bit-exactly for a given FFmpeg build."""
     rng = np.random.default_rng(spec.seed)
     streams = [_video_source(spec, rng)]
-    kwargs = {"vcodec": "libx264", "preset": "veryfast", "crf": 30, "pix_fmt": "yuv420p",
-              "threads": 1, "map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact"}
+    kwargs = {
+        "vcodec": "libx264",
+        "preset": "veryfast",
+        "crf": 30,
+        "pix_fmt": "yuv420p",
+        "threads": 1,
+        "map_metadata": -1,
+        "fflags": "+bitexact",
+        "flags:v": "+bitexact",
+    }
     if spec.audio_rate is not None:
         streams.append(_audio_source(spec, rng))
         kwargs |= {"acodec": "aac", "b:a": "64k", "ac": spec.channels, "flags:a": "+bitexact"}
     with atomic_path(path) as tmp:
         out = ffmpeg.output(*streams, str(tmp), f="mp4", t=spec.seconds, **kwargs)
-        out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").run(overwrite_output=True, capture_stderr=True)
+        out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").run(
+            overwrite_output=True, capture_stderr=True
+        )
 
 
 def plan_interactions(cfg: SampleConfig, specs: list[VideoSpec]) -> Iterator[tuple[str, str, int, int]]:
@@ -137,8 +164,12 @@ def plan_interactions(cfg: SampleConfig, specs: list[VideoSpec]) -> Iterator[tup
         w_v, w_a = rng.uniform(1.0, 2.5, 2)
         bias = rng.normal(-1.0, 0.5)
         seen = rng.choice(len(specs), size=cfg.impressions_per_user, replace=False)
-        logit = (bias + w_v * np.where(visual[seen] == like_v, 1, -1)
-                 + w_a * heard[seen] * np.where(audio[seen] == like_a, 1, -1) + appeal[seen])
+        logit = (
+            bias
+            + w_v * np.where(visual[seen] == like_v, 1, -1)
+            + w_a * heard[seen] * np.where(audio[seen] == like_a, 1, -1)
+            + appeal[seen]
+        )
         clicks = rng.random(len(seen)) < 1 / (1 + np.exp(-logit))
         when = published[seen] + (rng.random(len(seen)) * (EPOCH + SPAN - published[seen])).astype(np.int64)
         rows += [(f"u{u:04d}", specs[v].video_id, int(t), int(c)) for v, t, c in zip(seen, when, clicks)]
@@ -154,8 +185,17 @@ def write_csv(path: Path, header: list[str], rows) -> None:
 
 
 def manifest_rows(specs: list[VideoSpec]):
-    return [(s.video_id, f"{s.video_id}.mp4", s.label, VISUAL[s.visual], AUDIO[s.audio] if s.audio_rate else "",
-             s.published_at) for s in specs]
+    return [
+        (
+            s.video_id,
+            f"{s.video_id}.mp4",
+            s.label,
+            VISUAL[s.visual],
+            AUDIO[s.audio] if s.audio_rate else "",
+            s.published_at,
+        )
+        for s in specs
+    ]
 
 
 def output_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:

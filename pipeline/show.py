@@ -5,6 +5,7 @@ PATH may be a Parquet file or a sharded store folder: the decoded clips (the sum
 (all its shards as one table, metadata checked consistent across them). ``--outputs`` lists
 every output path named in params.yaml with its row count (and shard count).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,8 @@ import pyarrow.parquet as pq
 
 from pipeline.core import store
 from pipeline.core.store import META_KEY
+
+
 def summarize_column(column: pa.ChunkedArray) -> str:
     t = column.type
     nulls = column.null_count
@@ -29,8 +32,10 @@ def summarize_column(column: pa.ChunkedArray) -> str:
         nan = int(values.size - finite.size)
         if not finite.size:
             return f"dim={t.list_size} nulls={nulls} all non-finite"
-        return (f"dim={t.list_size} min={finite.min():.4g} mean={finite.mean():.4g} "
-                f"max={finite.max():.4g} nan/inf={nan} nulls={nulls}")
+        return (
+            f"dim={t.list_size} min={finite.min():.4g} mean={finite.mean():.4g} "
+            f"max={finite.max():.4g} nan/inf={nan} nulls={nulls}"
+        )
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
         return f"lengths min={lengths.min() if lengths.size else 0} max={lengths.max() if lengths.size else 0} nulls={nulls}"
@@ -43,7 +48,9 @@ def summarize_column(column: pa.ChunkedArray) -> str:
         if len(column) == nulls:
             return f"nulls={nulls}"
         mm = pc.min_max(column)
-        return f"min={mm['min'].as_py():.6g} mean={pc.mean(column).as_py():.6g} max={mm['max'].as_py():.6g} nulls={nulls}"
+        return (
+            f"min={mm['min'].as_py():.6g} mean={pc.mean(column).as_py():.6g} max={mm['max'].as_py():.6g} nulls={nulls}"
+        )
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         counts = pc.value_counts(column).to_pylist()
         top = sorted(counts, key=lambda c: -c["counts"])[:5]
@@ -62,8 +69,9 @@ def describe(path: Path) -> str:
         lines.append("files: " + ", ".join(f"{f.name} ({f.stat().st_size:,} B)" for f in files))
         shards = [f for f in files if f.name.startswith("shard-")]
         if shards:
-            lines.append(f"shard schema ({len(shards)} shards, "
-                         f"{sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows):")
+            lines.append(
+                f"shard schema ({len(shards)} shards, {sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows):"
+            )
             lines += [f"  {field.name}: {field.type}" for field in pq.read_schema(shards[0])]
         target = path / "index.parquet" if (path / "index.parquet").exists() else files[0]
         if shards and target == files[0]:  # a feature store: its shards are one table
@@ -72,7 +80,10 @@ def describe(path: Path) -> str:
     table = store.read_table(target) if target.is_dir() else pq.read_table(target)
     meta = (table.schema.metadata or {}).get(META_KEY)
     lines.append(f"rows: {table.num_rows}")
-    lines.append("metadata: " + (json.dumps(json.loads(meta), indent=2, sort_keys=True) if meta else "none (not written by this pipeline)"))
+    lines.append(
+        "metadata: "
+        + (json.dumps(json.loads(meta), indent=2, sort_keys=True) if meta else "none (not written by this pipeline)")
+    )
     lines.append("columns:")
     for name, column in zip(table.column_names, table.columns):
         lines.append(f"  {name}: {column.type} | {summarize_column(column)}")
@@ -81,6 +92,7 @@ def describe(path: Path) -> str:
 
 def outputs(params_path: str = "params.yaml") -> str:
     from pipeline.core.params import load_params
+
     paths = asdict(load_params(params_path).paths)
     lines = ["outputs (params.yaml, section paths):"]
     for key, value in paths.items():

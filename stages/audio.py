@@ -5,6 +5,7 @@ updates ``paths.audio_features`` (a folder of shards, columns in ``pipeline.audi
 incrementally through the per-video stage runner (only new or changed videos are computed) and
 ``paths.audio_failures``. Videos without audio get zero vectors and ``has_audio = false``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,21 +37,44 @@ def main() -> None:
     meta = decoded.read_meta(root)
     source_rate = int(meta["audio_rate"])
     if source_rate != cfg.sample_rate:
-        log.warning("decoded audio is %d Hz, audio.sample_rate is %d Hz: resampling with librosa (%s)%s",
-                    source_rate, cfg.sample_rate, audio.RESAMPLE_TYPE,
-                    "; upsampling adds no information" if cfg.sample_rate > source_rate else "")
+        log.warning(
+            "decoded audio is %d Hz, audio.sample_rate is %d Hz: resampling with librosa (%s)%s",
+            source_rate,
+            cfg.sample_rate,
+            audio.RESAMPLE_TYPE,
+            "; upsampling adds no information" if cfg.sample_rate > source_rate else "",
+        )
     out = params.paths.audio_features
-    sharded = ShardedStore(out, int(meta["shards"]), audio_store.schema(cfg), audio_store.store_meta(
-        cfg, source_rate, meta["params_hash"], int(meta["shards"])), stage="audio",
-        failures_path=params.paths.audio_failures, encode=partial(audio_store.to_table, cfg=cfg))
+    sharded = ShardedStore(
+        out,
+        int(meta["shards"]),
+        audio_store.schema(cfg),
+        audio_store.store_meta(cfg, source_rate, meta["params_hash"], int(meta["shards"])),
+        stage="audio",
+        failures_path=params.paths.audio_failures,
+        encode=partial(audio_store.to_table, cfg=cfg),
+    )
     # an absolute root: workers may not share this cwd
-    job = Job("audio", partial(audio_store.AudioWorker, cfg, os.path.abspath(root)), batch_size=16,
-              concurrency=resolve_workers(cfg.workers))
-    log.info("feature sets %s at %d Hz; librosa is warmed up once per worker, not per video", audio.enabled(cfg),
-             cfg.sample_rate)
+    job = Job(
+        "audio",
+        partial(audio_store.AudioWorker, cfg, os.path.abspath(root)),
+        batch_size=16,
+        concurrency=resolve_workers(cfg.workers),
+    )
+    log.info(
+        "feature sets %s at %d Hz; librosa is warmed up once per worker, not per video",
+        audio.enabled(cfg),
+        cfg.sample_rate,
+    )
     stage = runner.PerVideoStage(
-        "audio", "audio", sharded, job, partial(_local, job, cfg), cfg.max_failure_rate,
-        to_worker=decoded.reference, source=lambda row: str(decoded.shard_path(root, row["shard"])),
+        "audio",
+        "audio",
+        sharded,
+        job,
+        partial(_local, job, cfg),
+        cfg.max_failure_rate,
+        to_worker=decoded.reference,
+        source=lambda row: str(decoded.shard_path(root, row["shard"])),
     )
     runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), params.executor)
 

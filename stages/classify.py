@@ -7,6 +7,7 @@ inputs (``classify.<m>.input: sequence``), params ``classify.*``. Writes ``paths
 macro and per-class precision/recall/F1, counts, epochs, seconds), ``plots/metrics/`` (per-epoch
 curves) and ``plots/sklearn/confusion_matrix.json``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,13 +19,15 @@ import pyarrow as pa
 import torch
 from dvclive import Live
 
-from pipeline.core import store
 from pipeline.classify.data import SPLITS, LabelError, load_data
 from pipeline.classify.metrics import classification_metrics
 from pipeline.classify.train import fit, make_backbone, predict_proba, save_checkpoint, tensors
+from pipeline.core import store
+from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.core.params import load_params
-from pipeline.core.cli import run_stage
+from registry import UnknownName
+
 log = logging.getLogger("stage.classify")
 
 
@@ -54,6 +57,7 @@ def main() -> None:
         backbone = make_backbone(cfg.backbone, params.visual, frames)
         backbone_info = {"name": cfg.backbone, "visual": store.plain(params.visual), "num_frames": frames}
     with FileLive(dir=paths.classify_live, save_dvc_exp=False, dvcyaml=None, report=None) as live:
+
         def on_epoch(row: dict[str, float]) -> None:
             for key, value in row.items():
                 if key != "epoch":
@@ -74,25 +78,44 @@ def main() -> None:
                 for key, value in row.items():
                     live.log_metric(f"test/per_class/{c}/{key}", value, plot=False)
         counts = {f"n_{s}": int((data.split == s).sum()) for s in SPLITS}
-        for key, value in {**counts, "n_missing_labels": data.n_missing_labels, "n_no_input": data.n_no_input,
-                           "epochs": len(result.curve), "best_epoch": result.best_epoch,
-                           "train_seconds": round(result.seconds, 2)}.items():
+        for key, value in {
+            **counts,
+            "n_missing_labels": data.n_missing_labels,
+            "n_no_input": data.n_no_input,
+            "epochs": len(result.curve),
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.seconds, 2),
+        }.items():
             live.log_metric(key, value, plot=False)
         names = np.asarray(data.classes, dtype=object)
-        live.log_sklearn_plot("confusion_matrix", names[y].tolist(), names[pred].tolist(), name="confusion_matrix.json",
-                              title="classify: confusion matrix (test split)")
+        live.log_sklearn_plot(
+            "confusion_matrix",
+            names[y].tolist(),
+            names[pred].tolist(),
+            name="confusion_matrix.json",
+            title="classify: confusion matrix (test split)",
+        )
     save_checkpoint(Path(paths.classify_model) / "model.pt", result.model, backbone_info)
     ids = [data.video_ids[i] for i in test_rows]
-    columns = {"video_id": pa.array(ids, pa.string()), "label": pa.array(names[y].tolist(), pa.string()),
-               "predicted": pa.array(names[pred].tolist(), pa.string())}
+    columns = {
+        "video_id": pa.array(ids, pa.string()),
+        "label": pa.array(names[y].tolist(), pa.string()),
+        "predicted": pa.array(names[pred].tolist(), pa.string()),
+    }
     columns |= {f"prob_{c}": pa.array(proba[:, i].astype(np.float32)) for i, c in enumerate(data.classes)}
     meta = store.make_meta("classify", params=cfg, classes=list(data.classes))
     store.write_table(pa.table(columns), paths.classify_predictions, meta)
     if metrics is not None:
-        log.info("test accuracy %.3f, macro-F1 %.3f on %d videos (%d without a label excluded); %d epochs, %.1f s",
-                 metrics["accuracy"], metrics["macro_f1"], len(ids), data.n_missing_labels, len(result.curve),
-                 result.seconds)
+        log.info(
+            "test accuracy %.3f, macro-F1 %.3f on %d videos (%d without a label excluded); %d epochs, %.1f s",
+            metrics["accuracy"],
+            metrics["macro_f1"],
+            len(ids),
+            data.n_missing_labels,
+            len(result.curve),
+            result.seconds,
+        )
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, (ConfigError, LabelError, store.StoreError)))
+    sys.exit(run_stage(main, (ConfigError, LabelError, UnknownName, store.StoreError)))

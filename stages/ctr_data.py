@@ -6,6 +6,7 @@ manifest (``paths.manifest``, when present) as its item table, or an adapter's f
 ``paths.ctr_data``: ``train|valid|test.parquet`` (one row per sample), ``users.parquet`` and
 ``items.parquet`` (code <-> id) and ``summary.json`` (counts: dropped, duplicates, cold samples).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,12 +15,13 @@ import sys
 from pathlib import Path
 
 from pipeline.core import store
+from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
 from pipeline.ctr.adapters import SourceError, read_source
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.data import DataError
-from pipeline.core.params import load_params
-from pipeline.core.cli import run_stage
+
 log = logging.getLogger("stage.ctr_data")
 
 
@@ -39,10 +41,21 @@ def main() -> None:
     built = build_samples(raw, cfg)
     write_built(built, params.paths.ctr_data, {"ctr_data": cfg, "interactions": params.data.interactions})
     s = built.summary
-    log.info("%s: %d interactions -> train %d / valid %d / test %d samples (%d cold in test); %d users, %d items; "
-             "dropped %d unknown videos, %d unknown users, %d duplicates", cfg.source, s["interactions_in"],
-             s["train_samples"], s["valid_samples"], s["test_samples"], s["test_cold_samples"], s["users"],
-             s["items"], s.get("unknown_videos", 0), s.get("unknown_users", 0), s["duplicates_dropped"])
+    log.info(
+        "%s: %d interactions -> train %d / valid %d / test %d samples (%d cold in test); %d users, %d items; "
+        "dropped %d unknown videos, %d unknown users, %d duplicates",
+        cfg.source,
+        s["interactions_in"],
+        s["train_samples"],
+        s["valid_samples"],
+        s["test_samples"],
+        s["test_cold_samples"],
+        s["users"],
+        s["items"],
+        s.get("unknown_videos", 0),
+        s.get("unknown_users", 0),
+        s["duplicates_dropped"],
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Reads ``paths.ctr_data`` (sample tables), ``paths.items`` when ``ctr.use_content
 samples with their scores), ``paths.ctr_metrics`` (test AUC, logloss, accuracy, user-grouped AUC,
 cold-start AUC) and ``paths.ctr_plots``/``roc.csv`` and ``training.csv`` (per-epoch curves).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from models.ctr.registry import UnknownModel
 from pipeline.core import store
+from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
 from pipeline.ctr.experiment import load_dataset, run
 from pipeline.ctr.metrics import roc_points
 from pipeline.ctr.train import ContentError, save_checkpoint
-from pipeline.core.params import load_params
-from pipeline.core.cli import run_stage
+from registry import UnknownName
+
 log = logging.getLogger("stage.ctr_train")
 
 
@@ -38,7 +40,8 @@ def main() -> None:
     save_checkpoint(out / "model.pt", result.model, cfg.model, data.spec, cfg)
     test = data.tables["test"]
     preds = test.select(["user", "item", "timestamp", "label", "cold"]).append_column(
-        "score", pa.array(p.astype(np.float32)))
+        "score", pa.array(p.astype(np.float32))
+    )
     store.write_table(preds, out / "predictions.parquet", store.make_meta("ctr_train", params=cfg))
     store.write_text(paths.ctr_metrics, json.dumps(metrics, indent=2, sort_keys=True))
     y = test.column("label").to_numpy().astype(np.int64)
@@ -48,10 +51,18 @@ def main() -> None:
     keys = ["epoch", "train_logloss", "valid_logloss", "valid_auc"]
     rows = "".join(",".join(f"{r[k]:.6g}" for k in keys) + "\n" for r in result.curve)
     store.write_text(plots / "training.csv", ",".join(keys) + "\n" + rows)
-    log.info("%s (content %s): test AUC %s, logloss %s, GAUC %s, cold-start AUC %s (%d samples), best epoch %d",
-             cfg.model, "on" if cfg.use_content else "off", metrics["auc"], metrics["logloss"], metrics["gauc"],
-             metrics["cold_auc"], metrics["cold_samples"], result.best_epoch)
+    log.info(
+        "%s (content %s): test AUC %s, logloss %s, GAUC %s, cold-start AUC %s (%d samples), best epoch %d",
+        cfg.model,
+        "on" if cfg.use_content else "off",
+        metrics["auc"],
+        metrics["logloss"],
+        metrics["gauc"],
+        metrics["cold_auc"],
+        metrics["cold_samples"],
+        result.best_epoch,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, (ConfigError, ContentError, UnknownModel, store.StoreError)))
+    sys.exit(run_stage(main, (ConfigError, ContentError, UnknownName, store.StoreError)))

@@ -5,6 +5,7 @@ Reads ``paths.manifest`` and params ``decode.*``; updates ``paths.decoded`` (lay
 videos are decoded, only the shards they touch are rewritten; then ``index.parquet`` (the store's
 completion record, removed while the store changes) and ``failures.parquet``.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,13 +33,25 @@ def main() -> None:
     manifest = store.read_table(params.paths.manifest, expect={"stage": "ingest"}).to_pylist()
     out = Path(params.paths.decoded)
     meta = decoded_meta(cfg)
-    sharded = ShardedStore(out, cfg.shards, decoded.SHARD_SCHEMA, meta, stage="decode",
-                           failures_path=out / decoded.FAILURES_NAME,
-                           encode=partial(pa.Table.from_pylist, schema=decoded.SHARD_SCHEMA), row_group=1)
+    sharded = ShardedStore(
+        out,
+        cfg.shards,
+        decoded.SHARD_SCHEMA,
+        meta,
+        stage="decode",
+        failures_path=out / decoded.FAILURES_NAME,
+        encode=partial(pa.Table.from_pylist, schema=decoded.SHARD_SCHEMA),
+        row_group=1,
+    )
     workers = resolve_workers(cfg.workers)
     job = Job("decode", partial(DecodeWorker, cfg), batch_size=1, num_cpus=1, concurrency=workers)
     stage = runner.PerVideoStage(
-        "decode", "decode", sharded, job, partial(threads, job, workers=workers), cfg.max_failure_rate,
+        "decode",
+        "decode",
+        sharded,
+        job,
+        partial(threads, job, workers=workers),
+        cfg.max_failure_rate,
         to_worker=lambda row: row | {"path": os.path.abspath(row["path"])},  # workers may run elsewhere
         source=lambda row: row["path"],
         on_change=lambda plan: (out / decoded.INDEX_NAME).unlink(missing_ok=True),  # no index: readers stop

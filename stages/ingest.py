@@ -3,19 +3,19 @@
 Reads params ``data.input`` and ``ingest.*``; writes ``paths.manifest`` (one row per
 usable video: probe facts, fingerprint, label, split) and ``paths.ingest_failures``.
 """
+
 from __future__ import annotations
 
 import logging
 import sys
 
-from pipeline.core import failures
-
-from pipeline.core import store
-from pipeline.core.config import ConfigError
-from pipeline.ingest.scan import InputError, assign_splits, list_inputs, manifest_table, previous_manifest, probe_one
-from pipeline.core.params import load_params
+from pipeline.core import failures, store
 from pipeline.core.cli import progress, run_stage
+from pipeline.core.config import ConfigError
+from pipeline.core.params import load_params
 from pipeline.execution.pools import bounded_map, resolve_workers
+from pipeline.ingest.scan import InputError, assign_splits, list_inputs, manifest_table, previous_manifest, probe_one
+
 log = logging.getLogger("stage.ingest")
 
 
@@ -35,8 +35,13 @@ def main() -> None:
     failures.write(failed, params.paths.ingest_failures, "ingest")
     for f in failed:
         log.warning("skipped %s (%s): %s", f.video_id, f.reason, f.message)
-    log.info("manifest: %d videos (%d unchanged files not probed again), %d failures -> %s", len(rows), reused,
-             len(failed), params.paths.manifest)
+    log.info(
+        "manifest: %d videos (%d unchanged files not probed again), %d failures -> %s",
+        len(rows),
+        reused,
+        len(failed),
+        params.paths.manifest,
+    )
     failures.check_rate(len(failed), len(items), cfg.max_failure_rate, "ingest", params.paths.ingest_failures)
 
 

@@ -3,16 +3,18 @@
 Reads params ``sample.*`` and ``paths.sample``; writes ``<paths.sample>/videos/`` (clips and
 manifest.csv) and ``<paths.sample>/interactions.csv``.
 """
+
 from __future__ import annotations
 
 import logging
 import sys
 
 from pipeline import sample
+from pipeline.core.cli import progress, run_stage
 from pipeline.core.config import ConfigError
 from pipeline.core.params import load_params
-from pipeline.core.cli import progress, run_stage
 from pipeline.execution.pools import bounded_map, resolve_workers
+
 log = logging.getLogger("stage.sample")
 
 
@@ -25,8 +27,9 @@ def main() -> None:
     jobs = bounded_map(lambda s: sample.render_video(s, videos_dir / f"{s.video_id}.mp4"), specs, resolve_workers(0))
     for _ in progress(jobs, len(specs), "sample"):
         pass
-    sample.write_csv(manifest_path, ["video_id", "path", "label", "visual", "audio", "published_at"],
-                     sample.manifest_rows(specs))
+    sample.write_csv(
+        manifest_path, ["video_id", "path", "label", "visual", "audio", "published_at"], sample.manifest_rows(specs)
+    )
     sample.write_csv(log_path, ["user_id", "video_id", "timestamp", "label"], sample.plan_interactions(cfg, specs))
     log.info("wrote %d synthetic videos to %s and the interaction log %s", len(specs), videos_dir, log_path)
 

@@ -6,6 +6,7 @@ columns, padded; metadata: extractor, weights, dims, params, precision) and
 ``visual_<name>_failures.parquet``. Incremental (the per-video stage runner): only new or
 changed videos run through the model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,19 +42,37 @@ def main(argv: list[str] | None = None) -> None:
     root = params.paths.decoded
     built = build_worker(name, cfg, root)
     if built.weights == "random":
-        log.warning("%s uses RANDOM weights (visual.%s.weights: random): fine for testing the pipeline, "
-                    "meaningless as features", name, name)
+        log.warning(
+            "%s uses RANDOM weights (visual.%s.weights: random): fine for testing the pipeline, "
+            "meaningless as features",
+            name,
+            name,
+        )
     placement = built.worker.engine.placement
-    log.info("%s on %s, precision %s, %d threads, batches of %d videos", name, placement.device,
-             placement.precision, placement.threads, cfg.batch_size)
+    log.info(
+        "%s on %s, precision %s, %d threads, batches of %d videos",
+        name,
+        placement.device,
+        placement.precision,
+        placement.threads,
+        cfg.batch_size,
+    )
     meta = store_meta(built.worker.engine, built.weights, built.detail, decoded.read_meta(root))
-    job = Job(f"visual@{name}", partial(make_worker, name, cfg, os.path.abspath(root)), batch_size=cfg.batch_size,
-              num_gpus=params.executor.num_gpus)
-    stage = visual_stage(built.worker, params.paths.visual_features, meta, job=job,
-                         max_failure_rate=cfg.max_failure_rate)
+    job = Job(
+        f"visual@{name}",
+        partial(make_worker, name, cfg, os.path.abspath(root)),
+        batch_size=cfg.batch_size,
+        num_gpus=params.executor.num_gpus,
+    )
+    stage = visual_stage(
+        built.worker, params.paths.visual_features, meta, job=job, max_failure_rate=cfg.max_failure_rate
+    )
     runner.run(stage, decoded.read_index(root).select(["video_id", "fingerprint"]).to_pylist(), params.executor)
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, (ConfigError, UnknownName, store.StoreError, failures.FailureRateExceeded,
-                              weights.WeightsError)))
+    sys.exit(
+        run_stage(
+            main, (ConfigError, UnknownName, store.StoreError, failures.FailureRateExceeded, weights.WeightsError)
+        )
+    )

@@ -37,6 +37,7 @@ def ray_runtime():
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from pipeline.execution import ray_executor as executor_ray
+
     # what executor_ray.ray_session does for a local ray_session (workers import the tests' modules via the cwd)
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     executor_ray.quiet()

@@ -1,4 +1,5 @@
 """Tiny generated media files for tests (FFmpeg lavfi sources; a few KB each)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -31,8 +32,16 @@ def make_clip(
     path.parent.mkdir(parents=True, exist_ok=True)
     args = ["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r={fps}:d={seconds}"]
     if audio_rate:
-        args += ["-f", "lavfi", "-i", f"sine=f={tone_hz}:r={audio_rate}:d={seconds}",
-                 "-c:a", "aac", "-ac", str(channels)]
+        args += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f={tone_hz}:r={audio_rate}:d={seconds}",
+            "-c:a",
+            "aac",
+            "-ac",
+            str(channels),
+        ]
     ffmpeg(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-t", str(seconds), str(path))
     return path
 
@@ -68,8 +77,15 @@ def make_bad_inputs(folder: Path) -> dict[str, str | None]:
     make_clip(folder / "my clip – café.mp4", seconds=0.5)
     make_clip(folder / "ok.mp4", seconds=1.0)
     return {
-        "zero": "empty_file", "text": "unreadable", "truncated": "unreadable", "audio_only": "no_video_stream",
-        "no_audio": None, "one_frame": None, "uhd": None, "my clip – café": None, "ok": None,
+        "zero": "empty_file",
+        "text": "unreadable",
+        "truncated": "unreadable",
+        "audio_only": "no_video_stream",
+        "no_audio": None,
+        "one_frame": None,
+        "uhd": None,
+        "my clip – café": None,
+        "ok": None,
     }
 
 

@@ -1,24 +1,46 @@
-"""A visual extractor's 3D CNN as a trainable module: decoded frames in, clip features out.
+"""A 3D CNN as a trainable module: decoded frames in, clip features out.
 
-Reuses the extractor's own preprocessing, feature head and clip averaging
-(``pipeline.visual.extractor``), so fine-tuning starts from exactly the network (and, through
-``pipeline.visual.weights``, the weights) that ``visual@<name>`` extracts features with.
+Takes an already built network and the two functions around it -- ``preprocess`` (decoded frames
+``(B, T, S, S, 3)`` uint8 -> the network's input, e.g. ``(B*n, 3, t, H, W)``) and ``aggregate``
+(the network's ``(B*n, D)`` clip features and the batch size -> ``(B, D)``). The pipeline builds
+them from a visual extractor (``pipeline.classify.train.make_backbone``), so fine-tuning starts
+from exactly the network, preprocessing and weights that ``visual@<name>`` extracts features with;
+this module knows nothing of extractors.
 """
+
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from pipeline.visual.extractor import Extractor
+
+def _identity(frames: torch.Tensor) -> torch.Tensor:
+    return frames
+
+
+def _mean_per_video(feats: torch.Tensor, batch: int) -> torch.Tensor:
+    return feats.float().view(batch, -1, feats.shape[-1]).mean(dim=1)  # (B*n, D) -> (B, D)
+
+
 class Backbone(nn.Module):
-    def __init__(self, extractor: Extractor, model: nn.Module):
+    def __init__(
+        self,
+        net: nn.Module,
+        d_out: int,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        aggregate: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    ):
+        """``net``: the network (made trainable here); ``d_out``: its feature size D; ``preprocess``:
+        frames -> network input (default: as is); ``aggregate``: ``(features, batch)`` -> ``(batch, D)``
+        (default: the mean of each video's consecutive rows)."""
         super().__init__()
-        self.extractor = extractor
-        self.net = extractor.head(model).requires_grad_(True)  # weights.load freezes it for extraction
-        (self.column,) = extractor.dims()
-        self.d_out = extractor.dims()[self.column][-1]
+        self.net = net.requires_grad_(True)  # a network loaded for extraction comes frozen
+        self.d_out = d_out
+        self.preprocess = preprocess or _identity
+        self.aggregate = aggregate or _mean_per_video
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         batch = frames.shape[0]
-        x = self.extractor.preprocess(frames)  # (B, T, S, S, 3) uint8 -> (B*n, 3, t, H, W)
-        return self.extractor.aggregate(self.net(x), batch)[self.column]  # (B*n, D) -> (B, D)
+        return self.aggregate(self.net(self.preprocess(frames)), batch)  # (B*n, D) -> (B, D)

@@ -6,6 +6,7 @@ private and shared codes together, the opposite of what the difference loss is f
 maximising it is unbounded (codes could grow without limit). A hinge ``relu(margin - KL)``
 pushes each pair apart until their KL reaches ``margin``, then stops.
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ aggregation, a vector ``(B, D)`` or a backbone's clip features directly -- to ``
 Rows whose modality is absent are replaced by zeros *before* encoding (so junk or NaN never
 reaches a gradient) and masked after it: their codes reach neither the fusion nor the losses.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.classify.aggregation import build_aggregation
-from models.classify.fusion import build_fusion
+from models.classify import build_aggregation, build_fusion
 from models.layers import MLP
 
 Batch = dict[str, torch.Tensor]  # "<modality>" inputs, "<modality>_mask" (B,) bool, "label" (B,)
@@ -50,8 +50,7 @@ class Output:
 
 
 class Branch(nn.Module):
-    def __init__(self, spec: BranchSpec, hidden: int, clusters: int, dropout: float,
-                 backbone: nn.Module | None = None):
+    def __init__(self, spec: BranchSpec, hidden: int, clusters: int, dropout: float, backbone: nn.Module | None = None):
         super().__init__()
         self.spec = spec
         self.backbone = backbone
@@ -62,8 +61,9 @@ class Branch(nn.Module):
             self.step = MLP(dim, (hidden,), 0.0, out=None)  # per step: (B, T, D) -> (B, T, H)
             self.aggregate = build_aggregation(spec.aggregation, hidden, clusters)
             # LayerNorm: a unit-norm NetVLAD vector has entries ~ 1/sqrt(K*H), too small to learn from quickly
-            self.project = nn.Sequential(nn.LayerNorm(self.aggregate.d_out),
-                                         MLP(self.aggregate.d_out, (hidden,), dropout, out=None))
+            self.project = nn.Sequential(
+                nn.LayerNorm(self.aggregate.d_out), MLP(self.aggregate.d_out, (hidden,), dropout, out=None)
+            )
         else:
             self.project = MLP(dim, (hidden,), dropout, out=None)
 
@@ -87,9 +87,12 @@ class Classifier(nn.Module):
         super().__init__()
         self.spec = spec
         h = spec.hidden
-        self.branches = nn.ModuleDict({
-            b.modality: Branch(b, h, spec.clusters, spec.dropout, backbone if b.kind == "frames" else None)
-            for b in spec.branches})
+        self.branches = nn.ModuleDict(
+            {
+                b.modality: Branch(b, h, spec.clusters, spec.dropout, backbone if b.kind == "frames" else None)
+                for b in spec.branches
+            }
+        )
         names = list(self.branches)
         if spec.shared_private:
             # Linear codes: with a ReLU, the similarity loss drives the shared codes to the dead-zero

@@ -3,11 +3,12 @@
 A model maps a batch (dict of tensors: ``user``, ``item`` (B,), ``cat`` (B, C), ``multi`` (B, K, M),
 ``num`` (B, N), ``hist`` (B, H), ``hist_len`` (B,)) to click logits ``(B,)``. Content (the item's
 modality vectors) lives in the model as buffers indexed by item code, so history items get theirs
-by the same lookup.
+by the same lookup. Models take plain sizes (``CtrSizes``), never a params class: the pipeline
+(``pipeline.ctr.train``) turns ``ctr.*`` params into them.
 """
+
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from models.layers import FieldEmbedding, ModalityProjection, masked_mean
-from pipeline.core.params import CtrConfig
+
 Content = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ((n_items, D_m) vectors, (n_items,) mask)
 
 
@@ -30,19 +31,38 @@ class FeatureSpec:
 
     @classmethod
     def from_meta(cls, spec: dict[str, Any]) -> FeatureSpec:
-        return cls(spec["n_users"], spec["n_items"], tuple(spec["categorical"].values()),
-                   tuple(spec["multi"].values()), len(spec["numeric"]), spec["history"])
+        return cls(
+            spec["n_users"],
+            spec["n_items"],
+            tuple(spec["categorical"].values()),
+            tuple(spec["multi"].values()),
+            len(spec["numeric"]),
+            spec["history"],
+        )
+
+
+@dataclass(frozen=True)
+class CtrSizes:
+    """The layer sizes a CTR model is built with (each model uses the ones it needs)."""
+
+    embed_dim: int  # D of every field vector
+    mlp: tuple[int, ...]  # hidden layer sizes of the deep part
+    heads: int  # self-attention heads (amfr; must divide embed_dim)
+    attention_dim: int  # hidden size of the attention scoring networks
+    dropout: float
 
 
 class CtrModel(nn.Module):
-    def __init__(self, spec: FeatureSpec, cfg: CtrConfig, content: Content | None):
+    def __init__(self, spec: FeatureSpec, sizes: CtrSizes, content: Content | None):
         super().__init__()
-        d = cfg.embed_dim
+        d = sizes.embed_dim
         self.spec, self.dim = spec, d
-        self.fields = FieldEmbedding(spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi),
-                                     spec.n_numeric, d)
-        self.first_order = FieldEmbedding(spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi),
-                                          spec.n_numeric, 1)
+        self.fields = FieldEmbedding(
+            spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi), spec.n_numeric, d
+        )
+        self.first_order = FieldEmbedding(
+            spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi), spec.n_numeric, 1
+        )
         self.bias = nn.Parameter(torch.zeros(1))
         self.content = ModalityProjection(content, d) if content else None
         self.content_linear = nn.Linear(d, 1) if content else None
@@ -57,8 +77,9 @@ class CtrModel(nn.Module):
         """The items' fused content ``(..., D)``: mean of the present modalities."""
         return masked_mean(*self.modalities(items))
 
-    def embed(self, batch: dict[str, torch.Tensor], content: torch.Tensor | None = None,
-              item: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self, batch: dict[str, torch.Tensor], content: torch.Tensor | None = None, item: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """All fields ``(B, F, D)``; the fused content of the target item is the last field.
 
         ``content``/``item``: the target's fused content / ID vector when already computed.
@@ -76,21 +97,11 @@ class CtrModel(nn.Module):
             out = out + self.content_linear(fields[:, -1]).squeeze(-1)
         return out
 
-    def target_and_history(self, batch: dict[str, torch.Tensor], hist: torch.Tensor) -> tuple[
-            torch.Tensor, torch.Tensor | None]:
+    def target_and_history(
+        self, batch: dict[str, torch.Tensor], hist: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """ID vectors ``(B, 1 + T, D)`` and fused content ``(B, 1 + T, D)`` (or None) of the target
         (position 0) and the history, looked up in one call each (one embedding gradient, not three)."""
         codes = torch.cat([batch["item"].unsqueeze(1), hist], dim=1)  # (B, 1 + T)
         content = self.content_vector(codes) if self.content is not None else None
         return self.fields.item(codes), content
-
-
-MODELS: dict[str, Callable[..., CtrModel]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        MODELS[name] = cls
-        cls.registry_name = name
-        return cls
-    return deco

@@ -1,7 +1,7 @@
 """Clip-level audio features from mono samples: MFCC statistics, segment log-mel, pyAudioAnalysis.
 
 Pure functions: float32 mono samples (as in the decoded store) in, float32 arrays out.
-``FEATURE_SETS`` registers each set by name (one ``FeatureSet`` interface); ``features``
+Each set registers by name in ``FEATURE_SETS`` (one ``FeatureSet`` interface); ``features``
 runs the sets that ``audio.feature_sets`` enables. Input conventions, documented in the README:
 
 - samples are resampled to ``audio.sample_rate`` with ``librosa.resample`` (soxr_hq) when the
@@ -15,24 +15,43 @@ Performance note: ``ShortTermFeatures.chroma_features_init(num_fft, rate)`` is a
 that the library recomputes for every 50 ms frame (60% of its run time). We memoise it (same
 arrays, made read-only); outputs are bit-identical, which tests/pipeline/test_audio.py checks.
 """
+
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import librosa
+import librosa  # lazy: its submodules load on first use
 import numpy as np
-from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures
 from threadpoolctl import threadpool_limits
 
-from pipeline.core.params import AudioConfig
+from pipeline.core.modality import ModalityReduceConfig
+from registry import Registry
+
+if TYPE_CHECKING:  # params validation reads FEATURE_SETS: this module stays light to import
+    from pipeline.core.params import AudioConfig
+
 DELTA_WIDTH = 9  # librosa.feature.delta's default window (frames)
 INT16_SCALE = 2.0**15  # pyAudioAnalysis divides its input by this
 RESAMPLE_TYPE = "soxr_hq"
 
-_original_chroma_init = ShortTermFeatures.chroma_features_init
+
+@functools.cache
+def mid_term_features():
+    """pyAudioAnalysis' MidTermFeatures, imported on first use (it pulls in matplotlib: seconds) with the
+    memoised ``chroma_features_init`` installed; ``_original_chroma_init`` keeps the library's own."""
+    global _original_chroma_init
+    from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures
+
+    _original_chroma_init = ShortTermFeatures.chroma_features_init
+    ShortTermFeatures.chroma_features_init = _cached_chroma_init
+    return MidTermFeatures
+
+
+_original_chroma_init: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @functools.lru_cache(maxsize=16)
@@ -41,9 +60,6 @@ def _cached_chroma_init(num_fft: int, sampling_rate: int) -> tuple[np.ndarray, n
     for array in arrays:
         array.setflags(write=False)  # shared between frames: a write would raise, not corrupt
     return arrays
-
-
-ShortTermFeatures.chroma_features_init = _cached_chroma_init
 
 
 def stft_sizes(cfg: AudioConfig) -> tuple[int, int]:
@@ -76,8 +92,9 @@ def mfcc_stats(samples: np.ndarray, rate: int, cfg: AudioConfig) -> np.ndarray:
     """librosa MFCCs (and deltas) summarised over time: [mean, std] per block, see ``mfcc_names``."""
     n_fft, hop = stft_sizes(cfg)
     y = pad_to(samples, n_fft)
-    coeffs = librosa.feature.mfcc(y=y, sr=rate, n_mfcc=cfg.n_mfcc, n_fft=n_fft, hop_length=hop,
-                                  n_mels=cfg.n_mels)  # (n_mfcc, F)
+    coeffs = librosa.feature.mfcc(
+        y=y, sr=rate, n_mfcc=cfg.n_mfcc, n_fft=n_fft, hop_length=hop, n_mels=cfg.n_mels
+    )  # (n_mfcc, F)
     blocks = [coeffs]
     if cfg.mfcc_deltas:
         # 'interp' (the default) needs DELTA_WIDTH frames; very short clips use edge padding instead
@@ -104,8 +121,7 @@ def logmel_segments(samples: np.ndarray, rate: int, cfg: AudioConfig) -> np.ndar
     """Mel power averaged over each of ``cfg.segments`` equal segments, in dB re 1.0 (floor -100 dB)."""
     n_fft, hop = stft_sizes(cfg)
     y = pad_to(samples, n_fft)
-    power = librosa.feature.melspectrogram(y=y, sr=rate, n_fft=n_fft, hop_length=hop,
-                                           n_mels=cfg.n_mels)  # (n_mels, F)
+    power = librosa.feature.melspectrogram(y=y, sr=rate, n_fft=n_fft, hop_length=hop, n_mels=cfg.n_mels)  # (n_mels, F)
     seg = segment_means(power, cfg.segments)  # (segments, n_mels)
     return librosa.power_to_db(seg, ref=1.0, amin=1e-10, top_db=None)
 
@@ -116,7 +132,7 @@ def pyaa_stats(samples: np.ndarray, rate: int, cfg: AudioConfig) -> np.ndarray:
     x = pad_to(samples.astype(np.float64) * INT16_SCALE, window)  # the int16 scale the library assumes
     # One mid-term window spanning the whole clip: the library's mean and std of every short-term
     # feature (it always adds deltas; we keep the 34 base features' statistics).
-    mid, _, names = MidTermFeatures.mid_feature_extraction(x, rate, x.size, x.size, window, step)  # (136, 1)
+    mid, _, names = mid_term_features().mid_feature_extraction(x, rate, x.size, x.size, window, step)  # (136, 1)
     keep = [i for i, name in enumerate(names) if not name.startswith("delta")]
     return np.nan_to_num(mid[keep, 0])  # the library already maps NaN to 0; kept explicit for silence
 
@@ -124,7 +140,7 @@ def pyaa_stats(samples: np.ndarray, rate: int, cfg: AudioConfig) -> np.ndarray:
 @functools.cache
 def _pyaa_names(rate: int, window: int, step: int) -> tuple[str, ...]:
     x = np.zeros(window, np.float64)
-    _, _, names = MidTermFeatures.mid_feature_extraction(x, rate, window, window, window, step)
+    _, _, names = mid_term_features().mid_feature_extraction(x, rate, window, window, window, step)
     return tuple(name for name in names if not name.startswith("delta"))
 
 
@@ -145,22 +161,26 @@ class FeatureSet:
     shape: Callable[[AudioConfig], tuple[int, ...]]
     names: Callable[[AudioConfig], list[str]]  # one per entry of shape[-1]
     extract: Callable[[np.ndarray, int, AudioConfig], np.ndarray]  # (N,) samples -> array of ``shape``
+    reduce_defaults: ModalityReduceConfig | None = None  # a vector reduce can read (None: not a reduce modality)
 
 
-FEATURE_SETS: dict[str, FeatureSet] = {
-    "mfcc": FeatureSet(lambda c: (2 * c.n_mfcc * (3 if c.mfcc_deltas else 1),), mfcc_names, mfcc_stats),
-    "logmel_segments": FeatureSet(lambda c: (c.segments, c.n_mels), logmel_names, logmel_segments),
-    "pyaa": FeatureSet(lambda c: (68,), pyaa_names, pyaa_stats),
-}
+# Registration order is the store's column order (stable whatever params list first).
+FEATURE_SETS: Registry[FeatureSet] = Registry("audio feature set", key="audio.feature_sets")
+FEATURE_SETS.register(
+    "mfcc",
+    FeatureSet(lambda c: (2 * c.n_mfcc * (3 if c.mfcc_deltas else 1),), mfcc_names, mfcc_stats, ModalityReduceConfig()),
+)
+FEATURE_SETS.register("logmel_segments", FeatureSet(lambda c: (c.segments, c.n_mels), logmel_names, logmel_segments))
+FEATURE_SETS.register("pyaa", FeatureSet(lambda c: (68,), pyaa_names, pyaa_stats, ModalityReduceConfig()))
 
 
 def enabled(cfg: AudioConfig) -> list[str]:
-    """Enabled set names in registry order (a stable column order whatever params list first)."""
-    return [name for name in FEATURE_SETS if name in cfg.feature_sets]
+    """Enabled set names in registration order (a stable column order whatever params list first)."""
+    return [name for name in FEATURE_SETS.members() if name in cfg.feature_sets]
 
 
 def zeros(cfg: AudioConfig) -> dict[str, np.ndarray]:
-    return {name: np.zeros(FEATURE_SETS[name].shape(cfg), np.float32) for name in enabled(cfg)}
+    return {name: np.zeros(FEATURE_SETS.get(name).shape(cfg), np.float32) for name in enabled(cfg)}
 
 
 def prepare(samples: np.ndarray, rate: int, cfg: AudioConfig) -> np.ndarray:
@@ -182,7 +202,7 @@ def features(samples: np.ndarray | None, rate: int, cfg: AudioConfig) -> dict[st
     y = prepare(samples, rate, cfg)
     out = {}
     for name in enabled(cfg):
-        spec = FEATURE_SETS[name]
+        spec = FEATURE_SETS.get(name)
         value = np.asarray(spec.extract(y, cfg.sample_rate, cfg), dtype=np.float32)
         if value.shape != spec.shape(cfg):
             raise AssertionError(f"{name}: got shape {value.shape}, registry says {spec.shape(cfg)}")

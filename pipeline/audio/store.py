@@ -8,6 +8,7 @@ of ``pipeline.audio.features.FEATURE_SETS`` (``logmel_segments`` flattened row-m
 ``[segments, n_mels]``). The schema metadata records ``dims``, ``feature_names`` (the names of
 each set's last axis) and what pyAudioAnalysis was given.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -20,17 +21,23 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.audio import features as audio
-
 from pipeline.core import store
-
-from pipeline.execution import local as work
-from pipeline.decode.decoded import DecodedVideo, ShardReader
 from pipeline.core.failures import Failure
 from pipeline.core.params import AudioConfig
+from pipeline.decode.decoded import DecodedVideo, ShardReader
+from pipeline.execution.job import failure_row
+
 STAGE = "audio"
-BASE_SCHEMA = [("video_id", pa.string()), ("fingerprint", pa.string()), ("has_audio", pa.bool_()), ("audio_seconds", pa.float32())]
-PYAA_INPUT = ("float64 mono samples in [-1, 1] times 2**15 (int16 scale, not rounded); the library "
-              "divides by 2**15 and peak-normalises the clip, so energy features are relative to the peak")
+BASE_SCHEMA = [
+    ("video_id", pa.string()),
+    ("fingerprint", pa.string()),
+    ("has_audio", pa.bool_()),
+    ("audio_seconds", pa.float32()),
+]
+PYAA_INPUT = (
+    "float64 mono samples in [-1, 1] times 2**15 (int16 scale, not rounded); the library "
+    "divides by 2**15 and peak-normalises the clip, so energy features are relative to the peak"
+)
 
 
 def extract_video(video: DecodedVideo, cfg: AudioConfig, source: str = "") -> dict[str, Any] | Failure:
@@ -42,8 +49,13 @@ def extract_video(video: DecodedVideo, cfg: AudioConfig, source: str = "") -> di
         return Failure(video.video_id, source, STAGE, "extract_error", str(err))
     has_audio = samples is not None and samples.size > 0
     seconds = samples.size / video.audio_rate if has_audio else 0.0
-    return {"video_id": video.video_id, "fingerprint": video.fingerprint, "has_audio": has_audio,
-            "audio_seconds": seconds, **values}
+    return {
+        "video_id": video.video_id,
+        "fingerprint": video.fingerprint,
+        "has_audio": has_audio,
+        "audio_seconds": seconds,
+        **values,
+    }
 
 
 class AudioWorker:
@@ -64,13 +76,15 @@ class AudioWorker:
             video = self.reader.read(row["shard"], row["video_id"], frames=False, audio=True)
             result = extract_video(video, self.cfg)
             if isinstance(result, Failure):
-                result = work.failure_row(row["video_id"], row["fingerprint"], result.reason, result.message)
+                result = failure_row(row["video_id"], row["fingerprint"], result.reason, result.message)
             out.append(result)
         return out
 
 
 def schema(cfg: AudioConfig) -> pa.Schema:
-    sets = [(name, store.vector_type(int(np.prod(audio.FEATURE_SETS[name].shape(cfg))))) for name in audio.enabled(cfg)]
+    sets = [
+        (name, store.vector_type(int(np.prod(audio.FEATURE_SETS.get(name).shape(cfg))))) for name in audio.enabled(cfg)
+    ]
     return pa.schema(BASE_SCHEMA + sets)
 
 
@@ -83,7 +97,7 @@ def to_table(rows: list[Mapping[str, Any]], cfg: AudioConfig) -> pa.Table:
         "audio_seconds": pa.array([r["audio_seconds"] for r in rows], pa.float32()),
     }
     for name in audio.enabled(cfg):
-        dim = int(np.prod(audio.FEATURE_SETS[name].shape(cfg)))
+        dim = int(np.prod(audio.FEATURE_SETS.get(name).shape(cfg)))
         matrix = np.stack([np.asarray(r[name]).reshape(-1) for r in rows]) if rows else np.zeros((0, dim))
         columns[name] = store.vector_array(matrix.reshape(len(rows), dim))  # (N, D), row-major per set
     return pa.table(columns, schema=schema(cfg))
@@ -106,8 +120,8 @@ def store_meta(cfg: AudioConfig, source_rate: int, decoded_hash: str | None = No
         params=output_params(cfg),
         extractor=f"librosa {librosa.__version__}, pyAudioAnalysis {version('pyAudioAnalysis')}",
         weights=None,
-        dims={name: list(audio.FEATURE_SETS[name].shape(cfg)) for name in sets},
-        feature_names={name: audio.FEATURE_SETS[name].names(cfg) for name in sets},
+        dims={name: list(audio.FEATURE_SETS.get(name).shape(cfg)) for name in sets},
+        feature_names={name: audio.FEATURE_SETS.get(name).names(cfg) for name in sets},
         layout={"logmel_segments": "row-major [segments, n_mels]; dB re power 1.0, floor -100 dB"},
         source_audio_rate=source_rate,
         resampled=source_rate != cfg.sample_rate,

@@ -1,8 +1,9 @@
-"""The classify ablation's configurations, its markdown table and the README section it rewrites.
+"""The classify ablation's configurations, its markdown table and the docs section it rewrites (docs/benchmarks.md).
 
 ``bench/classify_ablation.py`` runs each configuration through ``dvc exp run -S ...`` and hands the
-per-seed metrics to ``table``; ``replace_section`` puts the table between the README markers.
+per-seed metrics to ``table``; ``replace_section`` puts the table between the markers of docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -19,8 +20,11 @@ CONFIGS: dict[str, dict[str, str]] = {
     "audio only": {"classify.modalities": "[audio]", **SP_OFF},
     "concat fusion": {"classify.modalities": "[visual,audio]", "classify.fusion": "concat", **SP_OFF},
     "attention fusion": {"classify.modalities": "[visual,audio]", "classify.fusion": "attention", **SP_OFF},
-    "attention fusion + shared/private": {"classify.modalities": "[visual,audio]", "classify.fusion": "attention",
-                                         "classify.shared_private.enabled": "true"},
+    "attention fusion + shared/private": {
+        "classify.modalities": "[visual,audio]",
+        "classify.fusion": "attention",
+        "classify.shared_private.enabled": "true",
+    },
 }
 SINGLE = ("visual only", "audio only")
 
@@ -38,8 +42,10 @@ def table(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     lines = ["| configuration | test accuracy | test macro-F1 | epochs | train s |", "|---|---|---|---|---|"]
     for name, rows in runs.items():
         acc, f1 = [r["test"]["accuracy"] for r in rows], [r["test"]["macro_f1"] for r in rows]
-        lines.append(f"| {name} | {mean_std(acc)} | {mean_std(f1)} | {np.mean([r['epochs'] for r in rows]):.0f} "
-                     f"| {np.mean([r['train_seconds'] for r in rows]):.1f} |")
+        lines.append(
+            f"| {name} | {mean_std(acc)} | {mean_std(f1)} | {np.mean([r['epochs'] for r in rows]):.0f} "
+            f"| {np.mean([r['train_seconds'] for r in rows]):.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -53,6 +59,6 @@ def fusion_margin(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> float:
 def replace_section(text: str, body: str) -> str:
     """``text`` with everything between the ablation markers replaced by ``body``."""
     if START not in text or END not in text or text.index(START) > text.index(END):
-        raise ValueError(f"README has no '{START}' ... '{END}' section")
+        raise ValueError(f"the page has no '{START}' ... '{END}' section")
     head, rest = text.split(START, 1)
     return f"{head}{START}\n{body.strip()}\n{END}{rest.split(END, 1)[1]}"

@@ -7,6 +7,7 @@ through reduce's fitted state in ``paths.reduce_state``); with a backbone, the
 decoded frames. Stores are read through ``store.read_table`` only. Videos without a label are
 excluded and counted; a video with none of the modalities is kept (all masked); a single class, or a class absent from the training split, is an error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,9 +20,10 @@ import pyarrow.compute as pc
 
 from models.classify.model import BranchSpec
 from pipeline.core import store
-from pipeline.decode.decoded import iter_decoded
 from pipeline.core.params import Params
+from pipeline.decode.decoded import iter_decoded
 from pipeline.reduce.fit import load_states
+
 log = logging.getLogger("classify.data")
 SPLITS = ("train", "valid", "test")
 
@@ -48,20 +50,23 @@ def encode_labels(labels: list[str | None], split: np.ndarray) -> tuple[np.ndarr
     labelled = np.array([lab is not None and lab != "" for lab in labels], bool)
     classes = tuple(sorted({lab for lab, ok in zip(labels, labelled) if ok}))
     if len(classes) < 2:
-        raise LabelError(f"the labelled videos hold {len(classes)} class(es) {list(classes)}: "
-                         "a classifier needs at least two")
+        raise LabelError(
+            f"the labelled videos hold {len(classes)} class(es) {list(classes)}: a classifier needs at least two"
+        )
     seen = {lab for lab, ok, s in zip(labels, labelled, split) if ok and s == "train"}
     absent = [c for c in classes if c not in seen]
     if absent:
-        raise LabelError(f"class(es) {absent} have no video in the training split; "
-                         "re-split (ingest.split) or add labelled videos")
+        raise LabelError(
+            f"class(es) {absent} have no video in the training split; re-split (ingest.split) or add labelled videos"
+        )
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[lab] if ok else -1 for lab, ok in zip(labels, labelled)], np.int64)
     return y, classes, labelled
 
 
-def read_column(path: str | Path, column: str, expect: dict, hint: str,
-                mask: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray, list[int]]:
+def read_column(
+    path: str | Path, column: str, expect: dict, hint: str, mask: str | None = None
+) -> tuple[pa.Array, np.ndarray, np.ndarray, list[int]]:
     """(video_ids, (N, prod(shape)) float32, (N,) present, per-video shape) of one store column."""
     cols = ["video_id", column] + ([mask] if mask else [])
     try:
@@ -71,8 +76,7 @@ def read_column(path: str | Path, column: str, expect: dict, hint: str,
     if column not in table.column_names:
         raise store.StoreError(f"{path}: no column {column!r}; {hint}")
     shape = store.read_meta(table.schema).get("dims", {}).get(column) or [table.schema.field(column).type.list_size]
-    present = (table.column(mask).to_numpy(zero_copy_only=False).astype(bool) if mask
-               else np.ones(table.num_rows, bool))
+    present = table.column(mask).to_numpy(zero_copy_only=False).astype(bool) if mask else np.ones(table.num_rows, bool)
     return table.column("video_id"), store.vectors(table.column(column)), present, list(shape)
 
 
@@ -91,12 +95,21 @@ def sequence_source(params: Params, modality: str) -> tuple[str, str, dict, str 
     """Where a modality's sequence lives: (path, column, expected metadata, mask column, how to fix)."""
     paths = params.paths
     if modality == "visual":
-        column = f"resnet152_{params.visual.resnet152.output}_seq"
-        return (str(Path(paths.visual_features) / "visual_resnet152.parquet"), column,
-                {"stage": "visual", "extractor": "resnet152"}, None,
-                "set visual.resnet152.keep_sequence: true and run dvc repro, or classify.visual.input: vector")
-    return (paths.audio_features, "logmel_segments", {"stage": "audio"}, "has_audio",
-            "add logmel_segments to audio.feature_sets, or set classify.audio.input: vector")
+        column = f"resnet152_{params.visual.sections['resnet152'].output}_seq"
+        return (
+            str(Path(paths.visual_features) / "visual_resnet152.parquet"),
+            column,
+            {"stage": "visual", "extractor": "resnet152"},
+            None,
+            "set visual.resnet152.keep_sequence: true and run dvc repro, or classify.visual.input: vector",
+        )
+    return (
+        paths.audio_features,
+        "logmel_segments",
+        {"stage": "audio"},
+        "has_audio",
+        "add logmel_segments to audio.feature_sets, or set classify.audio.input: vector",
+    )
 
 
 def project(x: np.ndarray, mask: np.ndarray, state_dir: str, name: str, modality: str) -> np.ndarray:
@@ -108,12 +121,15 @@ def project(x: np.ndarray, mask: np.ndarray, state_dir: str, name: str, modality
     """
     states, _ = load_states(state_dir)
     if name not in states:
-        raise store.StoreError(f"{state_dir}: no fitted reduce state {name!r} (params classify.{modality}.vector); "
-                               f"it has {sorted(states)}")
+        raise store.StoreError(
+            f"{state_dir}: no fitted reduce state {name!r} (params classify.{modality}.vector); it has {sorted(states)}"
+        )
     state = states[name]
     if state.mean.shape[0] != x.shape[-1]:
-        raise store.StoreError(f"classify.{modality}.project: reduce state {name!r} takes {state.mean.shape[0]}-d "
-                               f"vectors, the sequence has {x.shape[-1]}-d steps; set project: false")
+        raise store.StoreError(
+            f"classify.{modality}.project: reduce state {name!r} takes {state.mean.shape[0]}-d "
+            f"vectors, the sequence has {x.shape[-1]}-d steps; set project: false"
+        )
     n, t, d = x.shape
     y = state.transform(x.reshape(n * t, d)).reshape(n, t, -1)  # (N*T, D) -> (N, T, K)
     y[~mask] = 0.0
@@ -122,8 +138,11 @@ def project(x: np.ndarray, mask: np.ndarray, state_dir: str, name: str, modality
 
 def load_frames(root: str | Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decoded frames ``(N, T, S, S, 3)`` uint8 in ``ids`` order (for a fine-tuned backbone)."""
-    got = {v.video_id: v.frames for v in iter_decoded(root, frames=True, audio=False, video_ids=ids)
-           if v.frames is not None}
+    got = {
+        v.video_id: v.frames
+        for v in iter_decoded(root, frames=True, audio=False, video_ids=ids)
+        if v.frames is not None
+    }
     if not got:
         raise store.StoreError(f"{root}: no decoded frames for the labelled videos; run dvc repro")
     shape = next(iter(got.values())).shape
@@ -159,12 +178,17 @@ def load_data(params: Params) -> ClassifyData:
             kind, agg = "sequence", mcfg.aggregation
         else:
             if mcfg.vector not in items.column_names:
-                raise store.StoreError(f"{params.paths.items}: no column {mcfg.vector!r} (params classify.{m}.vector); "
-                                       f"it has {items.column_names}")
+                raise store.StoreError(
+                    f"{params.paths.items}: no column {mcfg.vector!r} (params classify.{m}.vector); "
+                    f"it has {items.column_names}"
+                )
             x = store.vectors(items.column(mcfg.vector))  # (N, D)
             present_col = f"{mcfg.vector}_present"
-            mask = (items.column(present_col).to_numpy(zero_copy_only=False).astype(bool)
-                    if present_col in items.column_names else np.ones(len(x), bool))
+            mask = (
+                items.column(present_col).to_numpy(zero_copy_only=False).astype(bool)
+                if present_col in items.column_names
+                else np.ones(len(x), bool)
+            )
             kind, agg = "vector", mcfg.aggregation
         inputs[m], masks[m] = x, mask
         branches.append(BranchSpec(m, kind, tuple(int(d) for d in x.shape[1:]), agg))
@@ -174,11 +198,25 @@ def load_data(params: Params) -> ClassifyData:
     if n_no_input:  # kept, so every configuration is scored on the same videos: the model sees "all absent"
         log.warning("%d labelled video(s) have none of the modalities %s", n_no_input, list(cfg.modalities))
     for b in branches:
-        log.info("%s: %s %s, present in %d of %d videos", b.modality, b.kind, b.shape, int(masks[b.modality][keep].sum()),
-                 int(keep.sum()))
-    return ClassifyData([v for v, k in zip(ids, keep) if k], split[keep], y[keep], classes,
-                        {m: x[keep] for m, x in inputs.items()}, {m: k[keep] for m, k in masks.items()},
-                        tuple(branches), n_missing, n_no_input)
+        log.info(
+            "%s: %s %s, present in %d of %d videos",
+            b.modality,
+            b.kind,
+            b.shape,
+            int(masks[b.modality][keep].sum()),
+            int(keep.sum()),
+        )
+    return ClassifyData(
+        [v for v, k in zip(ids, keep) if k],
+        split[keep],
+        y[keep],
+        classes,
+        {m: x[keep] for m, x in inputs.items()},
+        {m: k[keep] for m, k in masks.items()},
+        tuple(branches),
+        n_missing,
+        n_no_input,
+    )
 
 
 def normaliser(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

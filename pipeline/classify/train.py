@@ -6,6 +6,7 @@ validation split. The objective is cross-entropy plus, with shared/private encod
 ``similarity_weight * similarity`` (shared visual vs shared audio, videos with audio only) and
 ``difference_weight * relu(margin - KL(private || shared))`` per modality (see models.classify.losses).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,12 @@ from torch.nn import functional as F
 from models.classify.backbone import Backbone
 from models.classify.losses import difference_penalty, kl_rows, similarity_loss
 from models.classify.model import Batch, BranchSpec, Classifier, ModelSpec, Output
-from pipeline.core import store
 from pipeline.classify.data import ClassifyData, normaliser
+from pipeline.core import store
 from pipeline.core.config import build
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
+
 log = logging.getLogger("classify.train")
 
 
@@ -40,22 +42,41 @@ class TrainResult:
 
 
 def model_spec(cfg: ClassifyConfig, data: ClassifyData) -> ModelSpec:
-    branches = tuple(replace(b, aggregation=getattr(cfg, b.modality).aggregation) for b in data.branches
-                     if b.modality in cfg.modalities)
-    return ModelSpec(branches, data.classes, cfg.hidden, cfg.clusters, cfg.fusion, cfg.shared_private.enabled,
-                     cfg.dropout)
+    branches = tuple(
+        replace(b, aggregation=getattr(cfg, b.modality).aggregation)
+        for b in data.branches
+        if b.modality in cfg.modalities
+    )
+    return ModelSpec(
+        branches, data.classes, cfg.hidden, cfg.clusters, cfg.fusion, cfg.shared_private.enabled, cfg.dropout
+    )
 
 
 def make_backbone(name: str, visual: VisualConfig, num_frames: int, pretrained: bool = True) -> Backbone:
-    """The extractor's network with the visual.<name>.weights the visual stage uses (random init when not pretrained)."""
-    from pipeline.visual import extractor as registry
+    """The extractor's network with the visual.<name>.weights the visual stage uses (random init when not pretrained),
+    as a trainable module: its feature head, preprocessing and clip averaging, so fine-tuning starts from exactly
+    what ``visual@<name>`` extracts features with."""
+    from pipeline.visual import extractor as visual_extractor
     from pipeline.visual import weights  # only a backbone run pays for these imports
-    extractor = registry.create(name, visual, num_frames)
+
+    extractor = visual_extractor.create(name, visual, num_frames)
     if pretrained:
-        model = weights.load(extractor, getattr(visual, name).weights).model
+        model = weights.load(extractor, extractor.cfg.weights).model
     else:
         model = extractor.build()
-    return Backbone(extractor, model)
+    (column,) = extractor.dims()
+    return Backbone(
+        extractor.head(model), extractor.dims()[column][-1], extractor.preprocess, _clip_average(extractor, column)
+    )
+
+
+def _clip_average(extractor: Any, column: str) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The extractor's per-video averaging of its clip features, ``(B*n, D)`` -> ``(B, D)`` (its one column)."""
+
+    def aggregate(feats: torch.Tensor, batch: int) -> torch.Tensor:
+        return extractor.aggregate(feats, batch)[column]
+
+    return aggregate
 
 
 def build_classifier(spec: ModelSpec, backbone: Backbone | None = None) -> Classifier:
@@ -104,7 +125,9 @@ def objective(out: Output, labels: torch.Tensor, sp: SharedPrivateConfig) -> tup
     return total, parts
 
 
-def train_step(model: Classifier, opt: torch.optim.Optimizer, batch: Batch, sp: SharedPrivateConfig) -> dict[str, float]:
+def train_step(
+    model: Classifier, opt: torch.optim.Optimizer, batch: Batch, sp: SharedPrivateConfig
+) -> dict[str, float]:
     model.train()
     loss, parts = objective(model(batch), batch["label"], sp)
     opt.zero_grad(set_to_none=True)
@@ -119,8 +142,10 @@ def predict_proba(model: Classifier, data: Batch, batch_size: int = 256) -> np.n
     model.eval()
     device = next(model.parameters()).device
     n = len(data["label"])
-    out = [torch.softmax(model(to_device(slice_batch(data, torch.arange(s, min(s + batch_size, n))), device)).logits, -1)
-           for s in range(0, n, batch_size)]
+    out = [
+        torch.softmax(model(to_device(slice_batch(data, torch.arange(s, min(s + batch_size, n))), device)).logits, -1)
+        for s in range(0, n, batch_size)
+    ]
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, len(model.spec.classes)), np.float32)
 
 
@@ -130,8 +155,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fit(cfg: ClassifyConfig, data: ClassifyData, backbone: Backbone | None = None,
-        on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+def fit(
+    cfg: ClassifyConfig,
+    data: ClassifyData,
+    backbone: Backbone | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
     torch.manual_seed(cfg.seed)
     model = build_classifier(model_spec(cfg, data), backbone)
     train_rows, valid_rows = data.split == "train", data.split == "valid"
@@ -196,8 +225,9 @@ def load_checkpoint(path: str | Path) -> Classifier:
     info = json.loads(blob["backbone"])
     backbone = None
     if info:
-        backbone = make_backbone(info["name"], build(VisualConfig, info["visual"], "visual"), info["num_frames"],
-                                 pretrained=False)  # the state dict below holds the fine-tuned weights
+        backbone = make_backbone(
+            info["name"], build(VisualConfig, info["visual"], "visual"), info["num_frames"], pretrained=False
+        )  # the state dict below holds the fine-tuned weights
     model = build_classifier(spec, backbone)
     model.load_state_dict(blob["state"])
     return model.eval()

@@ -4,13 +4,14 @@ Unknown keys, missing keys and values of the wrong type are errors that name the
 full params key (``decode.num_frames``), so a typo never silently falls back to a
 default. No ``**kwargs`` bags: every accepted key is a dataclass field.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Union, get_args, get_origin
 
 
@@ -18,21 +19,47 @@ class ConfigError(ValueError):
     """A params.yaml value that cannot be used; the message names the key."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Sections:
+    """A config class's registry-keyed subsections (its ``__sections__``).
+
+    Params keys of the section that are not fields of the class but name a registry member
+    (``visual.resnet152``) are built with that member's config class and stored, by name, in the
+    mapping field ``field``; ``plain`` writes them back at the section's top level, as in params.yaml.
+    """
+
+    field: str  # the dataclass field holding {name: config}
+    kind: str  # what a member is, for messages ("visual extractor")
+    names: Callable[[], list[str]]  # the valid member names (from a registry)
+    config: Callable[[str], type]  # member name -> its config dataclass
+
+
 def build(cls: type, data: Any, where: str = "") -> Any:
     """Return ``cls(**data)`` after checking keys and coercing each value to its field type."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"params key '{where or '<root>'}' must be a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    sections: Sections | None = getattr(cls, "__sections__", None)
+    members = set(sections.names()) if sections is not None else set()
+    values: dict[str, Any] = {}
+    if sections is not None:
+        fields.pop(sections.field)  # filled from the member keys, never named in params.yaml
+        values[sections.field] = {}
     for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
-            raise ConfigError(
-                f"unknown params key '{_join(where, key)}'{hint}; "
-                f"valid keys under '{where or '<root>'}': {', '.join(sorted(fields))}"
-            )
+        if key in fields:
+            continue
+        if key in members:
+            values[sections.field][key] = build(sections.config(key), data[key], _join(where, key))
+            continue
+        valid = sorted(fields) + sorted(members)
+        close = difflib.get_close_matches(str(key), valid, n=1)
+        hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
+        also = f" or a registered {sections.kind}" if sections is not None else ""
+        raise ConfigError(
+            f"unknown params key '{_join(where, key)}'{hint}; "
+            f"valid keys under '{where or '<root>'}'{also}: {', '.join(valid)}"
+        )
     hints = typing.get_type_hints(cls)
-    values = {}
     for name, field in fields.items():
         key = _join(where, name)
         if name in data:
@@ -97,12 +124,25 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     raise TypeError(f"config field type {tp!r} at '{key}' is not supported")
 
 
-def flat_keys(cls: type, where: str = "") -> list[str]:
-    """Every leaf params key a config class accepts, e.g. ``['decode.size', ...]``."""
+def flat_keys(cls: Any, where: str = "") -> list[str]:
+    """Every leaf params key a config class accepts, e.g. ``['decode.size', ...]``.
+
+    Given a config instance instead of a class, registry-keyed sections (``visual.resnet152.*``) are
+    listed too: which of them exist depends on the params file.
+    """
+    obj, cls = (None, cls) if isinstance(cls, type) else (cls, type(cls))
     keys: list[str] = []
     hints = typing.get_type_hints(cls)
+    sections: Sections | None = getattr(cls, "__sections__", None)
     for field in dataclasses.fields(cls):
+        if sections is not None and field.name == sections.field:
+            for name, section in (getattr(obj, field.name) if obj is not None else {}).items():
+                keys.extend(flat_keys(section, _join(where, name)))
+            continue
         key = _join(where, field.name)
         tp = hints[field.name]
-        keys.extend(flat_keys(tp, key) if dataclasses.is_dataclass(tp) else [key])
+        if dataclasses.is_dataclass(tp):
+            keys.extend(flat_keys(getattr(obj, field.name) if obj is not None else tp, key))
+        else:
+            keys.append(key)
     return keys

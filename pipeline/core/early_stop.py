@@ -1,4 +1,5 @@
 """Early stopping shared by the training loops (CTR, classifier): keep the best epoch's weights."""
+
 from __future__ import annotations
 
 import copy

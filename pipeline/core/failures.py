@@ -4,6 +4,7 @@ Every stage that drops inputs writes ``failures.parquet`` with columns
 ``video_id, path, stage, reason, message, fingerprint``: ``reason`` is a machine-readable code
 (listed in ``REASONS``), ``message`` is for people.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipeline.core import store
+
 REASONS = {
     "missing_file": "the path does not exist",
     "empty_file": "the file has zero bytes",
@@ -25,8 +27,14 @@ REASONS = {
 }
 
 SCHEMA = pa.schema(
-    [("video_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
-     ("reason", pa.string()), ("message", pa.string()), ("fingerprint", pa.string())]
+    [
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("message", pa.string()),
+        ("fingerprint", pa.string()),
+    ]
 )
 
 
@@ -37,7 +45,9 @@ class Failure:
     stage: str
     reason: str
     message: str
-    fingerprint: str | None = None  # the video's content hash, when known: incremental runs keep the row until it changes
+    fingerprint: str | None = (
+        None  # the video's content hash, when known: incremental runs keep the row until it changes
+    )
 
     def __post_init__(self) -> None:
         if self.reason not in REASONS:

@@ -4,15 +4,24 @@
 sees the whole file validated. Paths live only in ``params.yaml`` (section ``paths``,
 also interpolated into ``dvc.yaml``); no module hard-codes them.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
-from pipeline.core.config import ConfigError, build
+from models.classify import AGGREGATIONS, FUSIONS
+from models.ctr import MODELS
+from pipeline.audio.features import FEATURE_SETS
+from pipeline.core.config import ConfigError, Sections, build
+from pipeline.core.modality import ModalityReduceConfig
+from pipeline.execution.job import EXECUTORS
+from pipeline.visual.extractor import EXTRACTORS
+
 PARAMS_FILE = "params.yaml"
 
 
@@ -112,9 +121,6 @@ class DecodeConfig:
             raise ValueError("workers must be >= 0 (0 = one per core)")
 
 
-AudioFeatureSet = Literal["mfcc", "logmel_segments", "pyaa"]  # names in pipeline.audio.features.FEATURE_SETS
-
-
 @dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int  # features are computed at this rate; other decoded rates are resampled (soxr_hq)
@@ -126,7 +132,7 @@ class AudioConfig:
     segments: int  # equal time segments of logmel_segments
     pyaa_window_ms: float  # pyAudioAnalysis short-term window and step
     pyaa_step_ms: float
-    feature_sets: tuple[AudioFeatureSet, ...]  # the enabled sets; the others' columns are absent
+    feature_sets: tuple[str, ...]  # names in pipeline.audio.feature_set.FEATURE_SETS; the others' columns are absent
     workers: int  # worker processes, 0 = one per CPU core
     max_failure_rate: float
 
@@ -142,93 +148,62 @@ class AudioConfig:
             raise ValueError("need 0 < hop_ms <= window_ms and 0 < pyaa_step_ms <= pyaa_window_ms")
         if not self.feature_sets or len(set(self.feature_sets)) != len(self.feature_sets):
             raise ValueError("feature_sets must name at least one set, each once")
+        for i, name in enumerate(self.feature_sets):
+            FEATURE_SETS.check(name, f"audio.feature_sets[{i}]")
 
 
-@dataclass(frozen=True)
-class ModalityReduceConfig:
-    enabled: bool
-    column: str  # the vector column in the modality's store
-    n_components: int | float | None  # int: components; float in (0, 1): variance to keep; null: no PCA
-    whiten: bool
-    norm: Literal["minmax", "zscore", "none"]
-
-    def __post_init__(self) -> None:
-        if isinstance(self.n_components, float) and not 0 < self.n_components < 1:
-            raise ValueError("a float n_components is a variance target in (0, 1)")
-        if isinstance(self.n_components, int) and self.n_components < 1:
-            raise ValueError("n_components must be >= 1")
+def reduce_modalities() -> list[str]:
+    """Every modality reduce can read: each registered extractor, and each audio feature set that is a vector."""
+    audio = [name for name, fs in FEATURE_SETS.items() if fs.reduce_defaults is not None]
+    return sorted({*EXTRACTORS.names(), *audio})
 
 
 @dataclass(frozen=True)
 class ReduceConfig:
-    resnet152: ModalityReduceConfig
-    c3d: ModalityReduceConfig
-    i3d: ModalityReduceConfig
-    mfcc: ModalityReduceConfig
-    pyaa: ModalityReduceConfig
+    """Section ``reduce``: the general keys below, plus one optional ``reduce.<modality>`` section per
+    modality (a registered extractor or a vector audio feature set); a modality without one uses the
+    defaults its extractor or feature set declares."""
+
     missing: Literal["zero", "drop"]  # a video absent from a modality's store: zero-fill + mask, or drop it
-    too_many_components: Literal["cap", "error"]  # n_components above min(train rows, dims)
+    too_many_components: Literal["cap", "error"]  # n_components above min(train rows - 1, dims)
     solver: Literal["auto", "full", "randomized", "incremental"]
     max_fit_mb: int  # auto: the full solver up to this float64 training-matrix size, incremental above
     batch_rows: int  # IncrementalPCA batch size
     seed: int
+    modalities: Mapping[str, ModalityReduceConfig] = field(default_factory=dict)  # reduce.<modality> sections
 
-
-@dataclass(frozen=True)
-class Resnet152Config:
-    weights: str  # random | imagenet (IMAGENET1K_V1) | imagenet_v2 | path to a state dict
-    output: Literal["pool", "logits"]  # 2048-d pooled layer or 1000-d ImageNet logits
-    keep_sequence: bool  # also store the per-frame (F, D) sequence
-    num_frames: int  # F frames per video through ResNet, spread evenly over the decoded T; 0 = all T
-
-    def __post_init__(self) -> None:
-        if self.num_frames < 0:
-            raise ValueError("num_frames must be >= 0 (0 = every decoded frame)")
-
-
-@dataclass(frozen=True)
-class C3DConfig:
-    weights: str  # random | sports1m (a local file: no standard download) | path to a state dict
-    layer: Literal["fc6", "fc7"]
-
-
-@dataclass(frozen=True)
-class I3DConfig:
-    weights: str  # random | kinetics | path to a state dict
-    num_frames: int  # frames per I3D clip, taken from the decoded frames
-    sampling: Literal["uniform", "clips"]  # one clip spread over all frames | consecutive clips, averaged
-
-    def __post_init__(self) -> None:
-        if self.num_frames < 1:
-            raise ValueError("num_frames must be >= 1")
+    __sections__: ClassVar[Sections] = Sections(
+        "modalities", "reduce modality", reduce_modalities, lambda name: ModalityReduceConfig
+    )
 
 
 @dataclass(frozen=True)
 class VisualConfig:
-    extractors: tuple[str, ...]  # one DVC stage visual@<name> each
+    extractors: tuple[str, ...]  # registered extractors to run: one DVC stage visual@<name> each
     device: str  # auto (CUDA when present) | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device runs it natively
     batch_size: int  # videos per forward pass: bounds memory whatever the corpus size
     threads: int  # CPU threads for torch; 0 = one per core
     max_failure_rate: float
-    resnet152: Resnet152Config
-    c3d: C3DConfig
-    i3d: I3DConfig
+    # visual.<name>: each registered extractor's own section, built with the config class its module declares
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    __sections__: ClassVar[Sections] = Sections(
+        "sections", "visual extractor", EXTRACTORS.names, lambda name: EXTRACTORS.get(name).config
+    )
 
     def __post_init__(self) -> None:
         _check_rate(self.max_failure_rate)
-        for name in self.extractors:
-            if name not in _EXTRACTOR_SECTIONS:
-                raise ValueError(f"unknown extractor {name!r} in extractors; known: {', '.join(_EXTRACTOR_SECTIONS)}")
+        for i, name in enumerate(self.extractors):
+            EXTRACTORS.check(name, f"visual.extractors[{i}]")
+            if name not in self.sections:
+                raise ValueError(f"extractor {name!r} is in extractors but has no visual.{name} section")
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("extractors lists a name twice")
         if self.batch_size < 1 or self.threads < 0:
             raise ValueError("need batch_size >= 1 and threads >= 0 (0 = one per core)")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-
-
-_EXTRACTOR_SECTIONS = ("resnet152", "c3d", "i3d")  # VisualConfig fields that configure an extractor
 
 
 @dataclass(frozen=True)
@@ -280,7 +255,7 @@ class CtrDataConfig:
 
 @dataclass(frozen=True)
 class CtrConfig:
-    model: str  # a name in models.ctr.registry (lr, fm, deepfm, din, amfr, mmie)
+    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie)
     use_content: bool  # false: IDs and side features only (no items.parquet needed)
     content: tuple[str, ...]  # modality columns of paths.items, each projected by its own dense layer
     embed_dim: int
@@ -301,21 +276,18 @@ class CtrConfig:
             raise ValueError("need embed_dim, batch_size, epochs and patience >= 1")
         if self.embed_dim % self.heads:
             raise ValueError("heads must divide embed_dim")
-
-
-# Names of models.classify.aggregation.AGGREGATIONS and models.classify.fusion.FUSIONS (a test keeps
-# them equal): spelled here so that an unknown name fails when params are built, listing the valid
-# ones, without every stage importing torch to read its params.
-AggregationName = Literal["attention", "mean", "netvlad"]
-FusionName = Literal["attention", "concat"]
+        MODELS.check(self.model)
 
 
 @dataclass(frozen=True)
 class ClassifyModalityConfig:
     input: Literal["sequence", "vector"]  # sequence: per-frame / per-segment features; vector: items.parquet
     vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d | mfcc, pyaa)
-    aggregation: AggregationName  # of a sequence
+    aggregation: str  # of a sequence: a name in models.classify.AGGREGATIONS
     project: bool  # a sequence's steps through reduce's fitted PCA + normaliser of `vector` (same input space)
+
+    def __post_init__(self) -> None:
+        AGGREGATIONS.check(self.aggregation)
 
 
 @dataclass(frozen=True)
@@ -337,7 +309,7 @@ class ClassifyConfig:
     audio: ClassifyModalityConfig  # sequence: the audio store's logmel_segments [segments x n_mels]
     hidden: int
     clusters: int  # K of netvlad
-    fusion: FusionName
+    fusion: str  # a name in models.classify.FUSIONS
     shared_private: SharedPrivateConfig
     dropout: float
     lr: float
@@ -361,6 +333,7 @@ class ClassifyConfig:
             raise ValueError("need 0 <= dropout < 1, lr > 0, backbone_lr > 0 and weight_decay >= 0")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device must be cpu, auto, cuda or cuda:N, got {self.device!r}")
+        FUSIONS.check(self.fusion)
         if self.backbone != "none" and "visual" not in self.modalities:
             raise ValueError("backbone fine-tunes the visual branch: add visual to modalities")
 
@@ -369,7 +342,7 @@ class ClassifyConfig:
 class ExecutorConfig:
     """Where per-video work runs (``pipeline.execution.executors``); never changes outputs, so no stage lists it."""
 
-    kind: str  # a name in pipeline.execution.executors.BACKENDS: local (in-process) | ray (Ray Data)
+    kind: str  # a name in pipeline.execution.job.EXECUTORS: local (in-process) | ray (Ray Data)
     address: str  # ray: cluster address; "" = $RAY_ADDRESS, else a local runtime on this machine
     num_cpus: int  # ray local runtime: CPUs it may use; 0 = all
     num_gpus: float  # ray: GPUs per inference actor (fractions share a GPU); 0 = CPU actors
@@ -381,6 +354,7 @@ class ExecutorConfig:
             raise ValueError("num_cpus, num_gpus and actors must be >= 0 (0 = auto)")
         if self.max_retries < -1:
             raise ValueError("max_retries must be >= 0, or -1 for unlimited")
+        EXECUTORS.check(self.kind)
 
 
 @dataclass(frozen=True)
@@ -412,4 +386,3 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     with path.open(encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
     return build(Params, raw)
-

@@ -15,6 +15,7 @@ Ray), and commits each shard as soon as its last row arrives. Rows are planned s
 so a killed run leaves complete shards behind and the rerun computes only what is missing.
 Callers hold ``store.locked(root)`` around both.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,9 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.core import failures
+from pipeline.core import failures, store
 
-from pipeline.core import store
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (video_id, fingerprint)
@@ -78,9 +78,18 @@ class Summary:
 class ShardedStore:
     """One incremental store; ``encode(rows) -> pa.Table`` turns result rows into ``schema`` rows."""
 
-    def __init__(self, root: str | Path, shards: int, schema: pa.Schema, meta: Mapping[str, Any], *,
-                 stage: str, failures_path: str | Path, encode: Callable[[list[dict]], pa.Table],
-                 row_group: int = 256):
+    def __init__(
+        self,
+        root: str | Path,
+        shards: int,
+        schema: pa.Schema,
+        meta: Mapping[str, Any],
+        *,
+        stage: str,
+        failures_path: str | Path,
+        encode: Callable[[list[dict]], pa.Table],
+        row_group: int = 256,
+    ):
         self.root, self.shards, self.schema, self.stage = Path(root), shards, schema, stage
         self.meta = store.read_meta(store.with_meta(pa.schema([]), meta))  # as it reads back (JSON)
         self.failures_path, self.encode, self.row_group = Path(failures_path), encode, row_group
@@ -114,7 +123,7 @@ class ShardedStore:
             plan.pending[shard] = len(todo)
             if todo or plan.keep[shard] != have or not same_meta:
                 plan.dirty.add(shard)
-        for extra in store.shard_files(self.root)[self.shards:]:  # a smaller shard count than before
+        for extra in store.shard_files(self.root)[self.shards :]:  # a smaller shard count than before
             extra.unlink()
             plan.dirty.add(-1)
         return plan
@@ -145,8 +154,11 @@ class ShardedStore:
             return {}
         if reuse_key(meta) != reuse_key(self.meta):
             return {}
-        return {(r["video_id"], r["fingerprint"]): failures.Failure(**r) for r in rows
-                if r.get("fingerprint") and r["reason"] not in TRANSIENT}
+        return {
+            (r["video_id"], r["fingerprint"]): failures.Failure(**r)
+            for r in rows
+            if r.get("fingerprint") and r["reason"] not in TRANSIENT
+        }
 
     def _clean_stale_temps(self) -> None:
         """Temp files of a killed run (we hold the lock, so no live writer owns them)."""
@@ -177,9 +189,16 @@ class ShardedStore:
                 if shard not in writers:
                     writers[shard] = self._open(shard, plan)
                 if "failure" in row:
-                    failed.append(failures.Failure(row["video_id"], source.get(row["video_id"], ""), self.stage,
-                                                   row["failure"]["reason"], row["failure"]["message"],
-                                                   fingerprint))
+                    failed.append(
+                        failures.Failure(
+                            row["video_id"],
+                            source.get(row["video_id"], ""),
+                            self.stage,
+                            row["failure"]["reason"],
+                            row["failure"]["message"],
+                            fingerprint,
+                        )
+                    )
                 else:
                     writers[shard].add(row | {"fingerprint": fingerprint})
                 plan.pending[shard] -= 1
@@ -195,8 +214,14 @@ class ShardedStore:
         finally:
             self._write_failures(failed)
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.shard_files(self.root))
-        return Summary(rows, computed, sorted(failed, key=lambda f: f.video_id), plan.total, sorted(rewritten),
-                       time.perf_counter() - start)
+        return Summary(
+            rows,
+            computed,
+            sorted(failed, key=lambda f: f.video_id),
+            plan.total,
+            sorted(rewritten),
+            time.perf_counter() - start,
+        )
 
     def _open(self, shard: int, plan: Plan) -> _ShardWriter:
         writer = _ShardWriter(shard_path(self.root, shard), self.schema, self.meta, self.encode, self.row_group)
@@ -212,8 +237,14 @@ class ShardedStore:
 class _ShardWriter:
     """A shard's new file: the kept rows of the old one, then new rows; renamed over it on ``close``."""
 
-    def __init__(self, path: Path, schema: pa.Schema, meta: Mapping[str, Any],
-                 encode: Callable[[list[dict]], pa.Table], row_group: int):
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        meta: Mapping[str, Any],
+        encode: Callable[[list[dict]], pa.Table],
+        row_group: int,
+    ):
         self.path, self.encode, self.row_group = path, encode, row_group
         self.old = path if path.is_file() else None
         self.writer = store.StreamWriter(path, schema, meta)
@@ -226,8 +257,12 @@ class _ShardWriter:
         pf = pq.ParquetFile(self.old)
         for group in range(pf.num_row_groups):  # one row group in memory at a time
             table = pf.read_row_group(group)
-            keys = pa.array([f"{v}\0{fp}" for v, fp in zip(table.column("video_id").to_pylist(),
-                                                             table.column("fingerprint").to_pylist())])
+            keys = pa.array(
+                [
+                    f"{v}\0{fp}"
+                    for v, fp in zip(table.column("video_id").to_pylist(), table.column("fingerprint").to_pylist())
+                ]
+            )
             mask = pc.is_in(keys, wanted)
             if pc.any(mask).as_py():
                 self.writer.write(table.filter(mask).select(self.writer.schema.names))

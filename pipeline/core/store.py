@@ -14,6 +14,7 @@ A store may also be a folder of ``shard-XXX.parquet`` files (a Hive-style datase
 ``read_table`` and ``read_meta`` then check that every shard carries the same metadata and
 return the shards concatenated, sorted by ``video_id``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,7 +50,11 @@ class StoreError(ValueError):
 def plain(value: Any) -> Any:
     """Dataclasses (nested too) and tuples as JSON-ready dicts and lists."""
     if is_dataclass(value) and not isinstance(value, type):
-        return plain(asdict(value))
+        out = plain(asdict(value))
+        sections = getattr(value, "__sections__", None)
+        if sections is not None:  # registry-keyed subsections sit at the section's top level, as in params.yaml
+            out.update(out.pop(sections.field))
+        return out
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -129,8 +134,10 @@ def _dataset_meta(root: Path) -> dict[str, Any]:
         meta = read_meta(path)
         if meta != first:
             keys = sorted(k for k in first.keys() | meta.keys() if first.get(k) != meta.get(k))
-            raise StoreError(f"{path}: metadata differs from {files[0].name} in {keys}; the store mixes runs "
-                             "with different params (an interrupted run?): re-run the stage that writes it")
+            raise StoreError(
+                f"{path}: metadata differs from {files[0].name} in {keys}; the store mixes runs "
+                "with different params (an interrupted run?): re-run the stage that writes it"
+            )
     return first
 
 
@@ -139,7 +146,9 @@ def check_meta(meta: Mapping[str, Any], expect: Mapping[str, Any], where: str) -
     for key, want in expect.items():
         got = meta.get(key)
         if got != want:
-            raise StoreError(f"{where}: metadata '{key}' is {got!r}, expected {want!r}; re-run the stage that writes it")
+            raise StoreError(
+                f"{where}: metadata '{key}' is {got!r}, expected {want!r}; re-run the stage that writes it"
+            )
 
 
 @contextlib.contextmanager

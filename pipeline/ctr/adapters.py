@@ -22,6 +22,7 @@ File layouts:
   review per line with ``reviewerID``, ``asin``, ``overall`` (rating) and ``unixReviewTime``;
   other fields are ignored. No side features.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -37,6 +38,8 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from pipeline.core.params import LabelRule
+
+
 class SourceError(ValueError):
     """An input that is missing, in the wrong layout, or holds unusable values."""
 
@@ -56,6 +59,7 @@ def register(name: str) -> Callable[[Reader], Reader]:
     def deco(fn: Reader) -> Reader:
         ADAPTERS[name] = fn
         return fn
+
     return deco
 
 
@@ -104,10 +108,12 @@ def _read_delimited(path: Path, names: list[str], sep: str) -> pa.Table:
     if len(sep) > 1:  # pyarrow's CSV reader takes one-character delimiters only
         text = text.replace(sep, "\x1f")
         sep = "\x1f"
-    return pcsv.read_csv(pa.BufferReader(text.encode("utf-8")),
-                         read_options=pcsv.ReadOptions(column_names=names),
-                         parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False),
-                         convert_options=pcsv.ConvertOptions(strings_can_be_null=False))
+    return pcsv.read_csv(
+        pa.BufferReader(text.encode("utf-8")),
+        read_options=pcsv.ReadOptions(column_names=names),
+        parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False),
+        convert_options=pcsv.ConvertOptions(strings_can_be_null=False),
+    )
 
 
 @register("log")
@@ -158,8 +164,7 @@ def _movielens_100k(path: Path, rule: LabelRule) -> RawData:
     flags = np.stack([items.column(f"g{k}").to_numpy() for k in range(n_genres)], axis=1)  # (N_items, 19)
     year = _year(items["release"])
     item_table = pa.table({"video_id": _strings(items["video_id"]), "genres": _genre_lists(flags, names), "year": year})
-    user_table = users.set_column(0, "user_id", _strings(users["user_id"])).set_column(
-        4, "zip", _strings(users["zip"]))
+    user_table = users.set_column(0, "user_id", _strings(users["user_id"])).set_column(4, "zip", _strings(users["zip"]))
     raw = apply_rule(_interactions(data["user"], data["item"], data["ts"], rating=data["rating"]), rule)
     return RawData(raw, user_table, item_table)
 
@@ -177,32 +182,50 @@ def _movielens_1m(path: Path, rule: LabelRule) -> RawData:
     movies = _read_delimited(path / "movies.dat", ["video_id", "title", "genres"], "::")
     title = pc.utf8_rtrim_whitespace(pc.cast(movies["title"], pa.string()))
     year = _year(pc.utf8_slice_codeunits(title, -5, -1))  # "Toy Story (1995)"
-    item_table = pa.table({"video_id": _strings(movies["video_id"]),
-                           "genres": pc.split_pattern(pc.cast(movies["genres"], pa.string()), "|"), "year": year})
-    user_table = pa.table({"user_id": _strings(users["user_id"]), "age": users["age"],
-                           "gender": _strings(users["gender"]), "occupation": _strings(users["occupation"]),
-                           "zip": _strings(users["zip"])})
+    item_table = pa.table(
+        {
+            "video_id": _strings(movies["video_id"]),
+            "genres": pc.split_pattern(pc.cast(movies["genres"], pa.string()), "|"),
+            "year": year,
+        }
+    )
+    user_table = pa.table(
+        {
+            "user_id": _strings(users["user_id"]),
+            "age": users["age"],
+            "gender": _strings(users["gender"]),
+            "occupation": _strings(users["occupation"]),
+            "zip": _strings(users["zip"]),
+        }
+    )
     raw = apply_rule(_interactions(data["user"], data["item"], data["ts"], rating=data["rating"]), rule)
     return RawData(raw, user_table, item_table)
 
 
-_AMAZON_SCHEMA = pa.schema([("reviewerID", pa.string()), ("asin", pa.string()), ("overall", pa.float64()),
-                            ("unixReviewTime", pa.int64())])
+_AMAZON_SCHEMA = pa.schema(
+    [("reviewerID", pa.string()), ("asin", pa.string()), ("overall", pa.float64()), ("unixReviewTime", pa.int64())]
+)
 
 
 @register("amazon")
 def read_amazon(path: Path, rule: LabelRule) -> RawData:
     files = sorted(p for p in path.iterdir() if p.name.endswith((".json", ".json.gz"))) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
-        raise SourceError(f"{path}: the amazon adapter expects a JSON-lines file (.json or .json.gz) or a folder "
-                          "of them, one review per line with reviewerID, asin, overall, unixReviewTime")
+        raise SourceError(
+            f"{path}: the amazon adapter expects a JSON-lines file (.json or .json.gz) or a folder "
+            "of them, one review per line with reviewerID, asin, overall, unixReviewTime"
+        )
     tables = []
     for f in files:
         opener = gzip.open if f.name.endswith(".gz") else open
         with opener(f, "rb") as fh:
             try:
-                t = pjson.read_json(fh, parse_options=pjson.ParseOptions(
-                    explicit_schema=_AMAZON_SCHEMA, unexpected_field_behavior="ignore"))
+                t = pjson.read_json(
+                    fh,
+                    parse_options=pjson.ParseOptions(
+                        explicit_schema=_AMAZON_SCHEMA, unexpected_field_behavior="ignore"
+                    ),
+                )
             except pa.ArrowInvalid as err:
                 raise SourceError(f"{f}: not JSON lines with reviewerID, asin, overall, unixReviewTime: {err}") from err
         nulls = {c: t.column(c).null_count for c in _AMAZON_SCHEMA.names if t.column(c).null_count}

@@ -7,6 +7,7 @@ side feature ``c_<name>`` (int32 code), ``m_<name>`` (fixed_size_list<int32>[max
 ``n_<name>`` (float32, standardised over its table). ``spec`` (stored in the tables' metadata)
 holds the vocabulary sizes the models need.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core import store
-from pipeline.ctr.adapters import RawData
-from pipeline.ctr.data import (SPLITS, DataError, assign_splits, check_labels, dedupe_sort, encode, histories,
-                               padded_codes, sample_negatives, vocabulary)
 from pipeline.core.params import CtrDataConfig
+from pipeline.ctr.adapters import RawData
+from pipeline.ctr.data import (
+    SPLITS,
+    DataError,
+    assign_splits,
+    check_labels,
+    dedupe_sort,
+    encode,
+    histories,
+    padded_codes,
+    sample_negatives,
+    vocabulary,
+)
+
 log = logging.getLogger("ctr.build")
 
 
@@ -47,19 +59,31 @@ def _drop_unknown(raw: RawData, unknown: str, summary: dict[str, Any]) -> pa.Tab
         summary[f"unknown_{what}"] = int(bad.sum())
         if bad.any() and unknown == "error":
             examples = sorted(set(pc.filter(inter.column(key), pa.array(bad)).to_pylist()))[:5]
-            raise DataError(f"{int(bad.sum())} interactions name {what} absent from their table, e.g. {examples} "
-                            "(ctr_data.unknown: drop skips them)")
+            raise DataError(
+                f"{int(bad.sum())} interactions name {what} absent from their table, e.g. {examples} "
+                "(ctr_data.unknown: drop skips them)"
+            )
         keep &= ~bad
     return inter.filter(pa.array(keep))
 
 
-def _side_features(raw: RawData, cfg: CtrDataConfig, user_vocab: pa.Array, item_vocab: pa.Array,
-                   user: np.ndarray, item: np.ndarray, spec: dict[str, Any]) -> dict[str, pa.Array]:
+def _side_features(
+    raw: RawData,
+    cfg: CtrDataConfig,
+    user_vocab: pa.Array,
+    item_vocab: pa.Array,
+    user: np.ndarray,
+    item: np.ndarray,
+    spec: dict[str, Any],
+) -> dict[str, pa.Array]:
     """Per-sample side feature columns, looked up by user or item code (vectorised gathers)."""
     tables = {"user": (raw.users, "user_id", user_vocab, user), "item": (raw.items, "video_id", item_vocab, item)}
     cols: dict[str, pa.Array] = {}
-    kinds = [("categorical", n) for n in cfg.features.categorical] + [("multi", n) for n in cfg.features.multi] + \
-        [("numeric", n) for n in cfg.features.numeric]
+    kinds = (
+        [("categorical", n) for n in cfg.features.categorical]
+        + [("multi", n) for n in cfg.features.multi]
+        + [("numeric", n) for n in cfg.features.numeric]
+    )
     for kind, name in kinds:
         owner = [k for k, (t, _, _, _) in tables.items() if t is not None and name in t.column_names]
         if not owner:
@@ -79,7 +103,9 @@ def _side_features(raw: RawData, cfg: CtrDataConfig, user_vocab: pa.Array, item_
             values = vocabulary(pc.list_flatten(table.column(name)))
             per_entity = padded_codes(table.column(name), rows, n, values, cfg.max_multi)  # (n, M)
             per_entity[0] = 0
-            cols[f"m_{name}"] = pa.FixedSizeListArray.from_arrays(pa.array(per_entity[codes].reshape(-1)), cfg.max_multi)
+            cols[f"m_{name}"] = pa.FixedSizeListArray.from_arrays(
+                pa.array(per_entity[codes].reshape(-1)), cfg.max_multi
+            )
             spec["multi"][name] = len(values) + 1
         else:
             x = pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -120,21 +146,43 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     split = assign_splits(t, cfg.split)
     train_items = np.zeros(len(items_vocab) + 1, bool)
     train_items[i[split == 0]] = True
-    spec: dict[str, Any] = {"n_users": len(users_vocab) + 1, "n_items": len(items_vocab) + 1, "history": cfg.history,
-                            "max_multi": cfg.max_multi, "categorical": {}, "multi": {}, "numeric": [],
-                            "explicit": explicit, "source": cfg.source}
+    spec: dict[str, Any] = {
+        "n_users": len(users_vocab) + 1,
+        "n_items": len(items_vocab) + 1,
+        "history": cfg.history,
+        "max_multi": cfg.max_multi,
+        "categorical": {},
+        "multi": {},
+        "numeric": [],
+        "explicit": explicit,
+        "source": cfg.source,
+    }
     side = _side_features(raw, cfg, users_vocab, items_vocab, u, i, spec)
-    table = pa.table({"user": pa.array(u.astype(np.int32)), "item": pa.array(i.astype(np.int32)),
-                      "label": pa.array(y.astype(np.int8)), "timestamp": pa.array(t),
-                      "hist": pa.FixedSizeListArray.from_arrays(pa.array(hist.reshape(-1)), cfg.history),
-                      "hist_len": pa.array(hist_len), "cold": pa.array(~train_items[i]), **side})
+    table = pa.table(
+        {
+            "user": pa.array(u.astype(np.int32)),
+            "item": pa.array(i.astype(np.int32)),
+            "label": pa.array(y.astype(np.int8)),
+            "timestamp": pa.array(t),
+            "hist": pa.FixedSizeListArray.from_arrays(pa.array(hist.reshape(-1)), cfg.history),
+            "hist_len": pa.array(hist_len),
+            "cold": pa.array(~train_items[i]),
+            **side,
+        }
+    )
     splits = {name: table.filter(pa.array(split == k)) for k, name in enumerate(SPLITS)}
     summary |= {f"{name}_samples": splits[name].num_rows for name in SPLITS}
-    summary |= {f"{name}_positive_rate": float(np.mean(y[split == k])) if (split == k).any() else None
-                for k, name in enumerate(SPLITS)}
-    summary |= {"explicit_labels": explicit, "users": len(users_vocab), "items": len(items_vocab),
-                "test_cold_samples": int((~train_items[i[split == 2]]).sum()),
-                "mean_history": float(hist_len.mean())}
+    summary |= {
+        f"{name}_positive_rate": float(np.mean(y[split == k])) if (split == k).any() else None
+        for k, name in enumerate(SPLITS)
+    }
+    summary |= {
+        "explicit_labels": explicit,
+        "users": len(users_vocab),
+        "items": len(items_vocab),
+        "test_cold_samples": int((~train_items[i[split == 2]]).sum()),
+        "mean_history": float(hist_len.mean()),
+    }
     users = pa.table({"user": pa.array(np.arange(1, len(users_vocab) + 1, dtype=np.int32)), "user_id": users_vocab})
     items = pa.table({"item": pa.array(np.arange(1, len(items_vocab) + 1, dtype=np.int32)), "video_id": items_vocab})
     return Built(splits, users, items, spec, summary)

@@ -3,6 +3,7 @@
 Pure numpy/pyarrow functions (arrays in, arrays out, no per-row Python). Index 0 is
 reserved everywhere for padding and unknown values, so real users and items are 1..N.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.params import CtrSplitConfig
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -46,12 +48,21 @@ def dedupe_sort(user: np.ndarray, item: np.ndarray, ts: np.ndarray) -> tuple[np.
 def check_labels(label: np.ndarray) -> None:
     bad = ~np.isin(label, (0, 1))
     if bad.any():
-        raise DataError(f"explicit labels must be 0 or 1; {int(bad.sum())} rows hold others, e.g. "
-                        f"{sorted(set(np.unique(label[bad]).tolist()))[:5]}")
+        raise DataError(
+            f"explicit labels must be 0 or 1; {int(bad.sum())} rows hold others, e.g. "
+            f"{sorted(set(np.unique(label[bad]).tolist()))[:5]}"
+        )
 
 
-def sample_negatives(user: np.ndarray, n_items: int, per_positive: int, seen_user: np.ndarray,
-                     seen_item: np.ndarray, rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+def sample_negatives(
+    user: np.ndarray,
+    n_items: int,
+    per_positive: int,
+    seen_user: np.ndarray,
+    seen_item: np.ndarray,
+    rng: np.random.Generator,
+    max_rounds: int = 100,
+) -> np.ndarray:
     """(len(user), per_positive) item codes in 1..n_items that the user never interacted with.
 
     ``seen_user``/``seen_item`` list every (user, item) pair of the log; rejected draws are
@@ -67,12 +78,21 @@ def sample_negatives(user: np.ndarray, n_items: int, per_positive: int, seen_use
             return out.reshape(len(user), per_positive)
         out[todo] = rng.integers(1, n_items + 1, size=len(todo))
         todo = todo[np.isin(users[todo] * base + out[todo], seen)]
-    raise DataError(f"negative sampling: {len(todo)} draws still hit items the user interacted with after "
-                    f"{max_rounds} rounds (users who saw almost every item); drop them or lower ctr_data.negatives")
+    raise DataError(
+        f"negative sampling: {len(todo)} draws still hit items the user interacted with after "
+        f"{max_rounds} rounds (users who saw almost every item); drop them or lower ctr_data.negatives"
+    )
 
 
-def histories(user: np.ndarray, ts: np.ndarray, item: np.ndarray, pos_user: np.ndarray, pos_ts: np.ndarray,
-              pos_item: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def histories(
+    user: np.ndarray,
+    ts: np.ndarray,
+    item: np.ndarray,
+    pos_user: np.ndarray,
+    pos_ts: np.ndarray,
+    pos_item: np.ndarray,
+    length: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's last ``length`` positives strictly before its timestamp, without its own item.
 
     Returns ``(N, length)`` int32 item codes, oldest first, left-aligned and 0-padded, and the
@@ -106,8 +126,9 @@ def assign_splits(ts: np.ndarray, cfg: CtrSplitConfig) -> np.ndarray:
     return np.where(rank < cut_valid, 0, np.where(rank < cut_test, 1, 2)).astype(np.int8)
 
 
-def padded_codes(lists: pa.Array | pa.ChunkedArray, rows: np.ndarray, n_rows: int, vocab: pa.Array,
-                 width: int) -> np.ndarray:
+def padded_codes(
+    lists: pa.Array | pa.ChunkedArray, rows: np.ndarray, n_rows: int, vocab: pa.Array, width: int
+) -> np.ndarray:
     """list<string> per table row -> (n_rows, width) codes at ``rows`` (first ``width`` values, 0-padded)."""
     if isinstance(lists, pa.ChunkedArray):
         lists = lists.combine_chunks()

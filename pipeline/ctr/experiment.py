@@ -2,6 +2,7 @@
 
 Shared by ``stages/ctr_train.py`` and the comparison script ``bench/ctr_compare.py``.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,10 @@ import pyarrow as pa
 
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
+from pipeline.core.params import CtrConfig
 from pipeline.ctr.metrics import evaluate
 from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, table_tensors
-from pipeline.core.params import CtrConfig
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -45,8 +47,12 @@ def run(cfg: CtrConfig, data: Dataset, items_path: str | Path | None) -> tuple[T
     cold = data.tables["test"].column("cold").to_numpy(zero_copy_only=False)
     metrics = evaluate(test["label"].numpy(), p, test["user"].numpy(), cold)
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    metrics |= {"model": cfg.model, "use_content": cfg.use_content, "best_epoch": result.best_epoch,
-                "epochs_run": len(result.curve),
-                "train_samples_per_s": result.train_samples / max(result.step_seconds, 1e-9),
-                "loader_share": result.load_seconds / max(result.step_seconds, 1e-9)}
+    metrics |= {
+        "model": cfg.model,
+        "use_content": cfg.use_content,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.curve),
+        "train_samples_per_s": result.train_samples / max(result.step_seconds, 1e-9),
+        "loader_share": result.load_seconds / max(result.step_seconds, 1e-9),
+    }
     return result, metrics, p

@@ -1,4 +1,5 @@
 """CTR evaluation metrics: AUC, logloss, accuracy (scikit-learn), user-grouped AUC, cold-start AUC, ROC points."""
+
 from __future__ import annotations
 
 import numpy as np

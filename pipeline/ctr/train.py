@@ -4,11 +4,12 @@ Sample tables (``ctr_data``'s Parquet) are loaded once into column tensors; a ba
 gather on each column (no per-row Python). Content vectors come from ``paths.items`` aligned to
 the item codes. Early stopping keeps the state with the best validation AUC.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from models.ctr.base import Content, CtrModel, FeatureSpec
-from models.ctr.registry import build_model
+from models.ctr import build
+from models.ctr.base import Content, CtrModel, CtrSizes, FeatureSpec
 from pipeline.core import store
-from pipeline.ctr.metrics import auc, evaluate
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import CtrConfig
+from pipeline.ctr.metrics import auc, evaluate
+
 log = logging.getLogger("ctr.train")
 Batch = dict[str, torch.Tensor]
 
@@ -44,21 +46,36 @@ def table_tensors(table: pa.Table) -> Batch:
         return torch.from_numpy(table.column(name).to_numpy(zero_copy_only=False).astype(np.int64))
 
     def fixed(name: str) -> np.ndarray:
-        return store.vectors(table.column(name)).astype(np.int64) if n else np.zeros((0, table.schema.field(name).type.list_size), np.int64)
+        return (
+            store.vectors(table.column(name)).astype(np.int64)
+            if n
+            else np.zeros((0, table.schema.field(name).type.list_size), np.int64)
+        )
 
     names = table.column_names
     cats = [c for c in names if c.startswith("c_")]
     multis = [c for c in names if c.startswith("m_")]
     nums = [c for c in names if c.startswith("n_")]
-    out = {"user": ints("user"), "item": ints("item"), "hist_len": ints("hist_len"),
-           "hist": torch.from_numpy(fixed("hist")),
-           "label": torch.from_numpy(table.column("label").to_numpy(zero_copy_only=False).astype(np.float32)),
-           "cat": torch.from_numpy(np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in cats], 1)
-                                   .astype(np.int64)) if cats else torch.zeros(n, 0, dtype=torch.long),
-           "multi": torch.from_numpy(np.stack([fixed(c) for c in multis], 1)) if multis
-           else torch.zeros(n, 0, 1, dtype=torch.long),
-           "num": torch.from_numpy(np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in nums], 1)
-                                   .astype(np.float32)) if nums else torch.zeros(n, 0)}
+    out = {
+        "user": ints("user"),
+        "item": ints("item"),
+        "hist_len": ints("hist_len"),
+        "hist": torch.from_numpy(fixed("hist")),
+        "label": torch.from_numpy(table.column("label").to_numpy(zero_copy_only=False).astype(np.float32)),
+        "cat": torch.from_numpy(
+            np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in cats], 1).astype(np.int64)
+        )
+        if cats
+        else torch.zeros(n, 0, dtype=torch.long),
+        "multi": torch.from_numpy(np.stack([fixed(c) for c in multis], 1))
+        if multis
+        else torch.zeros(n, 0, 1, dtype=torch.long),
+        "num": torch.from_numpy(
+            np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in nums], 1).astype(np.float32)
+        )
+        if nums
+        else torch.zeros(n, 0),
+    }
     return out
 
 
@@ -80,16 +97,26 @@ def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str,
     content: Content = {}
     for m in modalities:
         x = store.vectors(items.column(m))  # (N_items_parquet, D)
-        present = (items.column(f"{m}_present").to_numpy(zero_copy_only=False).astype(bool)
-                   if f"{m}_present" in names else np.ones(len(x), bool))
+        present = (
+            items.column(f"{m}_present").to_numpy(zero_copy_only=False).astype(bool)
+            if f"{m}_present" in names
+            else np.ones(len(x), bool)
+        )
         full, mask = np.zeros((n, x.shape[1]), np.float32), np.zeros(n, bool)
         full[target[hit]], mask[target[hit]] = x[row[hit]], present[row[hit]]
         full[~mask] = 0.0
         bad = ~np.isfinite(full) | (np.abs(full) > CONTENT_CLIP)
         if bad.any():
-            log.warning("%s: %d values (%d items) non-finite or beyond +-%g sd: clipped", m, int(bad.sum()),
-                        int(bad.any(1).sum()), CONTENT_CLIP)
-            full = np.clip(np.nan_to_num(full, nan=0.0, posinf=CONTENT_CLIP, neginf=-CONTENT_CLIP), -CONTENT_CLIP, CONTENT_CLIP)
+            log.warning(
+                "%s: %d values (%d items) non-finite or beyond +-%g sd: clipped",
+                m,
+                int(bad.sum()),
+                int(bad.any(1).sum()),
+                CONTENT_CLIP,
+            )
+            full = np.clip(
+                np.nan_to_num(full, nan=0.0, posinf=CONTENT_CLIP, neginf=-CONTENT_CLIP), -CONTENT_CLIP, CONTENT_CLIP
+            )
         content[m] = (torch.from_numpy(full), torch.from_numpy(mask))
     return content
 
@@ -102,8 +129,10 @@ def slice_batch(data: Batch, idx: torch.Tensor) -> Batch:
 def predict(model: CtrModel, data: Batch, batch_size: int) -> np.ndarray:
     model.eval()
     n = len(data["label"])
-    out = [torch.sigmoid(model(slice_batch(data, torch.arange(s, min(s + batch_size, n)))))
-           for s in range(0, n, batch_size)]
+    out = [
+        torch.sigmoid(model(slice_batch(data, torch.arange(s, min(s + batch_size, n)))))
+        for s in range(0, n, batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -117,11 +146,21 @@ class TrainResult:
     train_samples: int = 0
 
 
-def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch,
-        content: Content | None) -> TrainResult:
+def model_sizes(cfg: CtrConfig | dict[str, Any]) -> CtrSizes:
+    """The model's layer sizes from the ``ctr.*`` params (or their dict, as a checkpoint stores them)."""
+    names = [f.name for f in fields(CtrSizes)]
+    raw = {k: cfg[k] for k in names} if isinstance(cfg, dict) else {k: getattr(cfg, k) for k in names}
+    return CtrSizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def fit(
+    name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch, content: Content | None
+) -> TrainResult:
     torch.manual_seed(cfg.seed)
-    model = build_model(name, spec, cfg, content)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # fused: ~8x faster step on CPU
+    model = build(name, spec, model_sizes(cfg), content)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+    )  # fused: ~8x faster step on CPU
     loss_fn = torch.nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(cfg.seed)
     result = TrainResult(model)
@@ -146,11 +185,20 @@ def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch
         result.train_samples += n
         p = predict(model, valid, 4 * cfg.batch_size)
         v_auc = auc(y_valid, p) if len(y_valid) else float("nan")
-        v_loss = evaluate(y_valid, p, valid["user"].numpy(), np.zeros(len(p), bool))["logloss"] if len(p) else float("nan")
-        result.curve.append({"epoch": epoch, "train_logloss": total / max(n, 1), "valid_logloss": v_loss,
-                             "valid_auc": v_auc})
-        log.info("%s epoch %d: train logloss %.4f, valid logloss %.4f, valid AUC %.4f", name, epoch,
-                 total / max(n, 1), v_loss, v_auc)
+        v_loss = (
+            evaluate(y_valid, p, valid["user"].numpy(), np.zeros(len(p), bool))["logloss"] if len(p) else float("nan")
+        )
+        result.curve.append(
+            {"epoch": epoch, "train_logloss": total / max(n, 1), "valid_logloss": v_loss, "valid_auc": v_auc}
+        )
+        log.info(
+            "%s epoch %d: train logloss %.4f, valid logloss %.4f, valid AUC %.4f",
+            name,
+            epoch,
+            total / max(n, 1),
+            v_loss,
+            v_auc,
+        )
         score = v_auc if np.isfinite(v_auc) else -v_loss
         stop = stopper.step(score, epoch)
         result.best_epoch = stopper.best_epoch
@@ -162,11 +210,21 @@ def fit(name: str, spec: FeatureSpec, cfg: CtrConfig, train: Batch, valid: Batch
 
 def save_checkpoint(path: str | Path, model: CtrModel, name: str, spec: FeatureSpec, cfg: CtrConfig) -> Path:
     """State dict (content buffers included) with what ``load_checkpoint`` needs to rebuild the model."""
-    content_dims = {} if model.content is None else {
-        n: [int(getattr(model.content, f"x{k}").shape[0]), int(getattr(model.content, f"x{k}").shape[1])]
-        for k, n in enumerate(model.content.names)}
-    blob = {"model": name, "spec": asdict(spec), "config": asdict(cfg), "content_dims": content_dims,
-            "state": model.state_dict()}
+    content_dims = (
+        {}
+        if model.content is None
+        else {
+            n: [int(getattr(model.content, f"x{k}").shape[0]), int(getattr(model.content, f"x{k}").shape[1])]
+            for k, n in enumerate(model.content.names)
+        }
+    )
+    blob = {
+        "model": name,
+        "spec": asdict(spec),
+        "config": asdict(cfg),
+        "content_dims": content_dims,
+        "state": model.state_dict(),
+    }
     with store.atomic_path(path) as tmp:
         torch.save(blob, tmp)
     return Path(path)
@@ -175,9 +233,8 @@ def save_checkpoint(path: str | Path, model: CtrModel, name: str, spec: FeatureS
 def load_checkpoint(path: str | Path) -> tuple[CtrModel, dict[str, Any]]:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     spec = FeatureSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in blob["spec"].items()})
-    cfg = CtrConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in blob["config"].items()})
     content = {n: (torch.zeros(r, d), torch.zeros(r, dtype=torch.bool)) for n, (r, d) in blob["content_dims"].items()}
-    model = build_model(blob["model"], spec, cfg, content or None)
+    model = build(blob["model"], spec, model_sizes(blob["config"]), content or None)
     model.load_state_dict(blob["state"])
     model.eval()
     return model, blob

@@ -14,6 +14,7 @@ uint8 array of shape ``(T, S, S, 3)`` (THWC, RGB); ``audio`` the bytes of float3
 samples at ``audio_rate`` (empty when ``has_audio`` is false). Readers get both back as
 numpy arrays through ``iter_decoded`` without loading more than one row group.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,19 +28,37 @@ import pyarrow.parquet as pq
 
 from pipeline.core import store
 from pipeline.core.shards import shard_of, shard_path
-__all__ = ["DecodedVideo", "DecodedWriter", "ShardReader", "iter_decoded", "iter_shard", "read_index", "read_meta",
-           "shard_of", "shard_path", "write_index"]
+
+__all__ = [
+    "DecodedVideo",
+    "DecodedWriter",
+    "ShardReader",
+    "iter_decoded",
+    "iter_shard",
+    "read_index",
+    "read_meta",
+    "shard_of",
+    "shard_path",
+    "write_index",
+]
 
 INDEX_NAME = "index.parquet"
 FAILURES_NAME = "failures.parquet"
 
-SHARD_SCHEMA = pa.schema([
-    ("video_id", pa.string()), ("fingerprint", pa.string()),
-    ("frames", pa.binary()), ("frame_indices", pa.list_(pa.int32())),
-    ("n_unique_frames", pa.int32()), ("padded", pa.bool_()),
-    ("has_audio", pa.bool_()), ("audio", pa.binary()), ("audio_seconds", pa.float32()),
-    ("note", pa.string()),
-])
+SHARD_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("fingerprint", pa.string()),
+        ("frames", pa.binary()),
+        ("frame_indices", pa.list_(pa.int32())),
+        ("n_unique_frames", pa.int32()),
+        ("padded", pa.bool_()),
+        ("has_audio", pa.bool_()),
+        ("audio", pa.binary()),
+        ("audio_seconds", pa.float32()),
+        ("note", pa.string()),
+    ]
+)
 ARRAY_COLUMNS = ("frames", "audio")
 INDEX_SCHEMA = pa.schema(
     [f for f in SHARD_SCHEMA if f.name not in ARRAY_COLUMNS + ("frame_indices",)] + [("shard", pa.int32())]
@@ -104,8 +123,9 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     return store.read_meta(Path(root) / INDEX_NAME)
 
 
-def iter_shard(root: str | Path, shard: int, shape: Sequence[int], rate: int, *, frames: bool = True,
-               audio: bool = True) -> Iterator[DecodedVideo]:
+def iter_shard(
+    root: str | Path, shard: int, shape: Sequence[int], rate: int, *, frames: bool = True, audio: bool = True
+) -> Iterator[DecodedVideo]:
     """One shard's videos, one row group at a time; arrays are zero-copy views of the Arrow buffers.
 
     A frames blob of the wrong size does not stop the stream: that video comes with
@@ -130,8 +150,9 @@ class ShardReader:
             pf = pq.ParquetFile(shard_path(self.root, shard))
             ids = pf.read(columns=["video_id"]).column("video_id").to_pylist()
             offsets = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
-            self._groups = {shard: (pf, {vid: int(np.searchsorted(offsets, i, "right") - 1)
-                                         for i, vid in enumerate(ids)})}
+            self._groups = {
+                shard: (pf, {vid: int(np.searchsorted(offsets, i, "right") - 1) for i, vid in enumerate(ids)})
+            }
         return self._groups[shard]
 
     def read(self, shard: int, video_id: str, *, frames: bool = True, audio: bool = True) -> DecodedVideo:
@@ -144,8 +165,9 @@ class ShardReader:
         raise KeyError(video_id)
 
 
-def _decode_group(pf: pq.ParquetFile, group: int, shape: Sequence[int], rate: int, frames: bool,
-                  audio: bool) -> Iterator[DecodedVideo]:
+def _decode_group(
+    pf: pq.ParquetFile, group: int, shape: Sequence[int], rate: int, frames: bool, audio: bool
+) -> Iterator[DecodedVideo]:
     expected = int(np.prod(shape))
     columns = ["video_id", "fingerprint", "padded", "has_audio"] + ["frames"] * frames + ["audio"] * audio
     table = pf.read_row_group(group, columns=columns)
@@ -160,8 +182,9 @@ def _decode_group(pf: pq.ParquetFile, group: int, shape: Sequence[int], rate: in
                 error = f"frames blob holds {size} bytes, expected {expected} for shape {list(shape)}"
         if audio and row["has_audio"]:
             samples = np.frombuffer(table.column("audio")[i].as_buffer(), "<f4")
-        yield DecodedVideo(row["video_id"], row["fingerprint"], pixels, samples, row["padded"],
-                           row["has_audio"], rate, error)
+        yield DecodedVideo(
+            row["video_id"], row["fingerprint"], pixels, samples, row["padded"], row["has_audio"], rate, error
+        )
 
 
 def iter_decoded(

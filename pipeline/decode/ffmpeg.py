@@ -4,6 +4,7 @@
 ``decode_clip`` runs one ffmpeg process per video that selects only the sampled frames
 before scaling, so the cost stays close to a plain decode of the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,8 +83,18 @@ def _last_line(err: bytes | str | None) -> str:
 
 def scan_packets(path: str, stream: int) -> tuple[int, float]:
     """Count a stream's packets and measure its span by demuxing only (no decode)."""
-    cmd = ["ffprobe", "-v", "error", "-select_streams", str(stream),
-           "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", path]
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        str(stream),
+        "-show_entries",
+        "packet=pts_time,duration_time",
+        "-of",
+        "csv=p=0",
+        path,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     starts, ends = [], []
     for line in out.stdout.splitlines():
@@ -107,8 +118,7 @@ def probe(path: str | Path) -> ProbeInfo:
     except ffmpeg.Error as err:
         raise MediaError("unreadable", f"ffprobe failed: {_last_line(err.stderr)}") from err
     streams = info.get("streams", [])
-    video = [s for s in streams if s.get("codec_type") == "video"
-             and not s.get("disposition", {}).get("attached_pic")]
+    video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if not video:
         kinds = sorted({s.get("codec_type", "?") for s in streams}) or ["none"]

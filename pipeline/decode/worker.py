@@ -1,4 +1,5 @@
 """Decode one manifest row into a decoded-store row (see ``pipeline.decode.decoded`` for the layout)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,9 +10,11 @@ import numpy as np
 
 from pipeline.core import store
 from pipeline.core.failures import Failure
-from pipeline.decode.ffmpeg import MediaError, ProbeInfo, decode_clip
 from pipeline.core.params import DecodeConfig
-from pipeline.execution.local import failure_row
+from pipeline.decode.ffmpeg import MediaError, ProbeInfo, decode_clip
+from pipeline.execution.job import failure_row
+
+
 def probe_info(row: Mapping[str, Any]) -> ProbeInfo:
     """Rebuild the probe result ingest stored in the manifest (no second ffprobe)."""
     fields = ProbeInfo.__dataclass_fields__

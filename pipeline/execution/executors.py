@@ -5,17 +5,13 @@ executor reads and writes no files itself. ``local`` (in this process, the refer
 (``pipeline.execution.ray_executor``, imported only when chosen, so ``local`` never needs Ray).
 Output order is not guaranteed: the stage runner writes each shard in ``video_id`` order.
 """
+
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from pipeline.core.params import ExecutorConfig
-from pipeline.execution.job import Job, Row, batched, call_safely
-from registry import Registry
-
-Executor = Callable[[Job, Iterable[Row], ExecutorConfig], Iterator[Row]]
-EXECUTORS: Registry[Executor] = Registry("executor", key="executor.kind")
-LOCAL = ExecutorConfig(kind="local", address="", num_cpus=0, num_gpus=0.0, actors=0, max_retries=0)  # for library callers
+from pipeline.execution.job import EXECUTORS, Job, Row, batched, call_safely
 
 
 def run(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]:
@@ -39,3 +35,8 @@ def run_ray(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]
     from pipeline.execution import ray_executor
 
     return ray_executor.run_ray(job, rows, cfg)
+
+
+LOCAL = ExecutorConfig(
+    kind="local", address="", num_cpus=0, num_gpus=0.0, actors=0, max_retries=0
+)  # for library callers

@@ -7,12 +7,18 @@ worker cannot process carries ``failure: {"reason", "message"}`` (``failure_row`
 raises does not stop the run: ``call_safely`` turns the rows of that call into ``worker_error``
 failure rows (the batch is retried row by row first, so one bad video does not fail its neighbours).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from registry import Registry
+
+if TYPE_CHECKING:
+    from pipeline.core.params import ExecutorConfig
 
 Row = dict[str, Any]
 
@@ -74,10 +80,17 @@ def _check_one_per_row(batch: list[Row], out: list[Row]) -> None:
     got = sorted(str(row.get("video_id")) for row in out)
     want = sorted(str(row["video_id"]) for row in batch)
     if got != want:  # a Worker bug, not bad input: fail loudly rather than lose or invent rows
-        raise RuntimeError(f"worker returned video_ids {got[:5]}... for a batch of {want[:5]}... (one row per input row)")
+        raise RuntimeError(
+            f"worker returned video_ids {got[:5]}... for a batch of {want[:5]}... (one row per input row)"
+        )
 
 
 def batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
     it = iter(rows)
     while batch := list(islice(it, size)):
         yield batch
+
+
+Executor = Callable[[Job, Iterable[Row], "ExecutorConfig"], Iterator[Row]]
+# where a Job's rows run (executor.kind); the members live in pipeline.execution.executors
+EXECUTORS: Registry[Executor] = Registry("executor", key="executor.kind", plugins="pipeline.execution.executors")

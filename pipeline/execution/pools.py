@@ -4,6 +4,7 @@ With ``executor.kind: local`` each per-video stage keeps its speed trick: ``thre
 on ffmpeg subprocesses), ``processes`` (audio's GIL-bound loops in a fork-server pool), or the
 worker's own streaming path (visual's batching with look-ahead).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,6 @@ from pipeline.execution.job import Job, Worker
 
 T = TypeVar("T")
 R = TypeVar("R")
-
 
 
 def resolve_workers(workers: int) -> int:
@@ -48,8 +48,6 @@ def _windowed(pool: Executor, fn: Callable[[T], R], items: Iterable[T], window: 
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
-
-
 
 
 def bounded_process_map(

@@ -13,6 +13,7 @@ columns: Arrow would unify heterogeneous rows (an ok row and a failure row becom
 struct type, adding ``failure: None`` keys) and reshape numpy arrays, so pickling is
 what makes arrays, bytes, nested dicts and None round-trip exactly.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ from contextlib import contextmanager
 import pyarrow as pa
 import ray
 
-from pipeline.execution.executors import Job, Row, Worker, call_safely
 from pipeline.core.params import ExecutorConfig
+from pipeline.execution.job import Job, Row, Worker, call_safely
+
 log = logging.getLogger(__name__)
 
 
@@ -37,16 +39,25 @@ def run_ray(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]
         _quiet_retry_kwargs_warning()
         if job.prepare is not None:
             ds = ds.map_batches(
-                _prepare_batch, fn_args=(job.prepare,), batch_format="pyarrow", batch_size=job.batch_size,
-                num_cpus=job.prepare_num_cpus, max_retries=cfg.max_retries,
+                _prepare_batch,
+                fn_args=(job.prepare,),
+                batch_format="pyarrow",
+                batch_size=job.batch_size,
+                num_cpus=job.prepare_num_cpus,
+                max_retries=cfg.max_retries,
             )
         # a per-job subclass names the operator in Ray's logs and dashboard: MapBatches(Worker_<job>)
         actor_cls = type(f"Worker_{job.name}", (RayWorker,), {"make_worker": staticmethod(job.make_worker)})
         ds = ds.map_batches(
-            actor_cls, batch_format="pyarrow", batch_size=job.batch_size,
-            compute=ray.data.ActorPoolStrategy(size=_pool_size(job, cfg)), num_cpus=job.num_cpus, num_gpus=job.num_gpus,
+            actor_cls,
+            batch_format="pyarrow",
+            batch_size=job.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=_pool_size(job, cfg)),
+            num_cpus=job.num_cpus,
+            num_gpus=job.num_gpus,
             # a killed actor is restarted and its in-flight batch re-run (Ray Data's default is forever)
-            max_restarts=cfg.max_retries, max_task_retries=cfg.max_retries,
+            max_restarts=cfg.max_retries,
+            max_task_retries=cfg.max_retries,
         )
         # A re-run batch could in principle be reported twice; the caller must never see a row twice.
         seen: set[str] = set()
@@ -71,8 +82,13 @@ def _pool_size(job: Job, cfg: ExecutorConfig) -> int:
         return size
     fits = int((ray.cluster_resources().get("CPU", 0) - job.prepare_num_cpus) // job.num_cpus)
     if fits < size:
-        log.warning("%s: %d actors of %g CPUs would leave none for prepare; using %d", job.name, size,
-                    job.num_cpus, max(1, fits))
+        log.warning(
+            "%s: %d actors of %g CPUs would leave none for prepare; using %d",
+            job.name,
+            size,
+            job.num_cpus,
+            max(1, fits),
+        )
     return max(1, min(size, fits))
 
 
@@ -130,7 +146,9 @@ def _rows(batch: pa.Table) -> list[Row]:
 
 def _to_table(rows: list[Row]) -> pa.Table:
     packed = [_pack(row) for row in rows]
-    return pa.table({
-        "video_id": pa.array([p["video_id"] for p in packed], pa.string()),
-        "row": pa.array([p["row"] for p in packed], pa.large_binary()),  # large: a batch of frames passes 2 GiB
-    })
+    return pa.table(
+        {
+            "video_id": pa.array([p["video_id"] for p in packed], pa.string()),
+            "row": pa.array([p["row"] for p in packed], pa.large_binary()),  # large: a batch of frames passes 2 GiB
+        }
+    )

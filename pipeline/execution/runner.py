@@ -51,8 +51,14 @@ def run(stage: PerVideoStage, wanted: Iterable[Mapping[str, Any]], executor: Exe
         plan = stage.store.plan(wanted)
         if plan.changed and stage.on_change is not None:
             stage.on_change(plan)
-        log.info("%s: %d of %d videos to compute, %d of %d shards to write", stage.name, len(plan.todo),
-                 plan.total, len(plan.dirty), stage.store.shards)
+        log.info(
+            "%s: %d of %d videos to compute, %d of %d shards to write",
+            stage.name,
+            len(plan.todo),
+            plan.total,
+            len(plan.dirty),
+            stage.store.shards,
+        )
         todo = [stage.to_worker(row) for row in plan.todo]
         source = {row["video_id"]: stage.source(row) for row in plan.todo}
         results = _results(stage, todo, executor)
@@ -60,16 +66,26 @@ def run(stage: PerVideoStage, wanted: Iterable[Mapping[str, Any]], executor: Exe
         if stage.on_complete is not None:
             stage.on_complete()
     rate = summary.computed / summary.seconds if summary.seconds > 0 else 0.0
-    log.info("%s: %d rows (%d computed now in %.1f s, %.2f videos/s, shards rewritten: %s), %d failures -> %s",
-             stage.name, summary.rows, summary.computed, summary.seconds, rate, summary.rewritten or "none",
-             len(summary.failures), stage.store.root)
+    log.info(
+        "%s: %d rows (%d computed now in %.1f s, %.2f videos/s, shards rewritten: %s), %d failures -> %s",
+        stage.name,
+        summary.rows,
+        summary.computed,
+        summary.seconds,
+        rate,
+        summary.rewritten or "none",
+        len(summary.failures),
+        stage.store.root,
+    )
     for f in summary.failures[:SHOWN_FAILURES]:
         log.warning("%s: failed %s (%s): %s", stage.name, f.video_id, f.reason, f.message)
     if len(summary.failures) > SHOWN_FAILURES:
-        log.warning("%s: %d more failures in %s", stage.name, len(summary.failures) - SHOWN_FAILURES,
-                    stage.store.failures_path)
-    failures.check_rate(len(summary.failures), summary.total, stage.max_failure_rate, stage.section,
-                        stage.store.failures_path)
+        log.warning(
+            "%s: %d more failures in %s", stage.name, len(summary.failures) - SHOWN_FAILURES, stage.store.failures_path
+        )
+    failures.check_rate(
+        len(summary.failures), summary.total, stage.max_failure_rate, stage.section, stage.store.failures_path
+    )
     return summary
 
 

@@ -7,6 +7,7 @@ to the manifest). Produces the manifest table (one row per usable video) and the
 failures for the rest. Probing and hashing a large corpus is slow, so a file whose path, size
 and ``mtime_ns`` match the previous manifest keeps that manifest's probe facts and fingerprint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,24 +23,43 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.core.failures import Failure
-from pipeline.decode.ffmpeg import MediaError, probe
 from pipeline.core.params import SplitConfig
+from pipeline.decode.ffmpeg import MediaError, probe
+
 log = logging.getLogger(__name__)
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
 MANIFEST_COLUMNS = ("video_id", "path", "label", "split")
 SPLITS = ("train", "valid", "test")
 
-SCHEMA = pa.schema([
-    ("video_id", pa.string()), ("path", pa.string()), ("fingerprint", pa.string()),
-    ("size_bytes", pa.int64()), ("label", pa.string()), ("split", pa.string()),
-    ("container", pa.string()), ("duration_s", pa.float64()), ("fps", pa.float64()),
-    ("n_frames", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
-    ("display_width", pa.int32()), ("display_height", pa.int32()), ("rotation", pa.int16()),
-    ("sar", pa.float64()), ("video_stream", pa.int16()), ("video_codec", pa.string()),
-    ("has_audio", pa.bool_()), ("audio_stream", pa.int16()), ("audio_codec", pa.string()),
-    ("audio_channels", pa.int16()), ("audio_rate", pa.int32()), ("mtime_ns", pa.int64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("fingerprint", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("container", pa.string()),
+        ("duration_s", pa.float64()),
+        ("fps", pa.float64()),
+        ("n_frames", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("display_width", pa.int32()),
+        ("display_height", pa.int32()),
+        ("rotation", pa.int16()),
+        ("sar", pa.float64()),
+        ("video_stream", pa.int16()),
+        ("video_codec", pa.string()),
+        ("has_audio", pa.bool_()),
+        ("audio_stream", pa.int16()),
+        ("audio_codec", pa.string()),
+        ("audio_channels", pa.int16()),
+        ("audio_rate", pa.int32()),
+        ("mtime_ns", pa.int64()),
+    ]
+)
 
 
 class InputError(ValueError):
@@ -87,8 +107,12 @@ def read_manifest(path: Path) -> list[InputVideo]:
         table = pq.read_table(path)
     elif path.suffix.lower() == ".csv":
         names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows_after_names=10**9)).column_names
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in names}, strings_can_be_null=True))
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in names}, strings_can_be_null=True
+            ),
+        )
     else:
         raise InputError(f"{path}: a manifest must be .csv or .parquet")
     missing = [c for c in ("video_id", "path") if c not in table.column_names]
@@ -149,6 +173,7 @@ def assign_splits(items: Sequence[InputVideo], cfg: SplitConfig) -> list[str]:
     split fractions, so every split sees every label; without it, a video's split never
     changes when others are added (the hash alone decides).
     """
+
     def pick(u: float) -> str:
         return "train" if u < cfg.train else "valid" if u < cfg.train + cfg.valid else "test"
 
@@ -171,6 +196,7 @@ def assign_splits(items: Sequence[InputVideo], cfg: SplitConfig) -> list[str]:
 def previous_manifest(path: str | Path) -> dict[str, dict]:
     """The last manifest's rows by path (empty when there is none or it is unreadable)."""
     from pipeline.core import store
+
     try:
         table = store.read_table(path, expect={"stage": "ingest"})
     except (store.StoreError, pa.ArrowInvalid, OSError) as err:
@@ -210,14 +236,30 @@ def probe_one(item: InputVideo, split: str, previous: dict[str, dict] | None = N
         return Failure(item.video_id, item.path, "ingest", "unreadable", f"{type(err).__name__}: {err}")
     dw, dh = info.display_size
     return {
-        "video_id": item.video_id, "path": item.path, "fingerprint": digest,
-        "size_bytes": st.st_size, "label": item.label, "split": split,
-        "container": info.container, "duration_s": info.duration_s, "fps": info.fps,
-        "n_frames": info.n_frames, "width": info.width, "height": info.height,
-        "display_width": dw, "display_height": dh, "rotation": info.rotation, "sar": info.sar,
-        "video_stream": info.video_stream, "video_codec": info.video_codec,
-        "has_audio": info.has_audio, "audio_stream": info.audio_stream, "audio_codec": info.audio_codec,
-        "audio_channels": info.audio_channels, "audio_rate": info.audio_rate, "mtime_ns": st.st_mtime_ns,
+        "video_id": item.video_id,
+        "path": item.path,
+        "fingerprint": digest,
+        "size_bytes": st.st_size,
+        "label": item.label,
+        "split": split,
+        "container": info.container,
+        "duration_s": info.duration_s,
+        "fps": info.fps,
+        "n_frames": info.n_frames,
+        "width": info.width,
+        "height": info.height,
+        "display_width": dw,
+        "display_height": dh,
+        "rotation": info.rotation,
+        "sar": info.sar,
+        "video_stream": info.video_stream,
+        "video_codec": info.video_codec,
+        "has_audio": info.has_audio,
+        "audio_stream": info.audio_stream,
+        "audio_codec": info.audio_codec,
+        "audio_channels": info.audio_channels,
+        "audio_rate": info.audio_rate,
+        "mtime_ns": st.st_mtime_ns,
     }
 
 

@@ -6,24 +6,23 @@ exactly scikit-learn's ``PCA.transform`` followed by min-max or z-score scaling.
 saved as ``<name>.npz`` plus one ``state.json`` (format version, settings, dims), readable
 with numpy alone and stable across scikit-learn versions.
 
-``python -m pipeline.reduce.fit apply --state DIR --out items.parquet [--store NAME=PATH ...]``
+``python -m pipeline.reduce apply --state DIR --out items.parquet [--store NAME=PATH ...]``
 transforms new videos with a saved state, without refitting.
 """
+
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 from sklearn.decomposition import PCA, IncrementalPCA
 
 from pipeline.core import store
-from pipeline.core.params import ModalityReduceConfig
+from pipeline.core.modality import ModalityReduceConfig
+
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
 STATE_JSON = "state.json"
@@ -58,8 +57,17 @@ def choose_solver(solver: str, n: int, d: int, max_fit_mb: int) -> str:
     return "full" if n * d * 8 / 2**20 <= max_fit_mb else "incremental"
 
 
-def fit_projection(x: np.ndarray, cfg: ModalityReduceConfig, name: str, *, solver: str, cap: bool,
-                   seed: int, max_fit_mb: int, batch_rows: int) -> tuple[np.ndarray, ...]:
+def fit_projection(
+    x: np.ndarray,
+    cfg: ModalityReduceConfig,
+    name: str,
+    *,
+    solver: str,
+    cap: bool,
+    seed: int,
+    max_fit_mb: int,
+    batch_rows: int,
+) -> tuple[np.ndarray, ...]:
     """(mean, components, explained_variance, ratio, full cumulative curve, info) for training rows ``x``."""
     n, d = x.shape
     if cfg.n_components is None:
@@ -73,13 +81,17 @@ def fit_projection(x: np.ndarray, cfg: ModalityReduceConfig, name: str, *, solve
     target = cfg.n_components
     if isinstance(target, int) and target > limit:
         if not cap:
-            raise ReduceError(f"reduce.{name}.n_components={target} exceeds min(training rows - 1={n - 1}, "
-                              f"dims={d}); lower it, or set reduce.too_many_components: cap")
+            raise ReduceError(
+                f"reduce.{name}.n_components={target} exceeds min(training rows - 1={n - 1}, "
+                f"dims={d}); lower it, or set reduce.too_many_components: cap"
+            )
         log.warning("reduce.%s.n_components=%d capped to %d (training rows=%d, dims=%d)", name, target, limit, n, d)
     chosen = choose_solver(solver, n, d, max_fit_mb)
     if isinstance(target, float) and chosen != "full":
-        raise ReduceError(f"reduce.{name}.n_components={target} is a variance target, which needs the full "
-                          f"solver (got {chosen!r}); give an integer or set reduce.solver: full")
+        raise ReduceError(
+            f"reduce.{name}.n_components={target} is a variance target, which needs the full "
+            f"solver (got {chosen!r}); give an integer or set reduce.solver: full"
+        )
     if x.var(axis=0, dtype=np.float64).sum() == 0:  # every training row identical (e.g. all silent): nothing to project
         k = limit if isinstance(target, float) else min(target, limit)
         zeros = np.zeros(k)
@@ -95,23 +107,31 @@ def fit_projection(x: np.ndarray, cfg: ModalityReduceConfig, name: str, *, solve
     k = int(np.searchsorted(curve, target - 1e-12) + 1) if isinstance(target, float) else min(target, limit)
     k = min(k, len(curve))
     info = {"pca": True, "solver": chosen, "capped": isinstance(target, int) and target > limit}
-    return (pca.mean_, pca.components_[:k], pca.explained_variance_[:k], pca.explained_variance_ratio_[:k],
-            curve, info)
+    return (pca.mean_, pca.components_[:k], pca.explained_variance_[:k], pca.explained_variance_ratio_[:k], curve, info)
 
 
-def fit_modality(x_train: np.ndarray, cfg: ModalityReduceConfig, name: str, **kw) -> tuple[ModalityState, np.ndarray | None]:
+def fit_modality(
+    x_train: np.ndarray, cfg: ModalityReduceConfig, name: str, **kw
+) -> tuple[ModalityState, np.ndarray | None]:
     """Fit PCA then the normaliser on training rows; returns the state and the cumulative variance curve."""
     if x_train.shape[0] < 2:  # e.g. every training video silent: the modality carries nothing
         log.warning("reduce.%s: %d training rows with this signal; its vectors are all zero", name, x_train.shape[0])
         d = x_train.shape[1]
         k = d if cfg.n_components is None else min(cfg.n_components, d) if isinstance(cfg.n_components, int) else 1
         zeros = np.zeros(k)
-        mean, comps, var, ratio, curve, info = np.zeros(d), np.zeros((k, d)), zeros, zeros, None, {
-            "pca": cfg.n_components is not None, "constant": True}
+        mean, comps, var, ratio, curve, info = (
+            np.zeros(d),
+            np.zeros((k, d)),
+            zeros,
+            zeros,
+            None,
+            {"pca": cfg.n_components is not None, "constant": True},
+        )
     else:
         mean, comps, var, ratio, curve, info = fit_projection(x_train, cfg, name, **kw)
-    partial = ModalityState(name, mean, comps, var, ratio, cfg.whiten and info["pca"], np.zeros(len(comps)),
-                            np.ones(len(comps)))
+    partial = ModalityState(
+        name, mean, comps, var, ratio, cfg.whiten and info["pca"], np.zeros(len(comps)), np.ones(len(comps))
+    )
     y = partial.transform(x_train).astype(np.float64)  # (N, K)
     if len(y) == 0:
         shift, span = np.zeros(y.shape[1]), np.ones(y.shape[1])
@@ -123,9 +143,14 @@ def fit_modality(x_train: np.ndarray, cfg: ModalityReduceConfig, name: str, **kw
         shift, span = np.zeros(y.shape[1]), np.ones(y.shape[1])
     # constant columns (also numerically constant ones) map to 0, never NaN or huge values
     scale = np.where(span > 1e-12 + 1e-9 * np.abs(span).max(initial=0.0), span, 1.0)
-    info |= {"input_dim": int(x_train.shape[1]), "n_components": int(len(comps)), "n_train": int(x_train.shape[0]),
-             "explained_variance": float(ratio.sum()) if info["pca"] else 1.0, "whiten": partial.whiten,
-             "norm": cfg.norm}
+    info |= {
+        "input_dim": int(x_train.shape[1]),
+        "n_components": int(len(comps)),
+        "n_train": int(x_train.shape[0]),
+        "explained_variance": float(ratio.sum()) if info["pca"] else 1.0,
+        "whiten": partial.whiten,
+        "norm": cfg.norm,
+    }
     state = ModalityState(name, mean, comps, var, ratio, partial.whiten, shift, scale, info)
     return state, curve
 
@@ -135,10 +160,20 @@ def save_states(folder: str | Path, states: dict[str, ModalityState], extra: dic
     folder.mkdir(parents=True, exist_ok=True)
     for name, st in states.items():
         with store.atomic_path(folder / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, mean=st.mean, components=st.components, explained_variance=st.explained_variance,
-                     explained_variance_ratio=st.explained_variance_ratio, shift=st.shift, scale=st.scale)
-    doc = {"version": STATE_VERSION, **extra,
-           "modalities": {n: {**st.info, "whiten": st.whiten} for n, st in states.items()}}
+            np.savez(
+                fh,
+                mean=st.mean,
+                components=st.components,
+                explained_variance=st.explained_variance,
+                explained_variance_ratio=st.explained_variance_ratio,
+                shift=st.shift,
+                scale=st.scale,
+            )
+    doc = {
+        "version": STATE_VERSION,
+        **extra,
+        "modalities": {n: {**st.info, "whiten": st.whiten} for n, st in states.items()},
+    }
     store.write_text(folder / STATE_JSON, json.dumps(store.plain(doc), indent=2, sort_keys=True))
 
 
@@ -152,43 +187,15 @@ def load_states(folder: str | Path) -> tuple[dict[str, ModalityState], dict]:
     states = {}
     for name, info in doc["modalities"].items():
         with np.load(folder / f"{name}.npz") as z:
-            states[name] = ModalityState(name, z["mean"], z["components"], z["explained_variance"],
-                                         z["explained_variance_ratio"], bool(info["whiten"]), z["shift"],
-                                         z["scale"], info)
+            states[name] = ModalityState(
+                name,
+                z["mean"],
+                z["components"],
+                z["explained_variance"],
+                z["explained_variance_ratio"],
+                bool(info["whiten"]),
+                z["shift"],
+                z["scale"],
+                info,
+            )
     return states, doc
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pipeline.reduce.items import read_modality
-    parser = argparse.ArgumentParser(prog="python -m pipeline.reduce.fit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    apply = sub.add_parser("apply", help="transform feature stores with a saved state (no refit)")
-    apply.add_argument("--state", required=True, type=Path, help="the reduce stage's state folder")
-    apply.add_argument("--out", required=True, type=Path, help="Parquet file to write")
-    apply.add_argument("--store", action="append", default=[], metavar="NAME=PATH",
-                       help="read modality NAME from PATH instead of the store recorded in the state")
-    args = parser.parse_args(argv)
-    states, doc = load_states(args.state)
-    overrides = dict(item.split("=", 1) for item in args.store)
-    columns: dict[str, pa.Array] = {}
-    ids: list[str] | None = None
-    for name, st in states.items():
-        source = doc["sources"][name]
-        got_ids, x, present = read_modality(overrides.get(name, source["path"]), source["column"], source.get("mask"))
-        if ids is None:
-            ids = got_ids
-        elif got_ids != ids:
-            raise store.StoreError(f"{name}: its store holds other videos than the first modality's; give stores of one corpus")
-        y = st.transform(x)
-        y[~present] = 0.0
-        columns[name] = store.vector_array(y)
-        columns[f"{name}_present"] = pa.array(present)
-    table = pa.table({"video_id": ids or [], **columns})
-    store.write_table(table, args.out, store.make_meta("reduce.apply", params={"state": str(args.state)},
-                                                       dims={n: [len(s.components)] for n, s in states.items()}))
-    print(f"wrote {table.num_rows} rows to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,20 +10,23 @@ with ``present = false`` (``zero``) or dropped from the table (``drop``). A vide
 as having no such signal (audio stores: ``has_audio = false``) is always zero-filled and masked,
 never dropped, and never used for fitting. Fitting uses training-split rows only.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from pipeline.audio.features import FEATURE_SETS
 from pipeline.core import store
+from pipeline.core.modality import ModalityReduceConfig
 from pipeline.core.params import Params, ReduceConfig
 from pipeline.reduce.fit import ModalityState, fit_modality
-MODALITIES = ("resnet152", "c3d", "i3d", "mfcc", "pyaa")
-AUDIO_MODALITIES = ("mfcc", "pyaa")
+from pipeline.visual.extractor import EXTRACTORS
+from pipeline.visual.worker import output_paths
 
 
 @dataclass(frozen=True)
@@ -34,23 +37,38 @@ class Source:
     expect: dict[str, Any] = field(default_factory=dict)  # metadata the store must carry
 
 
+def modality_configs(params: Params) -> dict[str, ModalityReduceConfig]:
+    """Every modality the enabled stages produce, in column order (visual.extractors, then the vector audio
+    feature sets): its ``reduce.<name>`` section, or the defaults its extractor or feature set declares,
+    with the column resolved. Disabled ones (``enabled: false``) are left out."""
+    given = params.reduce.modalities
+    out: dict[str, ModalityReduceConfig] = {}
+    for name in params.visual.extractors:
+        extractor = EXTRACTORS.get(name)
+        cfg = given.get(name, extractor.reduce_defaults)
+        out[name] = replace(cfg, column=cfg.column or extractor.vector_column(params.visual.sections[name]))
+    for name, spec in FEATURE_SETS.members().items():
+        if spec.reduce_defaults is not None and name in params.audio.feature_sets:
+            cfg = given.get(name, spec.reduce_defaults)
+            out[name] = replace(cfg, column=cfg.column or name)
+    return {name: cfg for name, cfg in out.items() if cfg.enabled}
+
+
 def modality_sources(params: Params) -> dict[str, Source]:
     """Where each enabled modality's vectors live (paths from params.yaml) and what the store must say."""
-    cfg, paths = params.reduce, params.paths
     sources = {}
-    for name in MODALITIES:
-        if not getattr(cfg, name).enabled:
-            continue
-        if name in AUDIO_MODALITIES:
-            sources[name] = Source(paths.audio_features, getattr(cfg, name).column, "has_audio", {"stage": "audio"})
+    for name, cfg in modality_configs(params).items():
+        if name in FEATURE_SETS:
+            sources[name] = Source(params.paths.audio_features, cfg.column, "has_audio", {"stage": "audio"})
         else:
-            sources[name] = Source(str(Path(paths.visual_features) / f"visual_{name}.parquet"),
-                                   getattr(cfg, name).column, None, {"extractor": name})
+            path = output_paths(params.paths.visual_features, name)[0]
+            sources[name] = Source(str(path), cfg.column, None, {"extractor": name})
     return sources
 
 
-def read_modality(path: str | Path, column: str, mask: str | None = None, expect: dict[str, Any] | None = None,
-                  key: str = "column") -> tuple[list[str], np.ndarray, np.ndarray]:
+def read_modality(
+    path: str | Path, column: str, mask: str | None = None, expect: dict[str, Any] | None = None, key: str = "column"
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids sorted, (N, D) float32 matrix, (N,) present mask) of one store column."""
     if not Path(path).exists():
         raise store.StoreError(f"{path}: store not found; run the stage that writes it, or disable it in params")
@@ -65,8 +83,12 @@ def read_modality(path: str | Path, column: str, mask: str | None = None, expect
     return table.column("video_id").to_pylist(), x, present
 
 
-def build_items(manifest: pa.Table, sources: dict[str, Source], cfg: ReduceConfig) -> tuple[
-        pa.Table, dict[str, ModalityState], dict[str, np.ndarray], dict[str, Any]]:
+def build_items(
+    manifest: pa.Table,
+    sources: dict[str, Source],
+    cfg: ReduceConfig,
+    configs: dict[str, ModalityReduceConfig] | None = None,
+) -> tuple[pa.Table, dict[str, ModalityState], dict[str, np.ndarray], dict[str, Any]]:
     ids = manifest.column("video_id").to_pylist()
     split = np.asarray(manifest.column("split").to_pylist())
     position = {vid: i for i, vid in enumerate(ids)}
@@ -81,16 +103,26 @@ def build_items(manifest: pa.Table, sources: dict[str, Source], cfg: ReduceConfi
         in_store, mask = np.zeros(len(ids), bool), np.zeros(len(ids), bool)
         full[rows[hit]], in_store[rows[hit]], mask[rows[hit]] = x[hit], True, present[hit]
         aligned[name] = (full, mask)
-        metrics[name] = {"missing": int((~in_store).sum()), "no_signal": int((in_store & ~mask).sum()),
-                         "not_in_manifest": int((~hit).sum())}
+        metrics[name] = {
+            "missing": int((~in_store).sum()),
+            "no_signal": int((in_store & ~mask).sum()),
+            "not_in_manifest": int((~hit).sum()),
+        }
         if cfg.missing == "drop":
             keep &= in_store
     states, curves, columns = {}, {}, {}
     for name, (full, mask) in aligned.items():
         train = keep & mask & (split == "train")
-        state, curve = fit_modality(full[train], getattr(cfg, name), name, solver=cfg.solver,
-                                    cap=cfg.too_many_components == "cap", seed=cfg.seed,
-                                    max_fit_mb=cfg.max_fit_mb, batch_rows=cfg.batch_rows)
+        state, curve = fit_modality(
+            full[train],
+            (configs or cfg.modalities)[name],
+            name,
+            solver=cfg.solver,
+            cap=cfg.too_many_components == "cap",
+            seed=cfg.seed,
+            max_fit_mb=cfg.max_fit_mb,
+            batch_rows=cfg.batch_rows,
+        )
         y = state.transform(full[keep])  # (N_kept, K)
         y[~mask[keep]] = 0.0
         states[name] = state

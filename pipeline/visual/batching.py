@@ -7,6 +7,7 @@ run. ``extract`` groups items into batches of ``batch_size`` videos, prepares th
 one ``Result`` per item in input order. A batch that fails is retried video by video, so one
 bad video costs only itself; memory is bounded by ``batch_size`` and the two-batch look-ahead.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,7 @@ import torch
 from pipeline.decode.decoded import iter_shard
 from pipeline.execution.pools import bounded_map
 from pipeline.visual.inference import Engine
+
 LOOKAHEAD = 2  # prepared batches in flight: enough to hide preparation, small enough to bound memory
 
 

@@ -1,4 +1,5 @@
 """Frame-index plans and tensor transforms shared by the extractors (pure torch, any device)."""
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ def resize_center_crop(x: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
     if x.shape[-1] != resize or x.shape[-2] != resize:
         x = F.interpolate(x, size=(resize, resize), mode="bilinear", antialias=True, align_corners=False)
     top = (resize - crop) // 2
-    return x[..., top:top + crop, top:top + crop]
+    return x[..., top : top + crop, top : top + crop]
 
 
 def gather_clips(x: torch.Tensor, batch: int, plan: np.ndarray) -> torch.Tensor:

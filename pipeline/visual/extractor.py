@@ -1,26 +1,39 @@
-"""Extractor registry: every visual extractor has one interface and registers by name.
+"""Visual extractors: one interface, registered by name in ``EXTRACTORS``.
 
-An extractor is configured from its params subsection (``visual.<name>``), builds its
+An extractor is one module ``pipeline/visual/extractors/<name>.py`` that declares everything about
+it: its params section's dataclass (``config``: ``visual.<name>``), its reduce defaults
+(``reduce_defaults``: PCA size and normaliser when ``reduce.<name>`` is absent) and the class. It
+is configured from its params subsection (``visual.<name>``), builds its
 architecture (random init; ``pipeline.visual.weights`` loads real weights into it), turns a
 batch of decoded clips ``(B, T, H, W, C) uint8`` into the model input, and maps the model
 output to named per-video arrays ``{column: (B, D)}``.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
-
-from pipeline.core.params import VisualConfig
 from pipeline.core.store import plain
-_REGISTRY: dict[str, type[Extractor]] = {}
+from registry import Registry
+
+if TYPE_CHECKING:  # extractor modules import torch only when they build a model: params validation stays light
+    import torch
+    from torch import nn
+
+    from pipeline.core.modality import ModalityReduceConfig
+    from pipeline.core.params import VisualConfig
+
+EXTRACTORS: Registry[type[Extractor]] = Registry(
+    "visual extractor", key="visual.extractors", plugins="pipeline.visual.extractors"
+)
 
 
 class Extractor(ABC):
     name: ClassVar[str]
+    config: ClassVar[type]  # the frozen dataclass of params section visual.<name>
+    reduce_defaults: ClassVar[ModalityReduceConfig]  # reduce.<name> when params.yaml has no such section
     # Named standard weights -> a callable returning a state dict (may download to the torch hub cache).
     named_weights: ClassVar[Mapping[str, Callable[[], Mapping[str, torch.Tensor]]]] = {}
     # Named weights with no download: the user must give a local path (the message says how).
@@ -58,30 +71,22 @@ class Extractor(ABC):
         """What changes this extractor's output (goes into the store's params and params_hash)."""
         return {**plain(self.cfg), "input_frames": self.num_frames}
 
+    @classmethod
+    def vector_column(cls, cfg: Any) -> str:
+        """The per-video vector column that ``reduce`` reads by default (cfg: this extractor's config)."""
+        return cls.name
+
 
 def register(name: str) -> Callable[[type[Extractor]], type[Extractor]]:
+    """Class decorator: ``EXTRACTORS.register(name)`` that also sets the class's ``name``."""
+
     def deco(cls: type[Extractor]) -> type[Extractor]:
-        if name in _REGISTRY:
-            raise ValueError(f"extractor {name!r} registered twice")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return EXTRACTORS.register(name, cls)
 
     return deco
 
 
-def names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
 def create(name: str, cfg: VisualConfig, num_frames: int) -> Extractor:
-    """The extractor ``name`` configured from ``cfg.<name>``, for clips of ``num_frames`` frames."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown extractor {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](getattr(cfg, name), num_frames)
-
-
-def _load_builtin() -> None:
-    import pipeline.visual.extractors  # noqa: F401  (registers on import)
+    """The extractor ``name`` configured from ``visual.<name>``, for clips of ``num_frames`` frames."""
+    return EXTRACTORS.get(name)(cfg.sections[name], num_frames)

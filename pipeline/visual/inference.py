@@ -7,6 +7,7 @@ channels_last_3d (3-D) memory format, bf16 autocast where the hardware runs bf16
 ``naive=True`` is the common-script baseline kept for the benchmark and the fp32 reference:
 fp32, default memory format, ``torch.no_grad``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +23,7 @@ from pipeline.core.config import ConfigError
 from pipeline.core.params import VisualConfig
 from pipeline.execution.pools import resolve_workers
 from pipeline.visual.extractor import Extractor
+
 log = logging.getLogger("visual.engine")
 
 
@@ -100,8 +102,7 @@ class Engine:
         if not self.naive and not self._formatted:
             self.net = self.net.to(memory_format=memory_format(x.dim()))  # weights in the input's layout
             self._formatted = True
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16
-                    else contextlib.nullcontext())
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         with self._grad_off():
             with autocast:
                 feats = self.net(x)  # (N, D) per frame or clip

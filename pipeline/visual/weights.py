@@ -6,6 +6,7 @@ the features are NOT pretrained. Named sources download once into the torch hub 
 dict saved with ``torch.save`` (``.pt``/``.pth``/``.pyth``; ``{"state_dict": ...}`` or
 ``{"model_state": ...}`` wrappers and ``module.`` prefixes are accepted).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.visual.extractor import Extractor
+
 RANDOM_SEED = 0
 FILE_SUFFIXES = (".pt", ".pth", ".pyth", ".pkl", ".pickle", ".bin")
 log = logging.getLogger("visual.weights")
@@ -54,8 +56,10 @@ def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") ->
         weights, detail = f"file:{path}", f"state dict {path} (sha256 {_sha256(path)[:16]})"
     else:
         valid = ["random", *extractor.named_weights, *extractor.local_only_weights]
-        raise WeightsError(f"{key}={spec!r} is not a weights source: use one of {valid} "
-                           f"or a path to a state dict ({'/'.join(FILE_SUFFIXES)})")
+        raise WeightsError(
+            f"{key}={spec!r} is not a weights source: use one of {valid} "
+            f"or a path to a state dict ({'/'.join(FILE_SUFFIXES)})"
+        )
     log.info("%s weights: %s", extractor.name, detail)
     model.eval().requires_grad_(False)
     return LoadedWeights(model.to(device), weights, detail)
@@ -92,8 +96,9 @@ def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], key: str, sp
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:  # missing/unexpected keys or shape mismatch
         first = str(err).strip().splitlines()
-        raise WeightsError(f"{key}={spec}: the state dict does not fit this architecture: "
-                           f"{' '.join(first[:3])[:400]}") from err
+        raise WeightsError(
+            f"{key}={spec}: the state dict does not fit this architecture: {' '.join(first[:3])[:400]}"
+        ) from err
 
 
 def _sha256(path: Path) -> str:

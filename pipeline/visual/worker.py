@@ -6,6 +6,7 @@ a folder of ``shard-XXX.parquet`` (``video_id``, ``fingerprint``, the extractor'
 Only videos whose (video_id, fingerprint) and params are not in the store yet run through the
 model; an interrupted run leaves its finished shards, and the rerun does only what is missing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,9 @@ from pipeline.core.shards import ShardedStore, Summary
 from pipeline.decode import decoded
 from pipeline.execution import executors, runner
 from pipeline.execution.job import Job, failure_row
-from pipeline.visual import extractor as registry
 from pipeline.visual import weights
 from pipeline.visual.batching import Item, extract
+from pipeline.visual.extractor import create
 from pipeline.visual.inference import Engine, resolve_placement
 
 log = logging.getLogger("visual")
@@ -44,8 +45,10 @@ def feature_schema(dims: Mapping[str, Sequence[int]]) -> pa.Schema:
 
 
 def encode(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    cols: dict[str, Any] = {"video_id": pa.array([r["video_id"] for r in rows], pa.string()),
-                            "fingerprint": pa.array([r["fingerprint"] for r in rows], pa.string())}
+    cols: dict[str, Any] = {
+        "video_id": pa.array([r["video_id"] for r in rows], pa.string()),
+        "fingerprint": pa.array([r["fingerprint"] for r in rows], pa.string()),
+    }
     for name in schema.names[2:-1]:
         cols[name] = store.vector_array(np.stack([r[name].reshape(-1) for r in rows]))  # (N, D)
     cols["padded"] = pa.array([r["padded"] for r in rows], pa.bool_())
@@ -57,9 +60,15 @@ def store_meta(engine: Engine, weights: str, weights_detail: str, decoded_meta: 
     # precision changes the numbers, so it is part of params (and params_hash). The device and
     # threads are not stored: in an incremental store, shards may come from different machines.
     return store.make_meta(
-        "visual", params={**ex.output_params(), "precision": rt.precision}, extractor=ex.name,
-        weights=weights, dims=ex.dims(), weights_detail=weights_detail, precision=rt.precision,
-        decoded_params_hash=decoded_meta["params_hash"], shards=decoded_meta["shards"],
+        "visual",
+        params={**ex.output_params(), "precision": rt.precision},
+        extractor=ex.name,
+        weights=weights,
+        dims=ex.dims(),
+        weights_detail=weights_detail,
+        precision=rt.precision,
+        decoded_params_hash=decoded_meta["params_hash"],
+        shards=decoded_meta["shards"],
     )
 
 
@@ -107,33 +116,62 @@ class Built:
 def build_worker(name: str, cfg: VisualConfig, decoded_root: str) -> Built:
     """Extractor, weights and engine for ``visual.<name>``, once per worker."""
     placement = resolve_placement(cfg)
-    extractor = registry.create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
+    extractor = create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
     loaded = weights.load(extractor, extractor.cfg.weights, placement.device)
-    return Built(VisualWorker(Engine(extractor, loaded.model, placement), decoded_root, cfg.batch_size),
-                 loaded.weights, loaded.detail)
+    return Built(
+        VisualWorker(Engine(extractor, loaded.model, placement), decoded_root, cfg.batch_size),
+        loaded.weights,
+        loaded.detail,
+    )
 
 
 def make_worker(name: str, cfg: VisualConfig, decoded_root: str) -> VisualWorker:
     return build_worker(name, cfg, decoded_root).worker
 
 
-def visual_stage(worker: VisualWorker, out_dir: str | Path, meta: dict[str, Any], *, job: Job | None = None,
-                 max_failure_rate: float = 1.0) -> runner.PerVideoStage:
+def visual_stage(
+    worker: VisualWorker,
+    out_dir: str | Path,
+    meta: dict[str, Any],
+    *,
+    job: Job | None = None,
+    max_failure_rate: float = 1.0,
+) -> runner.PerVideoStage:
     """The per-video stage that brings ``visual_<name>.parquet`` up to date with the decoded store."""
     name, root = worker.engine.extractor.name, worker.decoded_root
     final, failures_path = output_paths(out_dir, name)
     schema = feature_schema(worker.engine.extractor.dims())
-    sharded = ShardedStore(final, int(decoded.read_meta(root)["shards"]), schema, meta, stage="visual",
-                           failures_path=failures_path, encode=partial(encode, schema=schema), row_group=ROW_GROUP)
+    sharded = ShardedStore(
+        final,
+        int(decoded.read_meta(root)["shards"]),
+        schema,
+        meta,
+        stage="visual",
+        failures_path=failures_path,
+        encode=partial(encode, schema=schema),
+        row_group=ROW_GROUP,
+    )
     return runner.PerVideoStage(
-        f"visual@{name}", "visual", sharded, job or Job(f"visual@{name}", lambda: worker), worker.stream,
-        max_failure_rate, to_worker=decoded.reference,
+        f"visual@{name}",
+        "visual",
+        sharded,
+        job or Job(f"visual@{name}", lambda: worker),
+        worker.stream,
+        max_failure_rate,
+        to_worker=decoded.reference,
         source=lambda row: str(decoded.shard_path(root, row["shard"])),
     )
 
 
-def extract_store(worker: VisualWorker, out_dir: str | Path, meta: dict[str, Any], *, job: Job | None = None,
-                  executor: ExecutorConfig = executors.LOCAL, max_failure_rate: float = 1.0) -> Summary:
+def extract_store(
+    worker: VisualWorker,
+    out_dir: str | Path,
+    meta: dict[str, Any],
+    *,
+    job: Job | None = None,
+    executor: ExecutorConfig = executors.LOCAL,
+    max_failure_rate: float = 1.0,
+) -> Summary:
     """Bring ``visual_<name>.parquet`` up to date with the decoded store; ``job`` runs on ``executor``."""
     stage = visual_stage(worker, out_dir, meta, job=job, max_failure_rate=max_failure_rate)
     index = decoded.read_index(worker.decoded_root)

@@ -1,4 +1,5 @@
 """The shared/private losses: zero on identical inputs, positive otherwise; the hinge is bounded."""
+
 from __future__ import annotations
 
 import pytest

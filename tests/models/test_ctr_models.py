@@ -1,19 +1,38 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
 import torch
 
-from models.ctr.base import FeatureSpec
-from models.ctr.registry import MODELS, UnknownModel, build_model
+from models.ctr import MODELS, build
+from models.ctr.base import CtrModel, CtrSizes, FeatureSpec
 from models.layers import fm_pairwise
-from pipeline.ctr.train import load_checkpoint, save_checkpoint
 from pipeline.core.params import CtrConfig
+from pipeline.ctr.train import load_checkpoint, model_sizes, save_checkpoint
+from registry import UnknownName
+from tests.conftest import ROOT
+
 SPEC = FeatureSpec(n_users=9, n_items=13, categorical=(4, 3), multi=(6,), n_numeric=2, history=5)
-CFG = CtrConfig(model="fm", use_content=True, content=("a", "b"), embed_dim=8, mlp=(16, 8), heads=2,
-                attention_dim=8, dropout=0.0, lr=0.01, weight_decay=0.0, batch_size=32, epochs=1, patience=1,
-                seed=0, threads=1)
+CFG = CtrConfig(
+    model="fm",
+    use_content=True,
+    content=("a", "b"),
+    embed_dim=8,
+    mlp=(16, 8),
+    heads=2,
+    attention_dim=8,
+    dropout=0.0,
+    lr=0.01,
+    weight_decay=0.0,
+    batch_size=32,
+    epochs=1,
+    patience=1,
+    seed=0,
+    threads=1,
+)
+SIZES = CtrSizes(embed_dim=8, mlp=(16, 8), heads=2, attention_dim=8, dropout=0.0)
 B = 24
 
 
@@ -23,7 +42,10 @@ def content() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     mask_b[[0, 3, 4]] = False  # item 0 is padding; items 3, 4 have no audio
     mask_a = torch.ones(SPEC.n_items, dtype=torch.bool)
     mask_a[0] = False
-    return {"a": (torch.randn(SPEC.n_items, 7, generator=g), mask_a), "b": (torch.randn(SPEC.n_items, 3, generator=g), mask_b)}
+    return {
+        "a": (torch.randn(SPEC.n_items, 7, generator=g), mask_a),
+        "b": (torch.randn(SPEC.n_items, 3, generator=g), mask_b),
+    }
 
 
 def batch(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -32,20 +54,25 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
     hist = torch.randint(1, SPEC.n_items, (B, SPEC.history), generator=g)
     hist = hist * (torch.arange(SPEC.history) < hist_len[:, None])  # left-aligned, 0-padded
     multi = torch.randint(0, 6, (B, 1, 3), generator=g)
-    return {"user": torch.randint(1, SPEC.n_users, (B,), generator=g),
-            "item": torch.randint(1, SPEC.n_items, (B,), generator=g),
-            "cat": torch.stack([torch.randint(0, 4, (B,), generator=g), torch.randint(0, 3, (B,), generator=g)], 1),
-            "multi": multi, "num": torch.randn(B, 2, generator=g), "hist": hist, "hist_len": hist_len,
-            "label": (torch.rand(B, generator=g) < 0.5).float()}
+    return {
+        "user": torch.randint(1, SPEC.n_users, (B,), generator=g),
+        "item": torch.randint(1, SPEC.n_items, (B,), generator=g),
+        "cat": torch.stack([torch.randint(0, 4, (B,), generator=g), torch.randint(0, 3, (B,), generator=g)], 1),
+        "multi": multi,
+        "num": torch.randn(B, 2, generator=g),
+        "hist": hist,
+        "hist_len": hist_len,
+        "label": (torch.rand(B, generator=g) < 0.5).float(),
+    }
 
 
-CASES = list(itertools.product(sorted(MODELS), [True, False]))
+CASES = list(itertools.product(MODELS.names(), [True, False]))
 
 
 @pytest.mark.parametrize(("name", "with_content"), CASES)
 def test_shape_backward_and_loss_decreases(name, with_content):
     torch.manual_seed(0)
-    model = build_model(name, SPEC, CFG, content() if with_content else None)
+    model = build(name, SPEC, SIZES, content() if with_content else None)
     b = batch()
     out = model(b)
     assert out.shape == (B,) and torch.isfinite(out).all()
@@ -65,7 +92,7 @@ def test_shape_backward_and_loss_decreases(name, with_content):
 @pytest.mark.parametrize(("name", "with_content"), CASES)
 def test_save_load_gives_identical_outputs(name, with_content, tmp_path):
     torch.manual_seed(0)
-    model = build_model(name, SPEC, CFG, content() if with_content else None).eval()
+    model = build(name, SPEC, SIZES, content() if with_content else None).eval()
     path = save_checkpoint(tmp_path / "m.pt", model, name, SPEC, CFG)
     loaded, blob = load_checkpoint(path)
     b = batch(3)
@@ -76,7 +103,7 @@ def test_save_load_gives_identical_outputs(name, with_content, tmp_path):
 
 def test_padding_and_absent_content_do_not_leak():
     """Items without a modality's vector are masked; history padding does not change the output."""
-    model = build_model("din", SPEC, CFG, content()).eval()
+    model = build("din", SPEC, SIZES, content()).eval()
     b = batch(5)
     b2 = dict(b)
     b2["hist"] = torch.cat([b["hist"], torch.zeros(B, 3, dtype=torch.long)], 1)  # more padding
@@ -93,9 +120,23 @@ def test_fm_pairwise_equals_the_brute_force_sum():
     assert torch.allclose(fm_pairwise(x), brute)
 
 
+def test_params_give_the_model_sizes():
+    assert model_sizes(CFG) == SIZES
+    assert model_sizes({**dataclasses.asdict(CFG), "mlp": [16, 8]}) == SIZES  # as a checkpoint stores them
+
+
+def test_registry_names_are_the_zoo_modules_and_each_registers_itself():
+    zoo = sorted(p.stem for p in (ROOT / "models" / "ctr" / "zoo").glob("*.py") if not p.stem.startswith("_"))
+    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "fm", "lr", "mmie"]
+    for name, cls in MODELS.items():
+        assert cls.__module__ == f"models.ctr.zoo.{name}" and issubclass(cls, CtrModel)
+
+
 def test_unknown_model_lists_the_registry():
-    with pytest.raises(UnknownModel, match="amfr, deepfm, din, fm, lr, mmie"):
-        build_model("xdeepfm", SPEC, CFG)
+    with pytest.raises(UnknownName, match="amfr, deepfm, din, fm, lr, mmie"):
+        build("xdeepfm", SPEC, SIZES)
+    with pytest.raises(UnknownName, match="did you mean 'deepfm'"):
+        MODELS.check("deepfn")
 
 
 def test_target_attention_equals_the_concatenated_form():

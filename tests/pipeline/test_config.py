@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pipeline.core.config import ConfigError, build, flat_keys
-from pipeline.core.params import Params, load_params
+from pipeline.core.params import load_params
 from tests.conftest import ROOT
 
 
@@ -61,7 +61,7 @@ def test_build_rejects_bad_params_naming_the_key(patch, message):
 
 def test_repo_params_file_loads_and_every_key_is_known(params):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert sorted(flat_keys(Params)) == sorted(_leaf_keys(raw))
+    assert sorted(flat_keys(params)) == sorted(_leaf_keys(raw))
     assert params.decode.num_frames == raw["decode"]["num_frames"]
 
 
@@ -70,7 +70,9 @@ def test_unknown_key_in_params_file_is_an_error(tmp_path):
     raw["decode"]["num_frame"] = 16
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=r"unknown params key 'decode.num_frame' \(did you mean 'decode.num_frames'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown params key 'decode.num_frame' \(did you mean 'decode.num_frames'\?\)"
+    ):
         load_params(path)
 
 

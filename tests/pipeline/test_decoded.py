@@ -5,15 +5,25 @@ import pytest
 
 from pipeline.core import store
 from pipeline.decode.decoded import DecodedWriter, iter_decoded, read_index, shard_of, shard_path
+
 T, S = 4, 8
 
 
 def _row(i: int, audio: bool = True) -> dict:
     frames = np.full((T, S, S, 3), i, np.uint8)
     samples = np.arange(i + 1, dtype=np.float32) if audio else np.zeros(0, np.float32)
-    return {"video_id": f"v{i}", "fingerprint": f"{i * 7919:08x}" + "0" * 24, "frames": frames.tobytes(),
-            "frame_indices": list(range(T)), "n_unique_frames": T, "padded": False, "has_audio": audio,
-            "audio": samples.tobytes(), "audio_seconds": samples.size / 16000, "note": ""}
+    return {
+        "video_id": f"v{i}",
+        "fingerprint": f"{i * 7919:08x}" + "0" * 24,
+        "frames": frames.tobytes(),
+        "frame_indices": list(range(T)),
+        "n_unique_frames": T,
+        "padded": False,
+        "has_audio": audio,
+        "audio": samples.tobytes(),
+        "audio_seconds": samples.size / 16000,
+        "note": "",
+    }
 
 
 def _meta() -> dict:
@@ -28,7 +38,7 @@ def test_round_trip_through_shards(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.parquet"] + [f"shard-00{s}.parquet" for s in range(3)]
     index = read_index(tmp_path)
     assert index.column("video_id").to_pylist() == sorted(f"v{i}" for i in range(10))
-    for vid, shard, fp in zip(*(index.column(c).to_pylist() for c in ("video_id", "shard", "fingerprint"))):
+    for _vid, shard, fp in zip(*(index.column(c).to_pylist() for c in ("video_id", "shard", "fingerprint"))):
         assert shard == shard_of(fp, 3)
     videos = {v.video_id: v for v in iter_decoded(tmp_path)}
     for i in range(10):

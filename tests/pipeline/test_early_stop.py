@@ -2,6 +2,8 @@ import torch
 from torch import nn
 
 from pipeline.core.early_stop import EarlyStopping
+
+
 def test_keeps_best_state_and_stops_after_patience():
     model = nn.Linear(1, 1, bias=False)
     stopper = EarlyStopping(model, patience=2, initial=float("-inf"))

@@ -1,4 +1,5 @@
 """pipeline.execution.executors: the local reference backend, and Ray Data (one local runtime per module) against it."""
+
 from __future__ import annotations
 
 import functools
@@ -13,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.execution import executors as executor
 from pipeline.core.config import ConfigError, build
-from pipeline.execution.executors import Job
 from pipeline.core.params import ExecutorConfig
+from pipeline.execution import executors as executor
+from pipeline.execution.executors import Job
+from registry import UnknownName
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ExecutorConfig(kind="local", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=3)
 RAY = ExecutorConfig(kind="ray", address="", num_cpus=2, num_gpus=0, actors=0, max_retries=3)
@@ -42,8 +45,14 @@ class Toy:
             (Path(self.log_dir) / "victim.pid").write_text(str(os.getpid()))
             time.sleep(60)  # the test kills this process long before
         x = row["x"]
-        return {"video_id": row["video_id"], "x2": x * self.scale, "sum": float(x.sum()), "raw": row["raw"][::-1],
-                "none": None, "meta": {"shape": x.shape, "tags": [row["video_id"], None]}}
+        return {
+            "video_id": row["video_id"],
+            "x2": x * self.scale,
+            "sum": float(x.sum()),
+            "raw": row["raw"][::-1],
+            "none": None,
+            "meta": {"shape": x.shape, "tags": [row["video_id"], None]},
+        }
 
 
 def halve(batch: list[dict]) -> list[dict]:
@@ -59,8 +68,14 @@ def halve(batch: list[dict]) -> list[dict]:
 
 def make_rows(n: int) -> list[dict]:
     rng = np.random.default_rng(0)
-    rows = [{"video_id": f"v{i:03d}", "x": rng.random((i % 3 + 1, 4)).astype(np.float32 if i % 2 else np.float64),
-             "raw": bytes([i, 0, 255, 0])} for i in range(n)]
+    rows = [
+        {
+            "video_id": f"v{i:03d}",
+            "x": rng.random((i % 3 + 1, 4)).astype(np.float32 if i % 2 else np.float64),
+            "raw": bytes([i, 0, 255, 0]),
+        }
+        for i in range(n)
+    ]
     rows.insert(3, {"video_id": "boom", "x": np.zeros(2), "raw": b""})
     rows.insert(5, {"video_id": "gone", "failure": {"reason": "missing_file", "message": "no such file"}})
     return rows
@@ -111,34 +126,47 @@ def test_local_prepare_failures_skip_the_worker():
 
 
 def test_unknown_kind_names_the_valid_ones():
-    cfg = ExecutorConfig(kind="dask", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=0)
-    with pytest.raises(ConfigError, match="executor.kind.*local, ray.*'dask'"):
-        executor.run(Job("toy", Toy), [], cfg)
+    with pytest.raises(UnknownName, match="'dask' in executor.kind.*registered: local, ray"):
+        ExecutorConfig(kind="dask", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=0)
+    with pytest.raises(ConfigError, match="'dask' in executor.kind.*registered: local, ray"):
+        build(
+            ExecutorConfig,
+            {"kind": "dask", "address": "", "num_cpus": 0, "num_gpus": 0, "actors": 0, "max_retries": 0},
+            "executor",
+        )
     with pytest.raises(ConfigError, match="executor"):
-        build(ExecutorConfig, {"kind": "local", "address": "", "num_cpus": -1, "num_gpus": 0, "actors": 0,
-                               "max_retries": 0}, "executor")
+        build(
+            ExecutorConfig,
+            {"kind": "local", "address": "", "num_cpus": -1, "num_gpus": 0, "actors": 0, "max_retries": 0},
+            "executor",
+        )
 
 
 def test_local_backend_never_imports_ray():
-    code = ("import sys; sys.modules['ray'] = None\n"  # any `import ray` now raises
-            "from tests.pipeline.test_executor import LOCAL, Toy, make_rows\n"
-            "from pipeline import executor\n"
-            "print(len(list(executor.run(executor.Job('t', Toy), make_rows(2), LOCAL))))")
+    code = (
+        "import sys; sys.modules['ray'] = None\n"  # any `import ray` now raises
+        "from tests.pipeline.test_executor import LOCAL, Toy, make_rows\n"
+        "from pipeline.execution import executors as executor\n"
+        "print(len(list(executor.run(executor.Job('t', Toy), make_rows(2), LOCAL))))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "4"
 
 
 def test_ray_starts_a_local_runtime_and_stops_what_it_started():
     pytest.importorskip("ray")
-    code = ("import ray, dataclasses\n"
-            "from tests.pipeline.test_executor import RAY, Toy, make_rows, by_id\n"
-            "from pipeline import executor\n"
-            "cfg = dataclasses.replace(RAY, num_cpus=1)\n"
-            "out = by_id(executor.run(executor.Job('t', Toy, batch_size=8), make_rows(6), cfg))\n"
-            "print(len(out), out['boom']['failure']['reason'], ray.is_initialized())")
+    code = (
+        "import ray, dataclasses\n"
+        "from tests.pipeline.test_executor import RAY, Toy, make_rows, by_id\n"
+        "from pipeline.execution import executors as executor\n"
+        "cfg = dataclasses.replace(RAY, num_cpus=1)\n"
+        "out = by_id(executor.run(executor.Job('t', Toy, batch_size=8), make_rows(6), cfg))\n"
+        "print(len(out), out['boom']['failure']['reason'], ray.is_initialized())"
+    )
     env = {**os.environ, "RAY_ADDRESS": ""}  # never join a cluster the caller may have configured
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=240
+    )
     assert done.stdout.split()[-3:] == ["8", "worker_error", "False"]
 
 

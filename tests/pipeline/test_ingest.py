@@ -5,8 +5,15 @@ import dataclasses
 import pytest
 
 from pipeline.core.failures import Failure
-from pipeline.ingest.scan import (InputError, InputVideo, assign_splits, fingerprint, list_inputs, manifest_table,
-                             probe_one)
+from pipeline.ingest.scan import (
+    InputError,
+    InputVideo,
+    assign_splits,
+    fingerprint,
+    list_inputs,
+    manifest_table,
+    probe_one,
+)
 from tests.media_fixtures import make_bad_inputs, make_clip
 
 
@@ -15,7 +22,10 @@ def test_folder_scan_ids_are_relative_paths_without_suffix(tmp_path):
     make_clip(tmp_path / "b.MOV", audio_rate=None)
     (tmp_path / "notes.txt").write_text("ignored")
     items = list_inputs(tmp_path, [".mp4", ".mov"])
-    assert [(i.video_id, i.path) for i in items] == [("a/x", str(tmp_path / "a" / "x.mp4")), ("b", str(tmp_path / "b.MOV"))]
+    assert [(i.video_id, i.path) for i in items] == [
+        ("a/x", str(tmp_path / "a" / "x.mp4")),
+        ("b", str(tmp_path / "b.MOV")),
+    ]
 
 
 def test_duplicate_ids_fail_before_any_work(tmp_path):
@@ -34,15 +44,20 @@ def test_manifest_paths_labels_and_splits(tmp_path):
     manifest = tmp_path / "sub" / "manifest.csv"
     manifest.write_text("video_id,path,label,split,extra\n1,clips/a.mp4,cat,test,z\n2,/abs/b.mp4,,,z\n")
     items = list_inputs(tmp_path / "sub", [])  # a folder holding manifest.csv uses it
-    assert items == [InputVideo("1", str(tmp_path / "sub" / "clips" / "a.mp4"), "cat", "test"),
-                     InputVideo("2", "/abs/b.mp4", None, None)]
+    assert items == [
+        InputVideo("1", str(tmp_path / "sub" / "clips" / "a.mp4"), "cat", "test"),
+        InputVideo("2", "/abs/b.mp4", None, None),
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("video_id\n1\n", "lacks required column"),
-    ("video_id,path,split\n1,a.mp4,holdout\n", "split 'holdout'"),
-    ("video_id,path\n,a.mp4\n", "empty video_id or path"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("video_id\n1\n", "lacks required column"),
+        ("video_id,path,split\n1,a.mp4,holdout\n", "split 'holdout'"),
+        ("video_id,path\n,a.mp4\n", "empty video_id or path"),
+    ],
+)
 def test_bad_manifests_are_clear_errors(tmp_path, text, message):
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(InputError, match=message):
@@ -106,6 +121,7 @@ def test_unchanged_files_reuse_the_previous_row_and_changed_ones_are_probed(tmp_
     import os
 
     from pipeline.ingest import scan as ingest
+
     clip = make_clip(tmp_path / "a.mp4", audio_rate=None)
     first = probe_one(InputVideo("a", str(clip), "x"), "train")
     assert isinstance(first, dict) and first["mtime_ns"] == os.stat(clip).st_mtime_ns

@@ -34,7 +34,9 @@ def test_probe_reports_stream_facts(tmp_path):
     assert probe(make_clip(tmp_path / "b.mp4", audio_rate=None)).has_audio is False
 
 
-@pytest.mark.parametrize("content, reason", [(None, "missing_file"), (b"", "empty_file"), (b"not a video", "unreadable")])
+@pytest.mark.parametrize(
+    "content, reason", [(None, "missing_file"), (b"", "empty_file"), (b"not a video", "unreadable")]
+)
 def test_probe_failures_carry_a_reason(tmp_path, content, reason):
     path = tmp_path / "x.mp4"
     if content is not None:

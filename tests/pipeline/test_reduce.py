@@ -8,9 +8,11 @@ import pytest
 from sklearn.decomposition import PCA
 
 from pipeline.core import store
+from pipeline.core.modality import ModalityReduceConfig
+from pipeline.reduce.__main__ import main as reduce_main
+from pipeline.reduce.fit import ReduceError, fit_modality, load_states, save_states
 from pipeline.reduce.items import Source, build_items
-from pipeline.core.params import ModalityReduceConfig
-from pipeline.reduce.fit import ReduceError, fit_modality, load_states, main as reduce_main, save_states
+
 RNG = np.random.default_rng(0)
 N, D_VIS, D_AUD = 60, 16, 8
 IDS = [f"v{i:02d}" for i in range(N)]
@@ -24,7 +26,9 @@ def mod(**kw) -> ModalityReduceConfig:
 
 
 def low_rank(n: int, d: int, rank: int = 3) -> np.ndarray:
-    return (RNG.normal(size=(n, rank)) @ RNG.normal(size=(rank, d)) * 3 + RNG.normal(size=(n, d)) * 0.1).astype(np.float32)
+    return (RNG.normal(size=(n, rank)) @ RNG.normal(size=(rank, d)) * 3 + RNG.normal(size=(n, d)) * 0.1).astype(
+        np.float32
+    )
 
 
 def write_store(path, ids, x, meta, has_audio=None, column="x"):
@@ -42,13 +46,28 @@ def corpus(tmp_path, params):
     aud[~np.array(has_audio)] = 0
     manifest = pa.table({"video_id": IDS, "split": SPLIT, "label": ["a"] * N, "has_audio": has_audio})
     sources = {
-        "resnet152": Source(write_store(tmp_path / "v.parquet", IDS, vis, store.make_meta("visual", extractor="resnet152")),
-                            "x", None, {"extractor": "resnet152"}),
-        "mfcc": Source(write_store(tmp_path / "a.parquet", IDS, aud, store.make_meta("audio"), has_audio), "x",
-                       "has_audio", {"stage": "audio"}),
+        "resnet152": Source(
+            write_store(tmp_path / "v.parquet", IDS, vis, store.make_meta("visual", extractor="resnet152")),
+            "x",
+            None,
+            {"extractor": "resnet152"},
+        ),
+        "mfcc": Source(
+            write_store(tmp_path / "a.parquet", IDS, aud, store.make_meta("audio"), has_audio),
+            "x",
+            "has_audio",
+            {"stage": "audio"},
+        ),
     }
-    cfg = dataclasses.replace(params.reduce, resnet152=mod(norm="zscore"), mfcc=mod(n_components=3, norm="minmax"),
-                              solver="full")
+    cfg = dataclasses.replace(
+        params.reduce,
+        solver="full",
+        modalities={
+            **params.reduce.modalities,
+            "resnet152": mod(norm="zscore"),
+            "mfcc": mod(n_components=3, norm="minmax"),
+        },
+    )
     return manifest, sources, cfg, vis, aud
 
 
@@ -86,8 +105,13 @@ def test_no_leakage_test_rows_do_not_change_the_fit(corpus, tmp_path):
     _, states_a, _, _ = build_items(manifest, sources, cfg)
     vis_b = vis.copy()
     vis_b[50:] = RNG.normal(size=(10, D_VIS)) * 100  # test rows only
-    src_b = dict(sources, resnet152=dataclasses.replace(sources["resnet152"], path=write_store(
-        tmp_path / "v2.parquet", IDS, vis_b, store.make_meta("visual", extractor="resnet152"))))
+    src_b = dict(
+        sources,
+        resnet152=dataclasses.replace(
+            sources["resnet152"],
+            path=write_store(tmp_path / "v2.parquet", IDS, vis_b, store.make_meta("visual", extractor="resnet152")),
+        ),
+    )
     table_b, states_b, _, _ = build_items(manifest, src_b, cfg)
     for name in states_a:
         for f in ("mean", "components", "shift", "scale"):
@@ -105,13 +129,21 @@ def test_silent_videos_are_masked_zero_and_never_fitted(corpus):
 
 def test_every_video_silent_gives_zeros_not_nan(corpus, tmp_path):
     manifest, sources, cfg, _, aud = corpus
-    silent = Source(write_store(tmp_path / "s.parquet", IDS, np.zeros_like(aud), store.make_meta("audio"), [False] * N),
-                    "x", "has_audio", {"stage": "audio"})
+    silent = Source(
+        write_store(tmp_path / "s.parquet", IDS, np.zeros_like(aud), store.make_meta("audio"), [False] * N),
+        "x",
+        "has_audio",
+        {"stage": "audio"},
+    )
     table, *_ = build_items(manifest, dict(sources, mfcc=silent), cfg)
     out = store.vectors(table.column("mfcc"))
     assert np.isfinite(out).all() and not out.any()
-    constant = Source(write_store(tmp_path / "c.parquet", IDS, np.ones_like(aud), store.make_meta("audio"), [True] * N),
-                      "x", "has_audio", {"stage": "audio"})
+    constant = Source(
+        write_store(tmp_path / "c.parquet", IDS, np.ones_like(aud), store.make_meta("audio"), [True] * N),
+        "x",
+        "has_audio",
+        {"stage": "audio"},
+    )
     table, *_ = build_items(manifest, dict(sources, mfcc=constant), cfg)
     assert np.isfinite(store.vectors(table.column("mfcc"))).all()
 
@@ -119,9 +151,15 @@ def test_every_video_silent_gives_zeros_not_nan(corpus, tmp_path):
 @pytest.mark.parametrize("rule", ["zero", "drop"])
 def test_missing_videos_follow_the_rule_and_are_counted(corpus, tmp_path, rule):
     manifest, sources, cfg, vis, _ = corpus
-    partial = Source(write_store(tmp_path / "p.parquet", IDS[5:], vis[5:], store.make_meta("visual", extractor="resnet152")),
-                     "x", None, {"extractor": "resnet152"})
-    table, _, _, metrics = build_items(manifest, dict(sources, resnet152=partial), dataclasses.replace(cfg, missing=rule))
+    partial = Source(
+        write_store(tmp_path / "p.parquet", IDS[5:], vis[5:], store.make_meta("visual", extractor="resnet152")),
+        "x",
+        None,
+        {"extractor": "resnet152"},
+    )
+    table, _, _, metrics = build_items(
+        manifest, dict(sources, resnet152=partial), dataclasses.replace(cfg, missing=rule)
+    )
     assert metrics["resnet152"]["missing"] == 5
     if rule == "zero":
         assert table.num_rows == N and table.column("resnet152_present").to_pylist()[:5] == [False] * 5
@@ -134,14 +172,18 @@ def test_too_many_components_cap_or_error(corpus):
     vis = corpus[3][:10]
     state, _ = fit_modality(vis, mod(n_components=50), "resnet152", **FIT)
     assert len(state.components) == 9 and state.info["capped"]  # 10 centred rows span 9 directions
-    with pytest.raises(ReduceError, match=r"reduce.resnet152.n_components=50 exceeds min\(training rows - 1=9, dims=16\)"):
+    with pytest.raises(
+        ReduceError, match=r"reduce.resnet152.n_components=50 exceeds min\(training rows - 1=9, dims=16\)"
+    ):
         fit_modality(vis, mod(n_components=50), "resnet152", **{**FIT, "cap": False})
 
 
 def test_store_that_does_not_match_params_is_a_clear_error(corpus, tmp_path):
     manifest, sources, cfg, vis, _ = corpus
-    wrong = dataclasses.replace(sources["resnet152"], path=write_store(
-        tmp_path / "w.parquet", IDS, vis, store.make_meta("visual", extractor="c3d")))
+    wrong = dataclasses.replace(
+        sources["resnet152"],
+        path=write_store(tmp_path / "w.parquet", IDS, vis, store.make_meta("visual", extractor="c3d")),
+    )
     with pytest.raises(store.StoreError, match="metadata 'extractor' is 'c3d', expected 'resnet152'"):
         build_items(manifest, dict(sources, resnet152=wrong), cfg)
     with pytest.raises(store.StoreError, match="params key reduce.resnet152.column"):

@@ -23,8 +23,9 @@ def test_plan_is_deterministic_balanced_and_varied(params):
 
 
 def test_rendered_clip_matches_its_spec(tmp_path, params):
-    spec = dataclasses.replace(plan_videos(params.sample)[0], seconds=1.0, width=64, height=48, fps=10.0,
-                               audio_rate=22050)
+    spec = dataclasses.replace(
+        plan_videos(params.sample)[0], seconds=1.0, width=64, height=48, fps=10.0, audio_rate=22050
+    )
     path = tmp_path / "v.mp4"
     render_video(spec, path)
     info = probe(path)

@@ -1,4 +1,5 @@
 """Incremental sharded stores (pipeline.core.shards) and reading shard folders (pipeline.core.store)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,8 @@ import pytest
 
 from pipeline.core import store
 from pipeline.core.shards import ShardedStore, shard_of, shard_path
-from pipeline.execution.local import failure_row
+from pipeline.execution.job import failure_row
+
 SHARDS = 4
 SCHEMA = pa.schema([("video_id", pa.string()), ("fingerprint", pa.string()), ("value", pa.float64())])
 
@@ -28,9 +30,16 @@ def corpus(n: int, changed: dict[str, str] | None = None) -> list[dict]:
 
 def open_store(root, params=None) -> ShardedStore:
     meta = store.make_meta("toy", params=params or {"scale": 1})
-    return ShardedStore(root / "toy.parquet", SHARDS, SCHEMA, meta, stage="decode",
-                        failures_path=root / "toy_failures.parquet",
-                        encode=partial(pa.Table.from_pylist, schema=SCHEMA), row_group=3)
+    return ShardedStore(
+        root / "toy.parquet",
+        SHARDS,
+        SCHEMA,
+        meta,
+        stage="decode",
+        failures_path=root / "toy_failures.parquet",
+        encode=partial(pa.Table.from_pylist, schema=SCHEMA),
+        row_group=3,
+    )
 
 
 def compute(row: dict, fail: set[str] = frozenset(), crash_after: int | None = None, seen: list | None = None) -> dict:
@@ -53,8 +62,10 @@ def run(root, wanted, params=None, **kw) -> tuple:
 
 
 def stamps(root) -> dict[int, tuple[int, int]]:
-    return {s: (shard_path(root / "toy.parquet", s).stat().st_ino, shard_path(root / "toy.parquet", s).stat().st_mtime_ns)
-            for s in range(SHARDS)}
+    return {
+        s: (shard_path(root / "toy.parquet", s).stat().st_ino, shard_path(root / "toy.parquet", s).stat().st_mtime_ns)
+        for s in range(SHARDS)
+    }
 
 
 def test_incremental_equals_from_scratch_and_touches_only_changed_shards(tmp_path):
@@ -69,7 +80,9 @@ def test_incremental_equals_from_scratch_and_touches_only_changed_shards(tmp_pat
     scratch, _ = run(tmp_path / "scratch", final, fail={"v03"})
     a = store.read_table(tmp_path / "inc" / "toy.parquet", expect={"stage": "toy"})
     b = store.read_table(tmp_path / "scratch" / "toy.parquet")
-    assert a.equals(b) and a.column("video_id").to_pylist() == sorted(r["video_id"] for r in final if r["video_id"] != "v03")
+    assert a.equals(b) and a.column("video_id").to_pylist() == sorted(
+        r["video_id"] for r in final if r["video_id"] != "v03"
+    )
     assert [f.video_id for f in summary.failures] == ["v03"] == [f.video_id for f in scratch.failures]
     assert (summary.rows, summary.total, summary.computed) == (13, 14, 4)
 
@@ -150,9 +163,13 @@ def test_executor_rows_without_fingerprint_and_worker_errors_are_retried(tmp_pat
     sharded = open_store(tmp_path)
     plan = sharded.plan(corpus(4))
     results = [{"video_id": "v00", "failure": {"reason": "worker_error", "message": "worker killed"}}]
-    results += [{k: v for k, v in compute(r).items() if k != "fingerprint"} for r in plan.todo if r["video_id"] != "v00"]
+    results += [
+        {k: v for k, v in compute(r).items() if k != "fingerprint"} for r in plan.todo if r["video_id"] != "v00"
+    ]
     summary = sharded.write(plan, sorted(results, key=lambda r: r["video_id"], reverse=True), {})
     assert [(f.video_id, f.reason, f.fingerprint) for f in summary.failures] == [("v00", "worker_error", fp("c00"))]
-    assert store.read_table(tmp_path / "toy.parquet").column("fingerprint").to_pylist() == [fp(f"c0{i}") for i in (1, 2, 3)]
+    assert store.read_table(tmp_path / "toy.parquet").column("fingerprint").to_pylist() == [
+        fp(f"c0{i}") for i in (1, 2, 3)
+    ]
     _, seen = run(tmp_path, corpus(4))
     assert seen == ["v00"]  # a killed worker says nothing about the video: retried next run

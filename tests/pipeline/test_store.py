@@ -6,6 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core import store
+
+
 def test_vectors_round_trip_as_fixed_size_float32_lists(tmp_path):
     matrix = np.random.default_rng(0).normal(size=(5, 7)).astype(np.float64)
     table = pa.table({"video_id": list("abcde"), "v": store.vector_array(matrix)})

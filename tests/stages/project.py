@@ -1,4 +1,5 @@
 """Run the project's stages in a throw-away copy of the repository with edited params."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,15 @@ import yaml
 from tests.conftest import ROOT
 
 TINY = {
-    "sample": {"n_videos": 8, "min_seconds": 1.0, "max_seconds": 2.0, "sizes": [[64, 48], [48, 64]],
-               "fps": [10, 15], "n_users": 5, "impressions_per_user": 4},
+    "sample": {
+        "n_videos": 8,
+        "min_seconds": 1.0,
+        "max_seconds": 2.0,
+        "sizes": [[64, 48], [48, 64]],
+        "fps": [10, 15],
+        "n_users": 5,
+        "impressions_per_user": 4,
+    },
     "decode": {"num_frames": 8, "size": 32, "shards": 2},
 }
 
@@ -30,8 +38,13 @@ def deep_update(base: dict, patch: dict) -> dict:
 class Project:
     def __init__(self, root: Path, patch: dict | None = None):
         self.root = root
-        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\n")
+        files = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
         for rel in filter(None, files):
             if (ROOT / rel).is_file() and not rel.startswith("tests/"):
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)

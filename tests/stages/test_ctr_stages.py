@@ -1,4 +1,5 @@
 """ctr_data + ctr_train run as stage modules in a throw-away project (no videos needed)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,17 @@ from tests.stages.project import Project
 
 PATCH = {
     "ctr_data": {"features": {"categorical": [], "multi": [], "numeric": []}, "negatives": 2, "history": 5},
-    "ctr": {"model": "deepfm", "use_content": True, "content": ["resnet152", "mfcc"], "epochs": 6, "patience": 3,
-            "batch_size": 128, "embed_dim": 8, "mlp": [16], "lr": 0.01},
+    "ctr": {
+        "model": "deepfm",
+        "use_content": True,
+        "content": ["resnet152", "mfcc"],
+        "epochs": 6,
+        "patience": 3,
+        "batch_size": 128,
+        "embed_dim": 8,
+        "mlp": [16],
+        "lr": 0.01,
+    },
 }
 
 
@@ -69,10 +79,18 @@ def test_unknown_model_fails_with_the_registry(project):
 
 
 def test_movielens_source_without_video_content(tmp_path):
-    proj = Project(tmp_path, {
-        "ctr_data": {"source": "movielens", "path": "ml", "label": {"positive_min": 4, "negative_max": None},
-                     "features": {"categorical": ["gender", "occupation"], "multi": ["genres"], "numeric": ["age"]}},
-        "ctr": {"model": "din", "use_content": False, "epochs": 2, "batch_size": 64}})
+    proj = Project(
+        tmp_path,
+        {
+            "ctr_data": {
+                "source": "movielens",
+                "path": "ml",
+                "label": {"positive_min": 4, "negative_max": None},
+                "features": {"categorical": ["gender", "occupation"], "multi": ["genres"], "numeric": ["age"]},
+            },
+            "ctr": {"model": "din", "use_content": False, "epochs": 2, "batch_size": 64},
+        },
+    )
     write_ml100k(tmp_path / "ml")
     done = proj.run("-m", "stages.ctr_data")
     assert done.returncode == 0, done.stderr

@@ -1,10 +1,11 @@
 """The sample, ingest and decode stages end to end, through DVC and directly."""
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.media_fixtures import make_bad_inputs, real_clips, REAL_CLIPS
+from tests.media_fixtures import REAL_CLIPS, make_bad_inputs, real_clips
 from tests.stages.project import Project
 
 

@@ -3,6 +3,7 @@
 decode, audio and one visual extractor (ResNet-152, 2 frames of 32 px) on a tiny generated corpus
 outside the project; the stores are compared with a from-scratch project on the same corpus.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,25 +12,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.decode import decoded
-
 from pipeline.core import store
 from pipeline.core.params import SampleConfig
-from pipeline.sample import plan_videos, render_video
 from pipeline.core.shards import shard_of
+from pipeline.decode import decoded
+from pipeline.sample import plan_videos, render_video
 from tests.stages.project import Project
 
 SHARDS = 8
-PATCH = {"decode": {"shards": SHARDS}, "audio": {"workers": 1},
-         "visual": {"extractors": ["resnet152"], "batch_size": 1, "precision": "fp32", "resnet152": {"num_frames": 2}}}
+PATCH = {
+    "decode": {"shards": SHARDS},
+    "audio": {"workers": 1},
+    "visual": {"extractors": ["resnet152"], "batch_size": 1, "precision": "fp32", "resnet152": {"num_frames": 2}},
+}
 STORES = ("data/decoded", "features/audio.parquet", "features/visual_resnet152.parquet")
 TARGETS = ("audio", "visual@resnet152")
 
 
 def render(folder: Path, n: int, seed: int) -> list[Path]:
-    cfg = SampleConfig(seed=seed, n_videos=n, min_seconds=1.0, max_seconds=1.5, short_seconds=0.4,
-                       no_audio_fraction=0.25, sizes=((64, 48), (48, 64)), fps=(10.0, 15.0),
-                       audio_rates=(8000, 16000), n_users=5, impressions_per_user=1)
+    cfg = SampleConfig(
+        seed=seed,
+        n_videos=n,
+        min_seconds=1.0,
+        max_seconds=1.5,
+        short_seconds=0.4,
+        no_audio_fraction=0.25,
+        sizes=((64, 48), (48, 64)),
+        fps=(10.0, 15.0),
+        audio_rates=(8000, 16000),
+        n_users=5,
+        impressions_per_user=1,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for spec in plan_videos(cfg):
@@ -100,6 +113,9 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
         assert (inc_clips[video.video_id].audio is None) == (video.audio is None)
         if video.audio is not None:
             np.testing.assert_array_equal(inc_clips[video.video_id].audio, video.audio)
-    for name in ("data/decoded/failures.parquet", "features/audio_failures.parquet",
-                 "features/visual_resnet152_failures.parquet"):
+    for name in (
+        "data/decoded/failures.parquet",
+        "features/audio_failures.parquet",
+        "features/visual_resnet152_failures.parquet",
+    ):
         assert store.read_table(inc.root / name).equals(store.read_table(scratch.root / name))

@@ -6,6 +6,7 @@ is overwritten after ingest): it fails inside a Ray task and must land in the fa
 the same reason as locally. A Ray worker killed mid-decode must not lose or repeat a row; two
 decode processes on one store must leave it complete.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,18 +22,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.decode import decoded
-
 from pipeline.core import store
+from pipeline.decode import decoded
 from tests.stages.project import Project
 from tests.stages.test_incremental import render
 
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")  # a Ray dependency
 
-PATCH = {"audio": {"workers": 1, "feature_sets": ["mfcc"]},
-         "visual": {"extractors": ["resnet152"], "batch_size": 2, "precision": "fp32", "resnet152": {"num_frames": 2}},
-         "executor": {"num_cpus": 2, "max_retries": 3}}
+PATCH = {
+    "audio": {"workers": 1, "feature_sets": ["mfcc"]},
+    "visual": {"extractors": ["resnet152"], "batch_size": 2, "precision": "fp32", "resnet152": {"num_frames": 2}},
+    "executor": {"num_cpus": 2, "max_retries": 3},
+}
 BROKEN = "broken"  # probed fine by ingest, then overwritten: decode fails in the worker
 
 
@@ -52,9 +54,17 @@ def project(tmp_path_factory) -> Project:
 
 def configure(project: Project, kind: str, out: str) -> None:
     """The project's params with ``executor.kind`` and the stores under ``<out>/``."""
-    project.set_params({"executor": {"kind": kind}, "paths": {
-        "decoded": f"{out}/decoded", "visual_features": out, "audio_features": f"{out}/audio.parquet",
-        "audio_failures": f"{out}/audio_failures.parquet"}})
+    project.set_params(
+        {
+            "executor": {"kind": kind},
+            "paths": {
+                "decoded": f"{out}/decoded",
+                "visual_features": out,
+                "audio_features": f"{out}/audio.parquet",
+                "audio_failures": f"{out}/audio_failures.parquet",
+            },
+        }
+    )
 
 
 @contextmanager
@@ -116,8 +126,12 @@ def test_ray_stages_equal_local(project, local, ray_runtime):
     fails = store.read_table(ray_out / "decoded" / "failures.parquet").to_pylist()
     assert [(f["video_id"], f["reason"]) for f in fails] == [(BROKEN, "decode_error")]
     assert len(decoded.read_index(ray_out / "decoded")) == 4
-    for name in ("visual_resnet152.parquet", "visual_resnet152_failures.parquet", "audio.parquet",
-                 "audio_failures.parquet"):
+    for name in (
+        "visual_resnet152.parquet",
+        "visual_resnet152_failures.parquet",
+        "audio.parquet",
+        "audio_failures.parquet",
+    ):
         a, b = store.read_table(local / name), store.read_table(ray_out / name)
         assert a.num_rows == (4 if "failures" not in name else 0), name
         assert_same_table(a, b)

@@ -1,4 +1,5 @@
 """Stage ``visual@<name>`` end to end on tiny decoded stores, and on the real clips (when present)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,12 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline.core import failures
-
-from pipeline.core import store
+from pipeline.core import failures, store
 from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.execution.pools import bounded_map
-from pipeline.visual import extractor as registry
+from pipeline.visual import extractor as registry  # create, EXTRACTORS
 from stages import visual as stage
 from tests.pipeline.visual.helpers import REPO, random_frames, write_decoded
 
@@ -34,7 +33,7 @@ def use_params(tmp_path: Path, monkeypatch, decoded: Path) -> Path:
     return tmp_path / "features"
 
 
-@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("name", registry.EXTRACTORS.names())
 def test_stage_writes_store_and_failures(name, tmp_path, monkeypatch):
     vids = [(f"v{i}", random_frames(i, T, S), i == 0) for i in range(3)] + [("broken", b"\x01\x02", False)]
     out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S))
@@ -46,7 +45,12 @@ def test_stage_writes_store_and_failures(name, tmp_path, monkeypatch):
     assert table.schema.field(col).type == store.vector_type(dim)
     assert dict(zip(table.column("video_id").to_pylist(), table.column("padded").to_pylist()))["v0"] is True
     assert np.isfinite(store.vectors(table.column(col))).all()
-    assert (meta["extractor"], meta["weights"], meta["dims"], meta["precision"]) == (name, "random", {col: [dim]}, "fp32")
+    assert (meta["extractor"], meta["weights"], meta["dims"], meta["precision"]) == (
+        name,
+        "random",
+        {col: [dim]},
+        "fp32",
+    )
     assert meta["params"]["weights"] == "random" and meta["params"]["input_frames"] == T
     fails = pq.read_table(out / f"visual_{name}_failures.parquet").to_pylist()
     assert [(f["video_id"], f["reason"]) for f in fails] == [("broken", "bad_frames")]
@@ -79,7 +83,7 @@ def real_store(tmp_path_factory):
     return write_decoded(tmp_path_factory.mktemp("real") / "dec", videos, 4, S, shards=3), [v[0] for v in videos]
 
 
-@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("name", registry.EXTRACTORS.names())
 def test_real_clips_all_produce_rows(name, real_store, tmp_path, monkeypatch):
     root, ids = real_store
     out = use_params(tmp_path, monkeypatch, root)

@@ -1,2 +1,4 @@
-"""Built-in extractors; importing this package registers them (see ``pipeline.visual.extractor``)."""
-from pipeline.visual.extractors import c3d, i3d, resnet152  # noqa: F401
+"""Built-in extractors, one module each, named as registered (``EXTRACTORS`` lists them without importing).
+
+Importing a module registers its extractor; ``pipeline.visual.extractor.EXTRACTORS.get(name)`` does it on demand.
+"""

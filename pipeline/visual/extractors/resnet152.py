@@ -4,32 +4,63 @@
 CPU without bf16 support ResNet-152 runs ~6 frames/s on 2 cores, so 8 of 32 frames keep the
 sample corpus quick while a GPU user can afford every frame.
 """
+
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torchvision.models import ResNet152_Weights, resnet152
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-from pipeline.visual.clips import normalize, to_float_frames, uniform_clip
+from pipeline.core.modality import ModalityReduceConfig
 from pipeline.visual.extractor import Extractor, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DIMS = {"pool": 2048, "logits": 1000}
 
 
+@dataclass(frozen=True)
+class Resnet152Config:
+    weights: str  # random | imagenet (IMAGENET1K_V1) | imagenet_v2 | path to a state dict
+    output: Literal["pool", "logits"]  # 2048-d pooled layer or 1000-d ImageNet logits
+    keep_sequence: bool  # also store the per-frame (F, D) sequence
+    num_frames: int  # F frames per video through ResNet, spread evenly over the decoded T; 0 = all T
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 0:
+            raise ValueError("num_frames must be >= 0 (0 = every decoded frame)")
+
+
+def _imagenet(version: str):
+    from torchvision.models import ResNet152_Weights
+
+    return getattr(ResNet152_Weights, version).get_state_dict(progress=False)
+
+
 @register("resnet152")
 class ResNet152(Extractor):
+    config = Resnet152Config
+    reduce_defaults = ModalityReduceConfig(n_components=80)
     named_weights = {
         # V1 is the original release the source papers used; V2 is torchvision's newer recipe.
-        "imagenet": lambda: ResNet152_Weights.IMAGENET1K_V1.get_state_dict(progress=False),
-        "imagenet_v2": lambda: ResNet152_Weights.IMAGENET1K_V2.get_state_dict(progress=False),
+        "imagenet": lambda: _imagenet("IMAGENET1K_V1"),
+        "imagenet_v2": lambda: _imagenet("IMAGENET1K_V2"),
     }
+
+    @classmethod
+    def vector_column(cls, cfg: Resnet152Config) -> str:
+        return f"resnet152_{cfg.output}"
 
     @property
     def column(self) -> str:
-        return f"resnet152_{self.cfg.output}"
+        return self.vector_column(self.cfg)
 
     def build(self) -> nn.Module:
+        from torchvision.models import resnet152
+
         return resnet152(weights=None)
 
     @property
@@ -37,12 +68,18 @@ class ResNet152(Extractor):
         return self.cfg.num_frames or self.num_frames
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        from pipeline.visual.clips import normalize, to_float_frames, uniform_clip
+
         if self.frames_used != self.num_frames:
             idx = torch.as_tensor(uniform_clip(self.num_frames, self.frames_used)[0], device=frames.device)
             frames = frames.index_select(1, idx)  # (B, F, H, W, C)
         return normalize(to_float_frames(frames), IMAGENET_MEAN, IMAGENET_STD)  # (B*F, 3, H, W)
 
     def head(self, model: nn.Module) -> nn.Module:
+        from torch import nn
+
         m = model
         layers = [m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4, m.avgpool, nn.Flatten(1)]
         return nn.Sequential(*layers, *([m.fc] if self.cfg.output == "logits" else []))  # -> (B*T, D)

@@ -1,4 +1,5 @@
 """The ablation helpers: dvc exp run arguments, the table, the fusion margin, the README section."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,6 +7,8 @@ import pytest
 from pipeline.classify.ablation import CONFIGS, END, START, fusion_margin, replace_section, set_args, table
 from pipeline.core.config import flat_keys
 from pipeline.core.params import Params
+
+
 def run(acc: float, f1: float) -> dict:
     return {"test": {"accuracy": acc, "macro_f1": f1}, "epochs": 10, "train_seconds": 1.5}
 
@@ -18,8 +21,11 @@ def test_every_override_is_a_params_key():
 
 
 def test_table_and_margin():
-    runs = {"visual only": [run(0.5, 0.4), run(0.3, 0.2)], "audio only": [run(0.5, 0.3)],
-            "concat fusion": [run(0.9, 0.9), run(0.7, 0.7)]}
+    runs = {
+        "visual only": [run(0.5, 0.4), run(0.3, 0.2)],
+        "audio only": [run(0.5, 0.3)],
+        "concat fusion": [run(0.9, 0.9), run(0.7, 0.7)],
+    }
     text = table(runs)
     assert "| visual only | 0.400 ± 0.100 | 0.300 ± 0.100 | 10 | 1.5 |" in text
     assert fusion_margin(runs) == pytest.approx(0.3)

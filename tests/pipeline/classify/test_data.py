@@ -1,4 +1,5 @@
 """Assembling the classifier's inputs: labels, missing labels, bad class sets, sequences, masks."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline.core import store
 from pipeline.classify.data import LabelError, encode_labels, load_data, normaliser
+from pipeline.core import store
 from pipeline.core.params import load_params
 from tests.conftest import ROOT
 from tests.pipeline.classify.fixtures import FRAMES, MELS, SEGMENTS, VIS_DIM, corpus, write_stores
@@ -15,10 +16,13 @@ from tests.pipeline.classify.fixtures import FRAMES, MELS, SEGMENTS, VIS_DIM, co
 
 def params_at(root, **classify):
     p = load_params(ROOT / "params.yaml")
-    paths = dataclasses.replace(p.paths, items=str(root / "features/items.parquet"),
-                                visual_features=str(root / "features"),
-                                audio_features=str(root / "features/audio.parquet"),
-                                reduce_state=str(root / "features/reduce_state"))
+    paths = dataclasses.replace(
+        p.paths,
+        items=str(root / "features/items.parquet"),
+        visual_features=str(root / "features"),
+        audio_features=str(root / "features/audio.parquet"),
+        reduce_state=str(root / "features/reduce_state"),
+    )
     return dataclasses.replace(p, paths=paths, classify=dataclasses.replace(p.classify, **classify))
 
 
@@ -32,8 +36,14 @@ def test_sequences_and_vectors_are_aligned_with_masks(tmp_path):
     assert np.allclose(data.inputs["visual"], c["seq"] / 2)  # through the reduce state (project: true)
     assert [b.kind for b in data.branches] == ["sequence", "sequence"]
     p = params_at(tmp_path)
-    vec = load_data(dataclasses.replace(p, classify=dataclasses.replace(
-        p.classify, audio=dataclasses.replace(p.classify.audio, input="vector", vector="mfcc"))))
+    vec = load_data(
+        dataclasses.replace(
+            p,
+            classify=dataclasses.replace(
+                p.classify, audio=dataclasses.replace(p.classify.audio, input="vector", vector="mfcc")
+            ),
+        )
+    )
     assert vec.inputs["audio"].shape == (48, MELS + 1) and np.array_equal(vec.masks["audio"], c["heard"])
 
 
@@ -51,16 +61,21 @@ def test_projection_needs_a_state_of_the_same_input_dims(tmp_path):
     audio = dataclasses.replace(p.classify.audio, project=True, vector="resnet152")
     with pytest.raises(store.StoreError, match="set project: false"):
         load_data(dataclasses.replace(p, classify=dataclasses.replace(p.classify, audio=audio)))
-    raw = load_data(dataclasses.replace(p, classify=dataclasses.replace(
-        p.classify, visual=dataclasses.replace(p.classify.visual, project=False))))
+    raw = load_data(
+        dataclasses.replace(
+            p, classify=dataclasses.replace(p.classify, visual=dataclasses.replace(p.classify.visual, project=False))
+        )
+    )
     assert np.allclose(raw.inputs["visual"], corpus()["seq"])
 
 
 def test_no_sequence_column_says_how_to_get_one(tmp_path):
     write_stores(tmp_path, corpus())
     p = params_at(tmp_path)
-    p = dataclasses.replace(p, visual=dataclasses.replace(
-        p.visual, resnet152=dataclasses.replace(p.visual.resnet152, output="logits")))
+    resnet = dataclasses.replace(p.visual.sections["resnet152"], output="logits")
+    p = dataclasses.replace(
+        p, visual=dataclasses.replace(p.visual, sections={**p.visual.sections, "resnet152": resnet})
+    )
     with pytest.raises(store.StoreError, match="keep_sequence"):
         load_data(p)
 

@@ -1,4 +1,5 @@
 """Training: one step lowers the loss, seeds reproduce, fusion beats one modality, checkpoints round-trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,17 @@ import pytest
 import torch
 
 from pipeline.classify.data import load_data
-from pipeline.classify.train import (build_classifier, fit, load_checkpoint, model_spec, objective, predict_proba,
-                                     save_checkpoint, tensors, train_step)
+from pipeline.classify.train import (
+    build_classifier,
+    fit,
+    load_checkpoint,
+    model_spec,
+    objective,
+    predict_proba,
+    save_checkpoint,
+    tensors,
+    train_step,
+)
 from tests.pipeline.classify.fixtures import corpus, write_stores
 from tests.pipeline.classify.test_data import params_at
 

@@ -1,4 +1,5 @@
 """Synthetic CTR inputs: a reduce-like ``items.parquet`` whose vectors encode the sample's patterns."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from pipeline.core import store
+
 DIMS = {"resnet152": 8, "mfcc": 4}
 
 
@@ -20,8 +22,12 @@ def synthetic_items(manifest_csv: Path, out: Path, seed: int = 0, noise: float =
     audio_tag = man.column("audio").to_pylist()
     heard = np.asarray([a is not None and a != "" for a in audio_tag])
     audio = np.asarray([a == "tone" for a in audio_tag], float)
-    cols = {"video_id": man.column("video_id"), "split": pa.array(["train"] * n),
-            "label": man.column("label"), "has_audio": pa.array(heard)}
+    cols = {
+        "video_id": man.column("video_id"),
+        "split": pa.array(["train"] * n),
+        "label": man.column("label"),
+        "has_audio": pa.array(heard),
+    }
     for name, signal, present in (("resnet152", visual, np.ones(n, bool)), ("mfcc", audio, heard)):
         x = rng.normal(0, noise, (n, DIMS[name])).astype(np.float32)  # (N, D)
         x[:, 0] += 2 * signal - 1
@@ -51,21 +57,33 @@ def planted_log(folder: Path, seed: int = 0, n_users: int = 80, n_items: int = 5
         rows += [f"u{u:03d},v{v:03d},{t},{int(c)}" for v, t, c in zip(seen, when, clicks)]
     (folder / "videos").mkdir(parents=True, exist_ok=True)
     (folder / "interactions.csv").write_text("user_id,video_id,timestamp,label\n" + "\n".join(rows) + "\n")
-    man = [f"v{i:03d},v{i:03d}.mp4,x,{['cool', 'warm'][visual[i]]},{['noise', 'tone'][audio[i]] if i % 7 else ''},"
-           f"{published[i]}" for i in range(n_items)]
-    (folder / "videos" / "manifest.csv").write_text("video_id,path,label,visual,audio,published_at\n" + "\n".join(man) + "\n")
+    man = [
+        f"v{i:03d},v{i:03d}.mp4,x,{['cool', 'warm'][visual[i]]},{['noise', 'tone'][audio[i]] if i % 7 else ''},"
+        f"{published[i]}"
+        for i in range(n_items)
+    ]
+    (folder / "videos" / "manifest.csv").write_text(
+        "video_id,path,label,visual,audio,published_at\n" + "\n".join(man) + "\n"
+    )
 
 
 def write_ml100k(folder: Path, seed: int = 0, n_users: int = 30, n_items: int = 40, per_user: int = 15) -> None:
     """A MovieLens-100K-shaped folder with random ratings."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    data = [f"{u}\t{i}\t{rng.integers(1, 6)}\t{880000000 + rng.integers(0, 10**6)}"
-            for u in range(1, n_users + 1) for i in rng.choice(np.arange(1, n_items + 1), per_user, replace=False)]
+    data = [
+        f"{u}\t{i}\t{rng.integers(1, 6)}\t{880000000 + rng.integers(0, 10**6)}"
+        for u in range(1, n_users + 1)
+        for i in rng.choice(np.arange(1, n_items + 1), per_user, replace=False)
+    ]
     (folder / "u.data").write_text("\n".join(data) + "\n")
     occupations = ["other", "writer", "student"]
-    (folder / "u.user").write_text("".join(f"{u}|{rng.integers(18, 70)}|{'MF'[u % 2]}|{occupations[u % 3]}|0{u}\n"
-                                           for u in range(1, n_users + 1)))
-    (folder / "u.item").write_text("".join(
-        f"{i}|Movie {i} (1990)|01-Jan-{1980 + i % 20}||http://x|{'|'.join(str(int(rng.random() < 0.2)) for _ in range(19))}\n"
-        for i in range(1, n_items + 1)))
+    (folder / "u.user").write_text(
+        "".join(f"{u}|{rng.integers(18, 70)}|{'MF'[u % 2]}|{occupations[u % 3]}|0{u}\n" for u in range(1, n_users + 1))
+    )
+    (folder / "u.item").write_text(
+        "".join(
+            f"{i}|Movie {i} (1990)|01-Jan-{1980 + i % 20}||http://x|{'|'.join(str(int(rng.random() < 0.2)) for _ in range(19))}\n"
+            for i in range(1, n_items + 1)
+        )
+    )

@@ -5,24 +5,30 @@ import json
 
 import pytest
 
-from pipeline.ctr.adapters import ADAPTERS, SourceError, read_source
 from pipeline.core.params import LabelRule
+from pipeline.ctr.adapters import ADAPTERS, SourceError, read_source
+
 RULE = LabelRule(4, 2)
 
 
 def write_ml100k(folder):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "u.data").write_text("1\t10\t5\t881250949\n1\t20\t3\t881250950\n2\t10\t1\t881250951\n2\t30\t4\t881250952\n")
+    (folder / "u.data").write_text(
+        "1\t10\t5\t881250949\n1\t20\t3\t881250950\n2\t10\t1\t881250951\n2\t30\t4\t881250952\n"
+    )
     (folder / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
     flags = ["0"] * 19
     action, comedy = flags.copy(), flags.copy()
     action[1], comedy[5] = "1", "1"
     both = flags.copy()
     both[1] = both[5] = "1"
-    (folder / "u.item").write_bytes((
-        f"10|Toy Story (1995)|01-Jan-1995||http://x|{'|'.join(action)}\n"
-        f"20|Caf\xe9 (1996)|01-Jan-1996||http://y|{'|'.join(comedy)}\n"
-        f"30|GoldenEye (1995)|||http://z|{'|'.join(both)}\n").encode("latin-1"))
+    (folder / "u.item").write_bytes(
+        (
+            f"10|Toy Story (1995)|01-Jan-1995||http://x|{'|'.join(action)}\n"
+            f"20|Caf\xe9 (1996)|01-Jan-1996||http://y|{'|'.join(comedy)}\n"
+            f"30|GoldenEye (1995)|||http://z|{'|'.join(both)}\n"
+        ).encode("latin-1")
+    )
     (folder / "u.genre").write_text("\n".join(f"g{k}|{k}" for k in range(19)) + "\n")
 
 
@@ -30,8 +36,12 @@ def test_movielens_100k(tmp_path):
     write_ml100k(tmp_path / "ml")
     raw = read_source("movielens", tmp_path / "ml", RULE)
     inter = raw.interactions.to_pydict()
-    assert inter == {"user_id": ["1", "2", "2"], "video_id": ["10", "10", "30"],
-                     "timestamp": [881250949, 881250951, 881250952], "label": [1, 0, 1]}  # rating 3 dropped
+    assert inter == {
+        "user_id": ["1", "2", "2"],
+        "video_id": ["10", "10", "30"],
+        "timestamp": [881250949, 881250951, 881250952],
+        "label": [1, 0, 1],
+    }  # rating 3 dropped
     assert raw.users.column("occupation").to_pylist() == ["technician", "other"]
     assert raw.items.column("genres").to_pylist() == [["g1"], ["g5"], ["g1", "g5"]]
     years = raw.items.column("year").to_pylist()
@@ -43,8 +53,11 @@ def test_movielens_1m_implicit(tmp_path):
     d.mkdir()
     (d / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
     (d / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
-    (d / "movies.dat").write_bytes("1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::James (1996)::Animation|Children's\n"
-                                   .encode("latin-1"))
+    (d / "movies.dat").write_bytes(
+        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::James (1996)::Animation|Children's\n".encode(
+            "latin-1"
+        )
+    )
     raw = read_source("movielens", d, LabelRule(4, None))
     assert raw.interactions.column_names == ["user_id", "video_id", "timestamp"]  # implicit: positives only
     assert raw.interactions["video_id"].to_pylist() == ["1193", "1193"]
@@ -55,15 +68,21 @@ def test_movielens_1m_implicit(tmp_path):
 
 @pytest.mark.parametrize("compressed", [False, True])
 def test_amazon_json_lines(tmp_path, compressed):
-    rows = [{"reviewerID": "A1", "asin": "B01", "overall": 5.0, "unixReviewTime": 1400000000, "reviewText": "ok"},
-            {"reviewerID": "A2", "asin": "B01", "overall": 3.0, "unixReviewTime": 1400000001},
-            {"reviewerID": "A2", "asin": "B02", "overall": 1.0, "unixReviewTime": 1400000002, "style": {"a": "b"}}]
+    rows = [
+        {"reviewerID": "A1", "asin": "B01", "overall": 5.0, "unixReviewTime": 1400000000, "reviewText": "ok"},
+        {"reviewerID": "A2", "asin": "B01", "overall": 3.0, "unixReviewTime": 1400000001},
+        {"reviewerID": "A2", "asin": "B02", "overall": 1.0, "unixReviewTime": 1400000002, "style": {"a": "b"}},
+    ]
     text = "".join(json.dumps(r) + "\n" for r in rows).encode()
     path = tmp_path / ("r.json.gz" if compressed else "r.json")
     path.write_bytes(gzip.compress(text) if compressed else text)
     raw = read_source("amazon", path, RULE)
-    assert raw.interactions.to_pydict() == {"user_id": ["A1", "A2"], "video_id": ["B01", "B02"],
-                                            "timestamp": [1400000000, 1400000002], "label": [1, 0]}
+    assert raw.interactions.to_pydict() == {
+        "user_id": ["A1", "A2"],
+        "video_id": ["B01", "B02"],
+        "timestamp": [1400000000, 1400000002],
+        "label": [1, 0],
+    }
     assert raw.users is None and raw.items is None
 
 

@@ -4,15 +4,35 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pipeline.core.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
 from pipeline.ctr.adapters import RawData
 from pipeline.ctr.build import build_samples
-from pipeline.ctr.data import (DataError, assign_splits, check_labels, dedupe_sort, encode, histories,
-                               padded_codes, sample_negatives, vocabulary)
-from pipeline.core.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
+from pipeline.ctr.data import (
+    DataError,
+    assign_splits,
+    check_labels,
+    dedupe_sort,
+    encode,
+    histories,
+    padded_codes,
+    sample_negatives,
+    vocabulary,
+)
+
+
 def cfg(**kw) -> CtrDataConfig:
-    base = dict(source="log", path=None, label=LabelRule(4, 2), negatives=3, history=4, max_multi=2,
-                split=CtrSplitConfig("time", 0.2, 0.2, 0), unknown="drop",
-                features=CtrFeatures((), (), ()), seed=0)
+    base = dict(
+        source="log",
+        path=None,
+        label=LabelRule(4, 2),
+        negatives=3,
+        history=4,
+        max_multi=2,
+        split=CtrSplitConfig("time", 0.2, 0.2, 0),
+        unknown="drop",
+        features=CtrFeatures((), (), ()),
+        seed=0,
+    )
     return CtrDataConfig(**(base | kw))
 
 
@@ -38,7 +58,7 @@ def test_history_is_the_last_positives_strictly_before_without_own_item(seed):
         want = it_e[order][-4:]
         want = want[want != i[k]]  # own item excluded
         got = hist[k, : length[k]]
-        assert np.all(hist[k, length[k]:] == 0)
+        assert np.all(hist[k, length[k] :] == 0)
         assert set(got.tolist()) <= set(it_e.tolist())
         assert i[k] not in got.tolist()
         assert sorted(got.tolist()) == sorted(want.tolist())
@@ -100,13 +120,27 @@ def test_encode_and_padded_codes():
 
 
 def raw_log(label=True, extra_user=True):
-    inter = {"user_id": ["u1", "u1", "u1", "u2", "u2", "u3", "u9"], "video_id": ["a", "b", "c", "a", "zzz", "b", "c"],
-             "timestamp": [3, 1, 2, 5, 6, 7, 8]}
+    inter = {
+        "user_id": ["u1", "u1", "u1", "u2", "u2", "u3", "u9"],
+        "video_id": ["a", "b", "c", "a", "zzz", "b", "c"],
+        "timestamp": [3, 1, 2, 5, 6, 7, 8],
+    }
     if label:
         inter["label"] = [1, 0, 1, 1, 1, 0, 1]
-    items = pa.table({"video_id": ["a", "b", "c", "d"], "genre": [["x", "y"], ["y"], [], ["z"]],
-                      "kind": ["k1", "k2", "k1", "k2"], "length": [1.0, 2.0, 3.0, None]})
-    users = pa.table({"user_id": ["u1", "u2", "u3"] + (["u9"] if extra_user else []), "age": [20, 30, 40] + ([50] if extra_user else [])})
+    items = pa.table(
+        {
+            "video_id": ["a", "b", "c", "d"],
+            "genre": [["x", "y"], ["y"], [], ["z"]],
+            "kind": ["k1", "k2", "k1", "k2"],
+            "length": [1.0, 2.0, 3.0, None],
+        }
+    )
+    users = pa.table(
+        {
+            "user_id": ["u1", "u2", "u3"] + (["u9"] if extra_user else []),
+            "age": [20, 30, 40] + ([50] if extra_user else []),
+        }
+    )
     return RawData(pa.table(inter), users, items)
 
 
@@ -118,7 +152,7 @@ def test_build_samples_explicit_log_with_side_features():
     assert [r["timestamp"] for r in rows] == [1, 2, 3, 5, 7, 8]
     by_ts = {r["timestamp"]: r for r in rows}
     item_code = dict(zip(built.items["video_id"].to_pylist(), built.items["item"].to_pylist()))
-    assert by_ts[3]["hist"][:by_ts[3]["hist_len"]] == [item_code["c"]]  # b was a negative, c clicked at t=2
+    assert by_ts[3]["hist"][: by_ts[3]["hist_len"]] == [item_code["c"]]  # b was a negative, c clicked at t=2
     assert by_ts[1]["hist_len"] == 0
     assert by_ts[3]["m_genre"] == [1, 2] and by_ts[2]["m_genre"] == [0, 0]
     assert built.spec["categorical"] == {"kind": 3} and built.spec["multi"] == {"genre": 4}
@@ -153,7 +187,9 @@ def test_built_negatives_are_never_items_the_user_interacted_with():
     built = build_samples(raw, cfg(negatives=2))
     users = dict(zip(built.users["user_id"].to_pylist(), built.users["user"].to_pylist()))
     items = dict(zip(built.items["video_id"].to_pylist(), built.items["item"].to_pylist()))
-    seen = {(users[u], items.get(v)) for u, v in zip(raw.interactions["user_id"].to_pylist(),
-                                                    raw.interactions["video_id"].to_pylist())}
+    seen = {
+        (users[u], items.get(v))
+        for u, v in zip(raw.interactions["user_id"].to_pylist(), raw.interactions["video_id"].to_pylist())
+    }
     table = pa.concat_tables(built.splits.values()).to_pylist()
     assert all((r["user"], r["item"]) not in seen for r in table if r["label"] == 0)

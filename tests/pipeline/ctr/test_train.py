@@ -9,9 +9,9 @@ import torch
 
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
+from pipeline.core.params import CtrFeatures
 from pipeline.ctr.build import build_samples
 from pipeline.ctr.train import CONTENT_CLIP, ContentError, fit, load_content, table_tensors
-from pipeline.core.params import CtrFeatures
 from tests.models.test_ctr_models import CFG
 from tests.pipeline.ctr.test_data import cfg as data_cfg
 from tests.pipeline.ctr.test_data import raw_log

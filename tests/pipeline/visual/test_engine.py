@@ -1,4 +1,5 @@
 """Device, precision and params validation for the visual stages (no model runs)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Contract tests, parametrised over the registry: every extractor, tiny inputs, random weights."""
+
 from __future__ import annotations
 
 import functools
@@ -8,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.visual import extractor as registry
-
+from pipeline.visual import extractor as registry  # create, EXTRACTORS
 from pipeline.visual import weights
 from pipeline.visual.inference import Engine, Placement
 from tests.pipeline.visual.helpers import random_frames, visual_config
@@ -20,7 +20,7 @@ T, S = 8, 32  # tiny clips: ResNet and I3D pool globally (any size >= 32); C3D r
 EXPECTED = {"resnet152": {"resnet152_pool": [2048]}, "c3d": {"c3d_fc6": [4096]}, "i3d": {"i3d_pool": [2048]}}
 FP32 = Placement(torch.device("cpu"), "fp32", torch.get_num_threads())
 BF16 = Placement(torch.device("cpu"), "bf16", torch.get_num_threads())
-NAMES = registry.names()
+NAMES = registry.EXTRACTORS.names()
 
 
 def frames(n: int = 2) -> np.ndarray:
@@ -71,7 +71,7 @@ def test_same_features_whatever_the_batch_size(name):
     ex, lw = loaded(name)
     engine = Engine(ex, lw.model, FP32)
     clips = frames()
-    singles = {k: np.concatenate([engine(clips[i:i + 1])[k] for i in range(2)]) for k in EXPECTED[name]}
+    singles = {k: np.concatenate([engine(clips[i : i + 1])[k] for i in range(2)]) for k in EXPECTED[name]}
     for col, ref in reference(name).items():
         assert rel(singles[col], ref) < 1e-4
 
@@ -168,4 +168,6 @@ def test_resnet152_runs_on_an_even_subset_of_frames():
     sub = Engine(ex, lw.model, FP32)(clips)
     every = registry.create("resnet152", visual_config(resnet152={"num_frames": 0}), 2)
     full = Engine(every, lw.model, FP32)(np.ascontiguousarray(clips[:, [2, 6]]))  # centres of 2 segments of 8
-    np.testing.assert_allclose(sub["resnet152_pool"], full["resnet152_pool"], rtol=1e-4, atol=1e-4 * abs(full["resnet152_pool"]).max())
+    np.testing.assert_allclose(
+        sub["resnet152_pool"], full["resnet152_pool"], rtol=1e-4, atol=1e-4 * abs(full["resnet152_pool"]).max()
+    )

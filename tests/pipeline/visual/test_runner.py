@@ -1,4 +1,5 @@
 """Batched runner, failures, incremental store and resume, with a tiny stand-in extractor (mean colour per video)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.decode import decoded
-
 from pipeline.core import store
+from pipeline.decode import decoded
+from pipeline.visual.batching import Item, extract, read_shard
+from pipeline.visual.extractor import Extractor
 from pipeline.visual.inference import Engine, Placement
 from pipeline.visual.worker import VisualWorker, extract_store, output_paths, store_meta
-from pipeline.visual.extractor import Extractor
-from pipeline.visual.batching import Item, extract, read_shard
 from tests.pipeline.visual.helpers import random_frames, write_decoded
 
 T, S = 4, 8
@@ -61,7 +61,7 @@ def test_results_in_order_and_independent_of_batch_size(tmp_path):
     root = write_decoded(tmp_path / "dec", videos(7), T, S)
     items = [it for s in (0, 1) for it in read_shard(root, s, [T, S, S, 3])]
     runs = {b: list(extract(Engine(MeanColour(), nn.Identity(), CPU), items, b)) for b in (1, 3, 8)}
-    for b, results in runs.items():
+    for _b, results in runs.items():
         assert [r.video_id for r in results] == [it.video_id for it in items]
         got = np.stack([r.features["mean"] for r in results])
         want = np.stack([it.frames.reshape(-1, 3).mean(0) for it in items])

@@ -5,25 +5,27 @@ from the sequence, attention of each hidden state w.r.t. the target item drives 
 (interest evolution), and an MLP reads [evolved interest, target item, other fields]. DIEN's
 auxiliary next-behaviour loss is not used.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from models.ctr.base import CtrModel, register
+from models.ctr import MODELS
+from models.ctr.base import CtrModel
 from models.layers import AUGRU, MLP, TargetAttention
 
 
-@register("mmie")
+@MODELS.register("mmie")
 class MMIE(CtrModel):
-    def __init__(self, spec, cfg, content):
-        super().__init__(spec, cfg, content)
-        d = cfg.embed_dim
+    def __init__(self, spec, sizes, content):
+        super().__init__(spec, sizes, content)
+        d = sizes.embed_dim
         d_item = 2 * d if content else d
         self.gru = nn.GRU(d_item, d_item, batch_first=True)
-        self.attention = TargetAttention(d_item, cfg.attention_dim)
+        self.attention = TargetAttention(d_item, sizes.attention_dim)
         self.evolve = AUGRU(d_item, d_item)
-        self.mlp = MLP(self.n_fields * d + 2 * d_item, cfg.mlp, cfg.dropout)
+        self.mlp = MLP(self.n_fields * d + 2 * d_item, sizes.mlp, sizes.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         lengths = batch["hist_len"]

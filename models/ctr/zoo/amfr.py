@@ -5,23 +5,25 @@ go through multi-head self-attention (the internal representation) and, separate
 attention-weighted sum of all pairwise element-wise products (AFM pooling); both, concatenated,
 feed an MLP, plus the linear terms.
 """
+
 from __future__ import annotations
 
 import torch
 
-from models.ctr.base import CtrModel, register
+from models.ctr import MODELS
+from models.ctr.base import CtrModel
 from models.layers import MLP, AttentionalPairwise, SelfAttentionBlock, UserGuidedFusion
 
 
-@register("amfr")
+@MODELS.register("amfr")
 class AMFR(CtrModel):
-    def __init__(self, spec, cfg, content):
-        super().__init__(spec, cfg, content)
-        d = cfg.embed_dim
-        self.fusion = UserGuidedFusion(d, cfg.attention_dim) if content else None
-        self.self_attention = SelfAttentionBlock(d, cfg.heads, cfg.dropout)
-        self.pairwise = AttentionalPairwise(self.n_fields, d, cfg.attention_dim)
-        self.mlp = MLP(self.n_fields * d + d, cfg.mlp, cfg.dropout)
+    def __init__(self, spec, sizes, content):
+        super().__init__(spec, sizes, content)
+        d = sizes.embed_dim
+        self.fusion = UserGuidedFusion(d, sizes.attention_dim) if content else None
+        self.self_attention = SelfAttentionBlock(d, sizes.heads, sizes.dropout)
+        self.pairwise = AttentionalPairwise(self.n_fields, d, sizes.attention_dim)
+        self.mlp = MLP(self.n_fields * d + d, sizes.mlp, sizes.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = None

@@ -2,20 +2,22 @@
 
 Items (target and behaviours) are their ID embedding plus, with content, their fused modality vector.
 """
+
 from __future__ import annotations
 
 import torch
 
-from models.ctr.base import CtrModel, register
+from models.ctr import MODELS
+from models.ctr.base import CtrModel
 from models.layers import MLP, TargetAttention
 
 
-@register("din")
+@MODELS.register("din")
 class DIN(CtrModel):
-    def __init__(self, spec, cfg, content):
-        super().__init__(spec, cfg, content)
-        self.attention = TargetAttention(cfg.embed_dim, cfg.attention_dim)
-        self.mlp = MLP((self.n_fields + 2) * cfg.embed_dim, cfg.mlp, cfg.dropout)
+    def __init__(self, spec, sizes, content):
+        super().__init__(spec, sizes, content)
+        self.attention = TargetAttention(sizes.embed_dim, sizes.attention_dim)
+        self.mlp = MLP((self.n_fields + 2) * sizes.embed_dim, sizes.mlp, sizes.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hist = batch["hist"][:, : max(int(batch["hist_len"].max()), 1)]  # (B, T): histories are left-aligned

@@ -1,17 +1,19 @@
 """``deepfm``: FM plus an MLP over the concatenated field vectors (shared embeddings)."""
+
 from __future__ import annotations
 
 import torch
 
-from models.ctr.base import CtrModel, register
+from models.ctr import MODELS
+from models.ctr.base import CtrModel
 from models.layers import MLP, fm_pairwise
 
 
-@register("deepfm")
+@MODELS.register("deepfm")
 class DeepFM(CtrModel):
-    def __init__(self, spec, cfg, content):
-        super().__init__(spec, cfg, content)
-        self.mlp = MLP(self.n_fields * cfg.embed_dim, cfg.mlp, cfg.dropout)
+    def __init__(self, spec, sizes, content):
+        super().__init__(spec, sizes, content)
+        self.mlp = MLP(self.n_fields * sizes.embed_dim, sizes.mlp, sizes.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         fields = self.embed(batch)  # (B, F, D)

@@ -1,0 +1,86 @@
+"""pipeline.dag: dvc.yaml is generated and current, its code deps are the stages' import closures, and
+the import graph has no cycle (registry plugin loading is not an import statement)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline import dag
+from pipeline.core.params import load_params
+from tests.conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_dvc_yaml_is_what_the_generator_writes():
+    assert (ROOT / "dvc.yaml").read_text() == dag.render(load_params(ROOT / "params.yaml")), (
+        "dvc.yaml is stale: run `python -m pipeline.dag`"
+    )
+
+
+def _code_deps(stage: str) -> set[str]:
+    spec = DVC[stage].get("do", DVC[stage])
+    return {d for d in spec["deps"] if d.endswith(".py")}
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_every_module_a_stage_loads_is_a_dep(stage):
+    """What really gets imported (running the stage's imports in a fresh process) is listed, and every
+    listed file is reachable from the stage's module through import statements or its plugins."""
+    code = (
+        f"import sys, json; import stages.{stage}; "
+        "print(json.dumps(sorted(getattr(m, '__file__', None) or '' for m in list(sys.modules.values()))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = {
+        str(p.relative_to(ROOT))
+        for p in map(__import__("pathlib").Path, json.loads(done.stdout))
+        if p.is_absolute() and ROOT in p.parents and p.stat().st_size > 0 and ".venv" not in p.parts
+    }
+    deps = _code_deps(stage)
+    assert loaded - deps == set(), f"{stage}: imported but not in dvc.yaml deps"
+    assert deps == set(dag.import_closure(f"stages.{stage}", dag.PLUGINS.get(stage, ()))), stage
+
+
+def test_a_file_the_stage_never_imports_is_not_a_dep():
+    assert "pipeline/ctr/train.py" not in _code_deps("decode")
+    assert "models/ctr/zoo/deepfm.py" in _code_deps("ctr_train") and "models/ctr/zoo/deepfm.py" not in _code_deps(
+        "ingest"
+    )
+    assert "pipeline/visual/extractors/c3d.py" in _code_deps("visual")
+
+
+def test_function_level_imports_count_and_type_checking_imports_do_not():
+    assert "pipeline.execution.ray_executor" in dag.direct_imports("pipeline.execution.executors")  # in a function
+    assert "pipeline.core.params" not in dag.direct_imports("pipeline.visual.extractor")  # under TYPE_CHECKING
+
+
+def test_the_import_graph_has_no_cycle():
+    modules = [
+        str(p.relative_to(ROOT).with_suffix("")).replace("/", ".").removesuffix(".__init__")
+        for top in ("pipeline", "stages", "models")
+        for p in (ROOT / top).rglob("*.py")
+    ] + ["registry"]
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(mod: str) -> None:
+        state[mod] = 1
+        path.append(mod)
+        for dep in sorted(dag.direct_imports(mod)):
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep) :] + [dep]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep)
+        path.pop()
+        state[mod] = 2
+
+    for mod in sorted(modules):
+        if mod not in state:
+            visit(mod)
