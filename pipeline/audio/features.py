@@ -13,7 +13,7 @@ runs the sets that ``audio.feature_sets`` enables. Input conventions, documented
 
 Performance note: ``ShortTermFeatures.chroma_features_init(num_fft, rate)`` is a pure function
 that the library recomputes for every 50 ms frame (60% of its run time). We memoise it (same
-arrays, made read-only); outputs are bit-identical, which tests/pipeline/test_audio.py checks.
+arrays, made read-only); outputs are bit-identical, which tests/pipeline/audio/test_features.py checks.
 """
 
 from __future__ import annotations

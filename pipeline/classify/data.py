@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from models.classify.model import BranchSpec
 from pipeline.core import store
 from pipeline.core.params import Params
 from pipeline.decode.decoded import iter_decoded
 from pipeline.reduce.fit import load_states
+from pipeline.visual.extractor import output_paths
 
 log = logging.getLogger("classify.data")
 SPLITS = ("train", "valid", "test")
@@ -64,40 +63,13 @@ def encode_labels(labels: list[str | None], split: np.ndarray) -> tuple[np.ndarr
     return y, classes, labelled
 
 
-def read_column(
-    path: str | Path, column: str, expect: dict, hint: str, mask: str | None = None
-) -> tuple[pa.Array, np.ndarray, np.ndarray, list[int]]:
-    """(video_ids, (N, prod(shape)) float32, (N,) present, per-video shape) of one store column."""
-    cols = ["video_id", column] + ([mask] if mask else [])
-    try:
-        table = store.read_table(path, columns=cols, expect=expect)
-    except (pa.ArrowInvalid, KeyError) as err:
-        raise store.StoreError(f"{path}: cannot read column(s) {cols} ({err}); {hint}") from err
-    if column not in table.column_names:
-        raise store.StoreError(f"{path}: no column {column!r}; {hint}")
-    shape = store.read_meta(table.schema).get("dims", {}).get(column) or [table.schema.field(column).type.list_size]
-    present = table.column(mask).to_numpy(zero_copy_only=False).astype(bool) if mask else np.ones(table.num_rows, bool)
-    return table.column("video_id"), store.vectors(table.column(column)), present, list(shape)
-
-
-def align(target: list[str], ids: pa.Array, x: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``x`` in the order of ``target``; a video absent from the store is zero-filled and masked."""
-    row = pc.fill_null(pc.index_in(pa.array(target), value_set=ids), -1).to_numpy(zero_copy_only=False)
-    hit = row >= 0
-    out = np.zeros((len(target), *x.shape[1:]), x.dtype)
-    mask = np.zeros(len(target), bool)
-    out[hit], mask[hit] = x[row[hit]], present[row[hit]]
-    out[~mask] = 0
-    return out, mask
-
-
 def sequence_source(params: Params, modality: str) -> tuple[str, str, dict, str | None, str]:
     """Where a modality's sequence lives: (path, column, expected metadata, mask column, how to fix)."""
     paths = params.paths
     if modality == "visual":
         column = f"resnet152_{params.visual.sections['resnet152'].output}_seq"
         return (
-            str(Path(paths.visual_features) / "visual_resnet152.parquet"),
+            str(output_paths(paths.visual_features, "resnet152")[0]),
             column,
             {"stage": "visual", "extractor": "resnet152"},
             None,
@@ -171,24 +143,21 @@ def load_data(params: Params) -> ClassifyData:
             kind, agg = "frames", mcfg.aggregation
         elif mcfg.input == "sequence":
             path, column, expect, mask_col, hint = sequence_source(params, m)
-            got, flat, present, shape = read_column(path, column, expect, hint, mask_col)
-            x, mask = align(ids, got, flat.reshape(len(flat), *shape), present)  # (N, T, D)
+            got = store.read_vectors(path, column, align_to=ids, mask=mask_col, expect=expect, hint=hint)
+            x, mask = got.x, got.present  # (N, T, D)
             if mcfg.project:
                 x = project(x, mask, params.paths.reduce_state, mcfg.vector, m)  # (N, T, K)
             kind, agg = "sequence", mcfg.aggregation
         else:
-            if mcfg.vector not in items.column_names:
-                raise store.StoreError(
-                    f"{params.paths.items}: no column {mcfg.vector!r} (params classify.{m}.vector); "
-                    f"it has {items.column_names}"
-                )
-            x = store.vectors(items.column(mcfg.vector))  # (N, D)
             present_col = f"{mcfg.vector}_present"
-            mask = (
-                items.column(present_col).to_numpy(zero_copy_only=False).astype(bool)
-                if present_col in items.column_names
-                else np.ones(len(x), bool)
+            got = store.read_vectors(
+                params.paths.items,
+                mcfg.vector,
+                align_to=ids,
+                mask=present_col if present_col in items.column_names else None,
+                hint=f"params classify.{m}.vector",
             )
+            x, mask = got.x, got.present  # (N, D)
             kind, agg = "vector", mcfg.aggregation
         inputs[m], masks[m] = x, mask
         branches.append(BranchSpec(m, kind, tuple(int(d) for d in x.shape[1:]), agg))

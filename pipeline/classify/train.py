@@ -29,6 +29,7 @@ from pipeline.core import store
 from pipeline.core.config import build
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
+from pipeline.core.tensors import resolve_device, slice_batch
 
 log = logging.getLogger("classify.train")
 
@@ -93,10 +94,6 @@ def tensors(data: ClassifyData, rows: np.ndarray) -> Batch:
     return out
 
 
-def slice_batch(batch: Batch, idx: torch.Tensor) -> Batch:
-    return {k: v[idx] for k, v in batch.items()}
-
-
 def to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -149,12 +146,6 @@ def predict_proba(model: Classifier, data: Batch, batch_size: int = 256) -> np.n
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, len(model.spec.classes)), np.float32)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def fit(
     cfg: ClassifyConfig,
     data: ClassifyData,
@@ -168,7 +159,7 @@ def fit(
         if branch.spec.kind != "frames":  # a backbone's features are learnt: no fixed statistics
             mean, std = normaliser(data.inputs[m], train_rows & data.masks[m])
             branch.set_normaliser(torch.from_numpy(mean), torch.from_numpy(std))
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "classify.device")
     model.to(device)
     groups = [{"params": [p for n, p in model.named_parameters() if ".backbone." not in n], "lr": cfg.lr}]
     if backbone is not None:

@@ -19,6 +19,7 @@ from models.ctr import MODELS
 from pipeline.audio.features import FEATURE_SETS
 from pipeline.core.config import ConfigError, Sections, build
 from pipeline.core.modality import ModalityReduceConfig
+from pipeline.ctr.adapters import ADAPTERS
 from pipeline.execution.job import EXECUTORS
 from pipeline.visual.extractor import EXTRACTORS
 
@@ -237,7 +238,7 @@ class CtrFeatures:
 
 @dataclass(frozen=True)
 class CtrDataConfig:
-    source: Literal["log", "movielens", "amazon"]  # log: data.interactions + the ingest manifest
+    source: str  # a name in pipeline.ctr.adapters.ADAPTERS: log (data.interactions + the ingest manifest) | movielens | amazon
     path: str | None  # the adapter's input (movielens: a folder; amazon: a .json[.gz] file or folder)
     label: LabelRule  # rating-based sources only
     negatives: int  # sampled per positive when the log has no explicit labels
@@ -251,6 +252,7 @@ class CtrDataConfig:
     def __post_init__(self) -> None:
         if self.negatives < 1 or self.history < 1 or self.max_multi < 1:
             raise ValueError("need negatives >= 1, history >= 1 and max_multi >= 1")
+        ADAPTERS.check(self.source)
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,13 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
@@ -297,3 +298,54 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """One vector column of a store, read by ``read_vectors``."""
+
+    ids: list[str]  # video_id of each row (``align_to`` when given, else the store's, sorted)
+    x: np.ndarray  # (N, *shape) float32: the per-video shape from the store's ``dims`` metadata
+    present: np.ndarray  # (N,) bool: the row holds a signal (in the store and its mask true); else zeros
+    found: np.ndarray  # (N,) bool: the video is in the store at all (present or masked)
+    n_rows: int  # rows of the store (videos absent from ``align_to`` included)
+
+
+def read_vectors(
+    path: str | Path,
+    column: str,
+    *,
+    align_to: list[str] | None = None,
+    mask: str | None = None,
+    expect: Mapping[str, Any] | None = None,
+    hint: str = "",
+) -> Vectors:
+    """Read one vector column (and its bool ``mask`` column: false rows carry no signal) of a store.
+
+    With ``align_to`` the rows follow that list of ids: a video absent from the store, or masked, is
+    zero-filled with ``present = false``. ``hint`` ends the error for a missing column (which params
+    key names it, how to get it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: store not found; run the stage that writes it, or disable it in params")
+    names = read_schema(path).names
+    absent = [c for c in [column] + ([mask] if mask else []) if c not in names]
+    if absent:
+        raise StoreError(f"{path}: no column(s) {absent}{'; ' + hint if hint else ''}; the store has {names}")
+    table = read_table(path, columns=["video_id", column] + ([mask] if mask else []), expect=expect)
+    shape = read_meta(table.schema).get("dims", {}).get(column) or [table.schema.field(column).type.list_size]
+    x = vectors(table.column(column)).reshape(table.num_rows, *shape)  # (N_store, *shape)
+    present = table.column(mask).to_numpy(zero_copy_only=False).astype(bool) if mask else np.ones(len(x), bool)
+    ids = table.column("video_id").to_pylist()
+    if align_to is None:
+        x = x.copy()
+        x[~present] = 0.0
+        return Vectors(ids, x, present, np.ones(len(x), bool), len(x))
+    row = pc.fill_null(pc.index_in(pa.array(align_to, pa.string()), value_set=table.column("video_id")), -1)
+    row = row.to_numpy(zero_copy_only=False)  # store row of each wanted id, -1 when absent
+    found = row >= 0
+    out, mask_out = np.zeros((len(align_to), *x.shape[1:]), np.float32), np.zeros(len(align_to), bool)
+    out[found], mask_out[found] = x[row[found]], present[row[found]]
+    out[~mask_out] = 0.0
+    return Vectors(list(align_to), out, mask_out, found, len(x))

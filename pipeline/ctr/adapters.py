@@ -29,6 +29,7 @@ import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,10 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
-from pipeline.core.params import LabelRule
+from registry import Registry
+
+if TYPE_CHECKING:  # params validation reads ADAPTERS: no import of the params module here
+    from pipeline.core.params import LabelRule
 
 
 class SourceError(ValueError):
@@ -51,22 +55,13 @@ class RawData:
     items: pa.Table | None  # video_id + side feature columns
 
 
-Reader = Callable[[Path, LabelRule], RawData]
-ADAPTERS: dict[str, Reader] = {}
-
-
-def register(name: str) -> Callable[[Reader], Reader]:
-    def deco(fn: Reader) -> Reader:
-        ADAPTERS[name] = fn
-        return fn
-
-    return deco
+Reader = Callable[[Path, "LabelRule"], RawData]
+ADAPTERS: Registry[Reader] = Registry("dataset adapter", key="ctr_data.source")
+register = ADAPTERS.register
 
 
 def read_source(name: str, path: str | Path, rule: LabelRule) -> RawData:
-    if name not in ADAPTERS:
-        raise SourceError(f"unknown ctr_data.source {name!r}; registered: {sorted(ADAPTERS)}")
-    return ADAPTERS[name](Path(path), rule)
+    return ADAPTERS.get(name)(Path(path), rule)
 
 
 def apply_rule(table: pa.Table, rule: LabelRule) -> pa.Table:

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from models.ctr import build
@@ -23,6 +22,7 @@ from models.ctr.base import Content, CtrModel, CtrSizes, FeatureSpec
 from pipeline.core import store
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import CtrConfig
+from pipeline.core.tensors import slice_batch
 from pipeline.ctr.metrics import auc, evaluate
 
 log = logging.getLogger("ctr.train")
@@ -83,28 +83,24 @@ def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str,
     """Per modality ``(n_items + 1, D)`` vectors by item code and a presence mask (absent items masked)."""
     if not modalities:
         raise ContentError("ctr.use_content is true but ctr.content lists no modality")
-    names = store.read_table(items_path, expect={"stage": "reduce"}).column_names
+    names = store.read_schema(items_path).names
     missing = [m for m in modalities if m not in names]
     if missing:
         raise ContentError(f"{items_path}: no modality column(s) {missing} (params ctr.content); it has {names}")
-    cols = ["video_id", *modalities, *[f"{m}_present" for m in modalities if f"{m}_present" in names]]
-    items = store.read_table(items_path, columns=cols)
-    code = pc.index_in(vocab.column("video_id"), value_set=items.column("video_id"))
-    row = pc.fill_null(code, -1).to_numpy(zero_copy_only=False)  # items.parquet row of each vocab entry
-    target = vocab.column("item").to_numpy()
-    hit = row >= 0
+    target = vocab.column("item").to_numpy()  # each vocab entry's item code
     n = int(target.max(initial=0)) + 1
     content: Content = {}
     for m in modalities:
-        x = store.vectors(items.column(m))  # (N_items_parquet, D)
-        present = (
-            items.column(f"{m}_present").to_numpy(zero_copy_only=False).astype(bool)
-            if f"{m}_present" in names
-            else np.ones(len(x), bool)
+        got = store.read_vectors(
+            items_path,
+            m,
+            align_to=vocab.column("video_id").to_pylist(),
+            mask=f"{m}_present" if f"{m}_present" in names else None,
+            expect={"stage": "reduce"},
+            hint="params ctr.content",
         )
-        full, mask = np.zeros((n, x.shape[1]), np.float32), np.zeros(n, bool)
-        full[target[hit]], mask[target[hit]] = x[row[hit]], present[row[hit]]
-        full[~mask] = 0.0
+        full, mask = np.zeros((n, got.x.shape[1]), np.float32), np.zeros(n, bool)
+        full[target], mask[target] = got.x, got.present  # absent or masked items: zeros, masked
         bad = ~np.isfinite(full) | (np.abs(full) > CONTENT_CLIP)
         if bad.any():
             log.warning(
@@ -119,10 +115,6 @@ def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str,
             )
         content[m] = (torch.from_numpy(full), torch.from_numpy(mask))
     return content
-
-
-def slice_batch(data: Batch, idx: torch.Tensor) -> Batch:
-    return {k: v[idx] for k, v in data.items()}
 
 
 @torch.inference_mode()

@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from pipeline.core import store
 from pipeline.reduce.fit import load_states
-from pipeline.reduce.items import read_modality
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ids: list[str] | None = None
     for name, st in states.items():
         source = doc["sources"][name]
-        got_ids, x, present = read_modality(overrides.get(name, source["path"]), source["column"], source.get("mask"))
+        got = store.read_vectors(overrides.get(name, source["path"]), source["column"], mask=source.get("mask"))
+        got_ids, x, present = got.ids, got.x.reshape(len(got.x), -1), got.present
         if ids is None:
             ids = got_ids
         elif got_ids != ids:

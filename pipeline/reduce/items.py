@@ -14,7 +14,6 @@ never dropped, and never used for fitting. Fitting uses training-split rows only
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,7 @@ from pipeline.core import store
 from pipeline.core.modality import ModalityReduceConfig
 from pipeline.core.params import Params, ReduceConfig
 from pipeline.reduce.fit import ModalityState, fit_modality
-from pipeline.visual.extractor import EXTRACTORS
-from pipeline.visual.worker import output_paths
+from pipeline.visual.extractor import EXTRACTORS, output_paths
 
 
 @dataclass(frozen=True)
@@ -66,23 +64,6 @@ def modality_sources(params: Params) -> dict[str, Source]:
     return sources
 
 
-def read_modality(
-    path: str | Path, column: str, mask: str | None = None, expect: dict[str, Any] | None = None, key: str = "column"
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(ids sorted, (N, D) float32 matrix, (N,) present mask) of one store column."""
-    if not Path(path).exists():
-        raise store.StoreError(f"{path}: store not found; run the stage that writes it, or disable it in params")
-    names = store.read_schema(path).names
-    absent = [c for c in [column] + ([mask] if mask else []) if c not in names]
-    if absent:
-        raise store.StoreError(f"{path}: no column(s) {absent} (params key {key}); the store has {names}")
-    wanted = ["video_id", column] + ([mask] if mask else [])
-    table = store.read_table(path, columns=wanted, expect=expect).sort_by("video_id")
-    x = store.vectors(table.column(column))
-    present = table.column(mask).to_numpy(zero_copy_only=False).astype(bool) if mask else np.ones(len(x), bool)
-    return table.column("video_id").to_pylist(), x, present
-
-
 def build_items(
     manifest: pa.Table,
     sources: dict[str, Source],
@@ -91,22 +72,25 @@ def build_items(
 ) -> tuple[pa.Table, dict[str, ModalityState], dict[str, np.ndarray], dict[str, Any]]:
     ids = manifest.column("video_id").to_pylist()
     split = np.asarray(manifest.column("split").to_pylist())
-    position = {vid: i for i, vid in enumerate(ids)}
     keep = np.ones(len(ids), bool)
     aligned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     metrics: dict[str, Any] = {}
     for name, src in sources.items():
-        got_ids, x, present = read_modality(src.path, src.column, src.mask, src.expect, f"reduce.{name}.column")
-        rows = np.fromiter((position.get(v, -1) for v in got_ids), np.int64, len(got_ids))
-        hit = rows >= 0
-        full = np.zeros((len(ids), x.shape[1]), np.float32)  # (N_manifest, D)
-        in_store, mask = np.zeros(len(ids), bool), np.zeros(len(ids), bool)
-        full[rows[hit]], in_store[rows[hit]], mask[rows[hit]] = x[hit], True, present[hit]
+        got = store.read_vectors(
+            src.path,
+            src.column,
+            align_to=ids,
+            mask=src.mask,
+            expect=src.expect,
+            hint=f"params key reduce.{name}.column",
+        )
+        full = got.x.reshape(len(ids), -1)  # (N_manifest, D)
+        in_store, mask = got.found, got.present
         aligned[name] = (full, mask)
         metrics[name] = {
             "missing": int((~in_store).sum()),
             "no_signal": int((in_store & ~mask).sum()),
-            "not_in_manifest": int((~hit).sum()),
+            "not_in_manifest": got.n_rows - int(in_store.sum()),
         }
         if cfg.missing == "drop":
             keep &= in_store

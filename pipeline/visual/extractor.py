@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipeline.core.store import plain
@@ -85,6 +86,11 @@ def register(name: str) -> Callable[[type[Extractor]], type[Extractor]]:
         return EXTRACTORS.register(name, cls)
 
     return deco
+
+
+def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    return out_dir / f"visual_{name}.parquet", out_dir / f"visual_{name}_failures.parquet"
 
 
 def create(name: str, cfg: VisualConfig, num_frames: int) -> Extractor:

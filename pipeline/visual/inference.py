@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.core.config import ConfigError
 from pipeline.core.params import VisualConfig
+from pipeline.core.tensors import resolve_device
 from pipeline.execution.pools import resolve_workers
 from pipeline.visual.extractor import Extractor
 
@@ -34,14 +34,6 @@ class Placement:
     threads: int
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"visual.device={device} but CUDA is not available; use auto or cpu")
-    return torch.device(device)
-
-
 def bf16_native(device: torch.device) -> bool:
     """bf16 is only a speed-up where the hardware has bf16 units; elsewhere it is emulated and slower."""
     if device.type == "cuda":
@@ -50,7 +42,7 @@ def bf16_native(device: torch.device) -> bool:
 
 
 def resolve_placement(cfg: VisualConfig) -> Placement:
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "visual.device")
     precision = cfg.precision
     if precision == "auto":
         precision = "bf16" if bf16_native(device) else "fp32"

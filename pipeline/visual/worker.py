@@ -27,16 +27,11 @@ from pipeline.execution import executors, runner
 from pipeline.execution.job import Job, failure_row
 from pipeline.visual import weights
 from pipeline.visual.batching import Item, extract
-from pipeline.visual.extractor import create
+from pipeline.visual.extractor import create, output_paths
 from pipeline.visual.inference import Engine, resolve_placement
 
 log = logging.getLogger("visual")
 ROW_GROUP = 256  # videos per Parquet row group of a feature shard
-
-
-def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
-    out_dir = Path(out_dir)
-    return out_dir / f"visual_{name}.parquet", out_dir / f"visual_{name}_failures.parquet"
 
 
 def feature_schema(dims: Mapping[str, Sequence[int]]) -> pa.Schema:

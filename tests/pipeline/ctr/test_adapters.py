@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.core.params import LabelRule
 from pipeline.ctr.adapters import ADAPTERS, SourceError, read_source
+from registry import UnknownName
 
 RULE = LabelRule(4, 2)
 
@@ -95,9 +96,11 @@ def test_adapters_name_the_expected_files(tmp_path):
         read_source("movielens", tmp_path, RULE)
     with pytest.raises(SourceError, match="reviewerID, asin, overall, unixReviewTime"):
         read_source("amazon", tmp_path / "nothing_here", RULE)
-    with pytest.raises(SourceError, match="registered"):
+    with pytest.raises(
+        UnknownName, match="unknown dataset adapter 'netflix' in ctr_data.source; registered: amazon, log, movielens"
+    ):
         read_source("netflix", tmp_path, RULE)
-    assert sorted(ADAPTERS) == ["amazon", "log", "movielens"]
+    assert ADAPTERS.names() == ["amazon", "log", "movielens"]
 
 
 def test_amazon_rows_missing_fields_are_an_error(tmp_path):

@@ -10,17 +10,18 @@ import yaml
 
 from pipeline.core.config import ConfigError, build
 from pipeline.core.params import VisualConfig
+from pipeline.core.tensors import resolve_device
 from pipeline.visual import inference as engine
 from tests.pipeline.visual.helpers import REPO, visual_config
 
 
 def test_device_auto_prefers_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert engine.resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("auto", "visual.device") == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert engine.resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("auto", "visual.device") == torch.device("cpu")
     with pytest.raises(ConfigError, match="visual.device"):
-        engine.resolve_device("cuda:0")
+        resolve_device("cuda:0", "visual.device")
 
 
 @pytest.fixture
@@ -42,10 +43,18 @@ def test_precision_auto_is_bf16_only_where_native(native, monkeypatch, keep_thre
 def test_visual_params_reject_unknown_extractor_and_keys():
     raw = yaml.safe_load((REPO / "params.yaml").read_text())["visual"]
     assert build(VisualConfig, raw).extractors == ("resnet152", "c3d", "i3d")
-    with pytest.raises(ConfigError, match="unknown extractor 'vgg'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown visual extractor 'vgg' in visual.extractors\[0\]; registered: c3d, i3d"
+    ):
         build(VisualConfig, raw | {"extractors": ["vgg"]}, "visual")
+    with pytest.raises(
+        ConfigError, match=r"unknown params key 'visual.resnet153' \(did you mean 'visual.resnet152'\?\)"
+    ):
+        build(VisualConfig, raw | {"resnet153": raw["resnet152"]}, "visual")
+    with pytest.raises(ConfigError, match="extractor 'i3d' is in extractors but has no visual.i3d section"):
+        build(VisualConfig, {k: v for k, v in raw.items() if k != "i3d"}, "visual")
     with pytest.raises(ConfigError, match="visual.resnet152.outptu"):
         build(VisualConfig, raw | {"resnet152": raw["resnet152"] | {"outptu": "pool"}}, "visual")
     with pytest.raises(ConfigError, match="visual.c3d.layer"):
         build(VisualConfig, raw | {"c3d": raw["c3d"] | {"layer": "fc8"}}, "visual")
-    assert dataclasses.is_dataclass(build(VisualConfig, raw).i3d)
+    assert dataclasses.is_dataclass(build(VisualConfig, raw).sections["i3d"])

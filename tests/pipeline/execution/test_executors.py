@@ -20,7 +20,7 @@ from pipeline.execution import executors as executor
 from pipeline.execution.executors import Job
 from registry import UnknownName
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LOCAL = ExecutorConfig(kind="local", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=3)
 RAY = ExecutorConfig(kind="ray", address="", num_cpus=2, num_gpus=0, actors=0, max_retries=3)
 
@@ -145,7 +145,7 @@ def test_unknown_kind_names_the_valid_ones():
 def test_local_backend_never_imports_ray():
     code = (
         "import sys; sys.modules['ray'] = None\n"  # any `import ray` now raises
-        "from tests.pipeline.test_executor import LOCAL, Toy, make_rows\n"
+        "from tests.pipeline.execution.test_executors import LOCAL, Toy, make_rows\n"
         "from pipeline.execution import executors as executor\n"
         "print(len(list(executor.run(executor.Job('t', Toy), make_rows(2), LOCAL))))"
     )
@@ -157,7 +157,7 @@ def test_ray_starts_a_local_runtime_and_stops_what_it_started():
     pytest.importorskip("ray")
     code = (
         "import ray, dataclasses\n"
-        "from tests.pipeline.test_executor import RAY, Toy, make_rows, by_id\n"
+        "from tests.pipeline.execution.test_executors import RAY, Toy, make_rows, by_id\n"
         "from pipeline.execution import executors as executor\n"
         "cfg = dataclasses.replace(RAY, num_cpus=1)\n"
         "out = by_id(executor.run(executor.Job('t', Toy, batch_size=8), make_rows(6), cfg))\n"

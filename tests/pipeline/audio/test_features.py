@@ -16,7 +16,7 @@ from pipeline.core.config import ConfigError, build
 from pipeline.core.params import AudioConfig, Params, load_params
 
 RATE = 16000
-PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 
 
 @pytest.fixture(scope="module")

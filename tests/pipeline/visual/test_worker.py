@@ -11,9 +11,9 @@ from torch import nn
 from pipeline.core import store
 from pipeline.decode import decoded
 from pipeline.visual.batching import Item, extract, read_shard
-from pipeline.visual.extractor import Extractor
+from pipeline.visual.extractor import Extractor, output_paths
 from pipeline.visual.inference import Engine, Placement
-from pipeline.visual.worker import VisualWorker, extract_store, output_paths, store_meta
+from pipeline.visual.worker import VisualWorker, extract_store, store_meta
 from tests.pipeline.visual.helpers import random_frames, write_decoded
 
 T, S = 4, 8
