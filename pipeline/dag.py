@@ -158,10 +158,12 @@ def stages(params: Params) -> dict[str, Any]:
     def code(stage: str) -> list[str]:
         return import_closure(f"stages.{stage}", PLUGINS.get(stage, ()))
 
-    modalities = _reduce_modalities(params)
-    visual_stores = [f"{feat}/visual_{name}.parquet" for name in params.visual.extractors if name in modalities]
-    audio_store = ["${paths.audio_features}"] if set(modalities) - set(params.visual.extractors) else []
-    classify_stores = _classify_stores(params)
+    # reduce and classify depend on the folder of stores, not on each store: which stores they read follows
+    # visual.extractors / audio.feature_sets / classify.*, so `dvc exp run -S visual.extractors=[...]` needs
+    # no other dvc.yaml (DVC connects a folder dep to the stages whose outs lie inside it).
+    stores = [feat] + (
+        [] if _inside(params.paths.audio_features, params.paths.visual_features) else ["${paths.audio_features}"]
+    )
     return {
         "sample": {
             "cmd": "python -m stages.sample",
@@ -197,11 +199,13 @@ def stages(params: Params) -> dict[str, Any]:
             "params": _keys("audio", P.AudioConfig, skip=NOT_OUTPUTS),
             "outs": [{"${paths.audio_features}": {"persist": True}}, {"${paths.audio_failures}": {"persist": True}}],
         },
-        # fitted on the training split only; reads one store per enabled modality
+        # fitted on the training split only; reads one store per enabled modality (from the folder of stores)
         "reduce": {
             "cmd": "python -m stages.reduce",
-            "deps": ["${paths.manifest}", *visual_stores, *audio_store, *code("reduce")],
+            "deps": ["${paths.manifest}", *stores, *code("reduce")],
             "params": [
+                "visual.extractors",
+                "audio.feature_sets",
                 *[f"reduce.{name}" for name in sorted(params.reduce.modalities)],
                 *_keys("reduce", P.ReduceConfig),
             ],
@@ -226,7 +230,7 @@ def stages(params: Params) -> dict[str, Any]:
         },
         "classify": {
             "cmd": "python -m stages.classify",
-            "deps": ["${paths.items}", *classify_stores, "${paths.reduce_state}", *code("classify")],
+            "deps": ["${paths.items}", *stores, "${paths.reduce_state}", *code("classify")],
             "params": [*_keys("classify", P.ClassifyConfig, skip=(*NOT_OUTPUTS, "device")), "visual.resnet152.output"],
             "outs": ["${paths.classify_model}", "${paths.classify_predictions}"],
             "metrics": [{"${paths.classify_live}/metrics.json": {"cache": False}}],
@@ -246,21 +250,8 @@ def stages(params: Params) -> dict[str, Any]:
     }
 
 
-def _reduce_modalities(params: Params) -> list[str]:
-    from pipeline.reduce.items import modality_configs
-
-    return list(modality_configs(params))
-
-
-def _classify_stores(params: Params) -> list[str]:
-    """The per-frame / per-segment stores the classifier reads (a sequence input), beside items.parquet."""
-    cfg = params.classify
-    out = []
-    if "visual" in cfg.modalities and cfg.visual.input == "sequence":
-        out.append("${paths.visual_features}/visual_resnet152.parquet")
-    if "audio" in cfg.modalities and cfg.audio.input == "sequence":
-        out.append("${paths.audio_features}")
-    return out
+def _inside(path: str, folder: str) -> bool:
+    return Path(folder) in Path(path).parents
 
 
 PLOTS = [

@@ -1,7 +1,7 @@
 """``python -m pipeline.show PATH``: a store's schema, metadata, row count and column summary.
 
 PATH may be a Parquet file or a sharded store folder: the decoded clips (the summary covers
-``index.parquet`` and the shard schema) or a feature store such as ``features/audio.parquet``
+``index.parquet`` and the shard schema) or a feature store such as ``features/stores/audio.parquet``
 (all its shards as one table, metadata checked consistent across them). ``--outputs`` lists
 every output path named in params.yaml with its row count (and shard count).
 """
@@ -73,11 +73,20 @@ def describe(path: Path) -> str:
                 f"shard schema ({len(shards)} shards, {sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows):"
             )
             lines += [f"  {field.name}: {field.type}" for field in pq.read_schema(shards[0])]
+        if shards:
+            record = store.completion(path)
+            if record is None and (path / "index.parquet").exists():  # the decoded store: its index is written last
+                record = {"index": "index.parquet"}
+            lines.append(
+                f"complete: {json.dumps(record, sort_keys=True)}"
+                if record
+                else "INCOMPLETE: no completion record (a killed or running run); readers refuse this store"
+            )
         target = path / "index.parquet" if (path / "index.parquet").exists() else files[0]
         if shards and target == files[0]:  # a feature store: its shards are one table
             target = path
         lines.append(f"-- {target.name if target != path else 'all shards'}")
-    table = store.read_table(target) if target.is_dir() else pq.read_table(target)
+    table = store.read_table(target, complete=False) if target.is_dir() else pq.read_table(target)
     meta = (table.schema.metadata or {}).get(META_KEY)
     lines.append(f"rows: {table.num_rows}")
     lines.append(
@@ -102,6 +111,7 @@ def outputs(params_path: str = "params.yaml") -> str:
             state = f"{pq.ParquetFile(p).metadata.num_rows} rows"
         elif shards:
             state = f"{sum(pq.ParquetFile(f).metadata.num_rows for f in shards)} rows in {len(shards)} shards"
+            state += "" if store.completion(p) else " INCOMPLETE (re-run its stage)"
         elif p.is_dir():
             state = f"{sum(1 for _ in p.rglob('*') if _.is_file())} files"
         else:

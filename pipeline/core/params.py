@@ -307,7 +307,7 @@ class SharedPrivateConfig:
 @dataclass(frozen=True)
 class ClassifyConfig:
     modalities: tuple[Literal["visual", "audio"], ...]
-    visual: ClassifyModalityConfig  # sequence: paths.visual_features/visual_resnet152 <col>_seq (keep_sequence)
+    visual: ClassifyModalityConfig  # sequence: paths.visual_features/stores/visual_resnet152 <col>_seq (keep_sequence)
     audio: ClassifyModalityConfig  # sequence: the audio store's logmel_segments [segments x n_mels]
     hidden: int
     clusters: int  # K of netvlad

@@ -172,6 +172,8 @@ class ShardedStore:
         written even when the run is interrupted, so finished work is never redone.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        if plan.changed:
+            store.mark_incomplete(self.root)  # before any shard changes: a killed run leaves no record
         start = time.perf_counter()
         writers: dict[int, _ShardWriter] = {}
         failed, computed, rewritten = list(plan.failures), 0, []
@@ -214,6 +216,16 @@ class ShardedStore:
         finally:
             self._write_failures(failed)
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.shard_files(self.root))
+        store.mark_complete(
+            self.root,
+            {
+                "stage": store.stage_name(self.meta),
+                "shards": self.shards,
+                "rows": rows,
+                "failures": len(failed),
+                "params_hash": self.meta.get("params_hash"),
+            },
+        )
         return Summary(
             rows,
             computed,

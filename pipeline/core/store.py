@@ -11,8 +11,9 @@ Readers call ``read_table(path, expect={...})`` to check the metadata before use
 
 A store may also be a folder of ``shard-XXX.parquet`` files (a Hive-style dataset that
 ``pq.read_table(dir)``, polars and DuckDB read as one table, see ``pipeline.core.shards``):
-``read_table`` and ``read_meta`` then check that every shard carries the same metadata and
-return the shards concatenated, sorted by ``video_id``.
+``read_table`` and ``read_meta`` then check that every shard carries the same metadata and that the
+folder holds its completion record (``_complete.json``, written last by the run that completed it),
+and return the shards concatenated, sorted by ``video_id``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 META_KEY = b"pipeline"
 SHARD_GLOB = "shard-*.parquet"
+# Written last into a sharded store folder by the run that completed it, removed before a run changes
+# any shard: a folder without it is a killed or running run's, and readers refuse it. The leading
+# underscore keeps it out of pyarrow / polars / DuckDB dataset reads of the folder.
+COMPLETE_NAME = "_complete.json"
 SCHEMA_VERSION = 1
 COMPRESSION = "zstd"
 _UMASK = os.umask(0)
@@ -117,9 +122,10 @@ def _shards_or_error(root: Path) -> list[Path]:
     return files
 
 
-def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
+def read_meta(source: str | Path | pa.Schema, *, complete: bool = True) -> dict[str, Any]:
+    """A store's ``pipeline`` metadata; a sharded store must be complete unless ``complete=False``."""
     if not isinstance(source, pa.Schema) and Path(source).is_dir():
-        return _dataset_meta(Path(source))
+        return _dataset_meta(Path(source), complete)
     schema = source if isinstance(source, pa.Schema) else pq.read_schema(source)
     raw = (schema.metadata or {}).get(META_KEY)
     if raw is None:
@@ -127,8 +133,57 @@ def read_meta(source: str | Path | pa.Schema) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def _dataset_meta(root: Path) -> dict[str, Any]:
-    """The metadata every shard of ``root`` shares; a shard that differs is an error naming it."""
+def completion(root: str | Path) -> dict[str, Any] | None:
+    """The completion record of a sharded store folder, or None while it is incomplete."""
+    path = Path(root) / COMPLETE_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path}: unreadable completion record ({err}); re-run the stage that writes it") from err
+
+
+def mark_complete(root: str | Path, record: Mapping[str, Any]) -> None:
+    """Record that the store at ``root`` is complete (rewritten only when it changes, so DVC sees no change)."""
+    text = json.dumps(dict(record), indent=2, sort_keys=True) + "\n"
+    path = Path(root) / COMPLETE_NAME
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        write_text(path, text)
+
+
+def mark_incomplete(root: str | Path) -> None:
+    (Path(root) / COMPLETE_NAME).unlink(missing_ok=True)
+
+
+def stage_name(meta: Mapping[str, Any]) -> str:
+    """The DVC stage that writes a store with this metadata (``visual@resnet152``, ``audio``)."""
+    stage = str(meta.get("stage"))
+    return f"{stage}@{meta['extractor']}" if stage == "visual" and meta.get("extractor") else stage
+
+
+def check_complete(root: Path, meta: Mapping[str, Any], files: list[Path]) -> None:
+    """A sharded store is complete, or an error naming the stage to re-run."""
+    record = completion(root)
+    stage = stage_name(meta)
+    if record is None:
+        raise StoreError(
+            f"{root}: incomplete (the run of stage {stage} that writes it was interrupted, or is "
+            f"running); re-run it: dvc repro {stage}"
+        )
+    if record.get("shards") != len(files) or record.get("params_hash") != meta.get("params_hash"):
+        raise StoreError(
+            f"{root}: its completion record ({record.get('shards')} shards, params "
+            f"{record.get('params_hash')}) does not match its {len(files)} shard files (params "
+            f"{meta.get('params_hash')}); re-run it: dvc repro {stage}"
+        )
+
+
+def _dataset_meta(root: Path, complete: bool = True) -> dict[str, Any]:
+    """The metadata every shard of ``root`` shares; a shard that differs is an error naming it.
+
+    With ``complete`` (readers' default) an incomplete store is an error naming the stage to re-run.
+    """
     files = _shards_or_error(root)
     first = read_meta(files[0])
     for path in files[1:]:
@@ -139,6 +194,8 @@ def _dataset_meta(root: Path) -> dict[str, Any]:
                 f"{path}: metadata differs from {files[0].name} in {keys}; the store mixes runs "
                 "with different params (an interrupted run?): re-run the stage that writes it"
             )
+    if complete:
+        check_complete(root, first, files)
     return first
 
 
@@ -177,13 +234,20 @@ def write_table(table: pa.Table, path: str | Path, meta: Mapping[str, Any]) -> P
 
 
 def read_table(
-    path: str | Path, *, columns: list[str] | None = None, expect: Mapping[str, Any] | None = None
+    path: str | Path,
+    *,
+    columns: list[str] | None = None,
+    expect: Mapping[str, Any] | None = None,
+    complete: bool = True,
 ) -> pa.Table:
-    """Read a store (a file, or a folder of shards), checking it has our metadata and matches ``expect``."""
+    """Read a store (a file, or a folder of shards), checking it has our metadata and matches ``expect``.
+
+    A folder of shards must carry its completion record (``complete=False`` reads what is there).
+    """
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: store not found; run the stage that writes it (dvc repro)")
-    meta = read_meta(path)
+    meta = read_meta(path, complete=complete)
     check_meta(meta, expect or {}, str(path))
     if not path.is_dir():
         return pq.read_table(path, columns=columns)

@@ -25,7 +25,7 @@ PATCH = {
     "audio": {"workers": 1},
     "visual": {"extractors": ["resnet152"], "batch_size": 1, "precision": "fp32", "resnet152": {"num_frames": 2}},
 }
-STORES = ("data/decoded", "features/audio.parquet", "features/visual_resnet152.parquet")
+STORES = ("data/decoded", "features/stores/audio.parquet", "features/stores/visual_resnet152.parquet")
 TARGETS = ("audio", "visual@resnet152")
 
 
@@ -98,7 +98,7 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
     assert again.returncode == 0 and "0 of 8 videos to decode" in again.stderr and "rewritten: none" in again.stderr
     assert stamps(inc) == after
 
-    shown = inc.run("-m", "pipeline.show", "--outputs", "features/audio.parquet")
+    shown = inc.run("-m", "pipeline.show", "--outputs", "features/stores/audio.parquet")
     assert shown.returncode == 0 and "-- all shards\nrows: 8" in shown.stdout, shown.stderr
     assert "8 rows in 8 shards" in shown.stdout  # paths.audio_features in --outputs
 
@@ -115,7 +115,7 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
             np.testing.assert_array_equal(inc_clips[video.video_id].audio, video.audio)
     for name in (
         "data/decoded/failures.parquet",
-        "features/audio_failures.parquet",
-        "features/visual_resnet152_failures.parquet",
+        "features/stores/audio_failures.parquet",
+        "features/stores/visual_resnet152_failures.parquet",
     ):
         assert store.read_table(inc.root / name).equals(store.read_table(scratch.root / name))

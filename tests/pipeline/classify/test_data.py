@@ -20,7 +20,7 @@ def params_at(root, **classify):
         p.paths,
         items=str(root / "features/items.parquet"),
         visual_features=str(root / "features"),
-        audio_features=str(root / "features/audio.parquet"),
+        audio_features=str(root / "features/stores/audio.parquet"),
         reduce_state=str(root / "features/reduce_state"),
     )
     return dataclasses.replace(p, paths=paths, classify=dataclasses.replace(p.classify, **classify))

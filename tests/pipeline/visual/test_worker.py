@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline import show
 from pipeline.core import store
 from pipeline.decode import decoded
 from pipeline.visual.batching import Item, extract, read_shard
@@ -100,7 +101,9 @@ def test_store_written_with_metadata_and_failures(tmp_path):
     fails = pq.read_table(fail_path).to_pylist()
     assert [(f["video_id"], f["reason"], f["stage"]) for f in fails] == [("v04", "bad_frames", "visual")]
     assert (summary.rows, summary.total, summary.computed) == (5, 6, 6)
-    assert sorted(p.name for p in final.iterdir()) == [f"shard-00{s}.parquet" for s in range(3)]
+    assert sorted(p.name for p in final.iterdir()) == ["_complete.json"] + [f"shard-00{s}.parquet" for s in range(3)]
+    assert store.completion(final)["failures"] == 1
+    assert pq.read_table(final).num_rows == 5  # pyarrow reads the folder as one dataset: the record is not a file of it
 
 
 def test_interrupted_run_resumes_without_recomputing(tmp_path):
@@ -113,6 +116,13 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     done = [int(p.name[6:9]) for p in sorted(final.glob("shard-???.parquet"))]
     assert done and min(shards) in done and len(done) < len(set(shards))  # only complete shards committed
     assert not list(final.glob(".*.tmp"))
+    # the shards that exist are not read as the store: no completion record, readers name the stage
+    with pytest.raises(store.StoreError, match=r"incomplete .*re-run it: dvc repro visual@meancolour"):
+        store.read_table(final)
+    with pytest.raises(store.StoreError, match="incomplete"):
+        store.read_vectors(final, "mean")
+    assert "INCOMPLETE" in show.describe(final) and "INCOMPLETE" not in show.describe(root)
+    assert store.read_table(final, complete=False).num_rows == sum(s in done for s in shards)  # on request
     resumed = MeanColour()
     summary = _stage(tmp_path, resumed, root)
     assert summary.computed == sum(s not in done for s in shards)  # finished shards were not recomputed
@@ -121,6 +131,13 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     a = store.read_table(final)
     b = store.read_table(output_paths(tmp_path / "again" / "features", "meancolour")[0])
     assert clean.computed == 12 and a.equals(b)
+    assert store.completion(final) == {
+        "failures": 0,
+        "params_hash": store.read_meta(final)["params_hash"],
+        "rows": 12,
+        "shards": 3,
+        "stage": "visual@meancolour",
+    }
 
 
 def test_rows_from_other_params_are_not_reused(tmp_path):
