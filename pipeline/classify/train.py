@@ -25,11 +25,10 @@ from models.classify.backbone import Backbone
 from models.classify.losses import difference_penalty, kl_rows, similarity_loss
 from models.classify.model import Batch, BranchSpec, Classifier, ModelSpec, Output
 from pipeline.classify.data import ClassifyData, normaliser
-from pipeline.core import store
 from pipeline.core.config import build
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
-from pipeline.core.tensors import resolve_device, slice_batch
+from pipeline.core.tensors import resolve_device, save, slice_batch
 
 log = logging.getLogger("classify.train")
 
@@ -203,9 +202,7 @@ def save_checkpoint(path: str | Path, model: Classifier, backbone_info: dict[str
     """State dict + the model spec as JSON (loads with ``weights_only=True``: no pickled objects)."""
     spec = json.dumps(asdict(model.spec))
     blob = {"state": model.state_dict(), "spec": spec, "backbone": json.dumps(backbone_info)}
-    with store.atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-    return Path(path)
+    return save(blob, path)
 
 
 def load_checkpoint(path: str | Path) -> Classifier:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+from typing import Any
+
 import torch
 
+from pipeline.core import store
 from pipeline.core.config import ConfigError
 
 
@@ -20,3 +25,14 @@ def resolve_device(device: str, key: str) -> torch.device:
 def slice_batch(batch: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """The rows ``idx`` of every tensor of a batch dict."""
     return {k: v[idx] for k, v in batch.items()}
+
+
+def save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically and byte-reproducibly: saved through a buffer, the archive's
+    inner folder is not named after a random temp file, so the same object gives the same bytes (and DVC
+    hash) every run."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with store.atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return Path(path)

@@ -22,7 +22,7 @@ from models.ctr.base import Content, CtrModel, CtrSizes, FeatureSpec
 from pipeline.core import store
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import CtrConfig
-from pipeline.core.tensors import slice_batch
+from pipeline.core.tensors import save, slice_batch
 from pipeline.ctr.metrics import auc, evaluate
 
 log = logging.getLogger("ctr.train")
@@ -217,9 +217,7 @@ def save_checkpoint(path: str | Path, model: CtrModel, name: str, spec: FeatureS
         "content_dims": content_dims,
         "state": model.state_dict(),
     }
-    with store.atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-    return Path(path)
+    return save(blob, path)
 
 
 def load_checkpoint(path: str | Path) -> tuple[CtrModel, dict[str, Any]]:
