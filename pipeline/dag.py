@@ -183,12 +183,20 @@ def stages(params: Params) -> dict[str, Any]:
             "params": _keys("decode", P.DecodeConfig, skip=NOT_OUTPUTS),
             "outs": [{"${paths.decoded}": {"persist": True}}],
         },
+        # what visual.device / visual.precision resolve to on this machine: runs every time, changes rarely
+        "placement": {
+            "cmd": "python -m stages.placement",
+            "deps": code("placement"),
+            "params": ["visual.device", "visual.precision"],
+            "outs": [{"${paths.placement}": {"cache": False}}],
+            "always_changed": True,
+        },
         # one stage per extractor in visual.extractors: visual@resnet152, ...; precision changes the numbers
         "visual": {
             "foreach": "${visual.extractors}",
             "do": {
                 "cmd": "python -m stages.visual ${item}",
-                "deps": ["${paths.decoded}", *code("visual")],
+                "deps": ["${paths.decoded}", "${paths.placement}", *code("visual")],
                 "params": ["visual.${item}", "visual.precision"],
                 "outs": [{store: {"persist": True}}, {f"{feat}/visual_${{item}}_failures.parquet": {"persist": True}}],
             },

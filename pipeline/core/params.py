@@ -32,6 +32,7 @@ class PathsConfig:
     manifest: str
     ingest_failures: str
     decoded: str  # folder of decode shards, index.parquet and failures.parquet
+    placement: str  # placement: the device and precision that visual.device/precision resolve to on this machine
     audio_features: str  # the audio stage's store (one row per decoded video)
     audio_failures: str
     items: str  # reduce: one row per video, every modality reduced and normalised

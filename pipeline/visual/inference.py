@@ -41,11 +41,17 @@ def bf16_native(device: torch.device) -> bool:
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-def resolve_placement(cfg: VisualConfig) -> Placement:
+def resolve_precision(cfg: VisualConfig) -> tuple[torch.device, Literal["fp32", "bf16"]]:
+    """The device and the precision ``auto`` stands for on this machine (what changes the features)."""
     device = resolve_device(cfg.device, "visual.device")
     precision = cfg.precision
     if precision == "auto":
         precision = "bf16" if bf16_native(device) else "fp32"
+    return device, precision
+
+
+def resolve_placement(cfg: VisualConfig) -> Placement:
+    device, precision = resolve_precision(cfg)
     threads = resolve_workers(cfg.threads)
     torch.set_num_threads(threads)  # deliberate: one per core we may use, not torch's guess
     return Placement(device, precision, threads)

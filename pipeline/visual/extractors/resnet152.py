@@ -61,7 +61,11 @@ class ResNet152(Extractor):
     def build(self) -> nn.Module:
         from torchvision.models import resnet152
 
-        return resnet152(weights=None)
+        # Random init with the last BatchNorm of every residual branch at zero: with BatchNorm's default
+        # running statistics, 50 blocks of the plain init grow activations to ~3e8, where bf16 rounding
+        # swamps the differences between videos (the sample corpus's conclusions flipped between fp32 and
+        # bf16 CPUs). Loaded weights overwrite these values, so pretrained features are unchanged.
+        return resnet152(weights=None, zero_init_residual=True)
 
     @property
     def frames_used(self) -> int:

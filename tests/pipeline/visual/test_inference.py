@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -58,3 +59,25 @@ def test_visual_params_reject_unknown_extractor_and_keys():
     with pytest.raises(ConfigError, match="visual.c3d.layer"):
         build(VisualConfig, raw | {"c3d": raw["c3d"] | {"layer": "fc8"}}, "visual")
     assert dataclasses.is_dataclass(build(VisualConfig, raw).sections["i3d"])
+
+
+def test_random_resnet152_is_numerically_sane_at_either_precision():
+    """weights: random must not depend on the CPU: activations of O(1), and bf16 features within 2% of fp32
+    (the plain init reached ~3e8 through 50 blocks, and bf16 rounding then swamped the videos' differences)."""
+    from pipeline.visual import weights
+    from pipeline.visual.extractor import create
+
+    cfg = visual_config(resnet152={"num_frames": 2, "keep_sequence": False})
+    ex = create("resnet152", cfg, 2)
+    model = weights.load(ex, "random").model
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 2, 64, 64, 3), dtype=np.uint8)
+    out = {
+        p: engine.Engine(ex, model, engine.Placement(torch.device("cpu"), p, 1))(frames)["resnet152_pool"]
+        for p in ("fp32", "bf16")
+    }
+    assert np.abs(out["fp32"]).max() < 100
+    rel = np.linalg.norm(out["bf16"] - out["fp32"]) / np.linalg.norm(out["fp32"])
+    assert rel < 0.02
+    spread = np.linalg.norm(out["fp32"] - out["fp32"].mean(0))  # the differences between videos survive bf16
+    assert np.linalg.norm((out["bf16"] - out["bf16"].mean(0)) - (out["fp32"] - out["fp32"].mean(0))) < 0.1 * spread
