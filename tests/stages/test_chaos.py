@@ -1,0 +1,115 @@
+"""Chaos: kill each per-video stage (SIGKILL, at a seeded random point of its run) under `dvc repro`, re-run,
+and the stores equal a clean run's, complete, with no process of the killed stage left behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.core import store
+from tests.stages.project import Project
+
+PATCH = {"visual": {"extractors": ["resnet152"], "resnet152": {"keep_sequence": False}, "batch_size": 1}}
+STORES = ("data/decoded", "features/stores/visual_resnet152.parquet", "features/stores/audio.parquet")
+TARGETS = ("decode", "visual", "audio")  # the stage modules killed, one per seed
+TARGET = ["audio", "visual@resnet152"]  # dvc repro these (and what they need)
+
+
+def children(pid: int) -> set[int]:
+    """Every descendant PID of ``pid`` (from /proc; threads' children included)."""
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            todo += [k for k in kids if k not in out]
+            out.update(kids)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def repro_and_kill(proj: Project, module: str, seed: int) -> tuple[int, set[int]]:
+    """Run `dvc repro`, SIGKILL `python -m stages.<module>` once it has run a random while; (rc, its descendants)."""
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1"}
+    env.pop("PYTHONPATH", None)
+    dvc = subprocess.Popen(
+        [os.path.join(bindir, "dvc"), "repro", *TARGET],
+        cwd=proj.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    delay = random.Random(seed).uniform(0.5, 3.0)
+    victim, seen, deadline = None, set(), time.monotonic() + 300
+    while dvc.poll() is None and time.monotonic() < deadline:
+        for pid in children(dvc.pid):
+            if f"stages.{module}" in cmdline(pid):
+                victim = victim or (pid, time.monotonic())
+        if victim and time.monotonic() - victim[1] >= delay:
+            seen = children(victim[0])
+            os.kill(victim[0], signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    out, _ = dvc.communicate(timeout=300)
+    assert victim is not None, f"stages.{module} never started:\n{out}"
+    return dvc.returncode, seen
+
+
+@pytest.mark.slow
+def test_killed_stages_resume_to_the_clean_result_and_leave_no_process(tmp_path):
+    clean = Project(tmp_path / "clean", PATCH)
+    done = clean.run("dvc", "repro", *TARGET)
+    assert done.returncode == 0, done.stdout + done.stderr
+    chaos = Project(tmp_path / "chaos", PATCH)
+    for seed, module in enumerate(TARGETS):
+        rc, descendants = repro_and_kill(chaos, module, seed)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in descendants) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p: cmdline(p) for p in descendants if alive(p)}
+        assert not left, f"processes of the killed stages.{module} still running: {left}"
+        if rc == 0:
+            continue  # the stage had finished before the kill landed: nothing to resume
+        for path in STORES:  # a killed run's store never reads as complete
+            if (chaos.root / path).is_dir() and not (chaos.root / path / "index.parquet").exists():
+                if store.completion(chaos.root / path) is None:
+                    with pytest.raises(store.StoreError, match="incomplete"):
+                        store.read_table(chaos.root / path)
+    done = chaos.run("dvc", "repro", *TARGET)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in STORES[1:]:
+        a, b = store.read_table(clean.root / path), store.read_table(chaos.root / path)
+        assert a.equals(b), path
+        assert store.completion(chaos.root / path) == store.completion(clean.root / path)
+    for name in sorted(p.name for p in (clean.root / STORES[0]).iterdir()):
+        a, b = pq.read_table(clean.root / STORES[0] / name), pq.read_table(chaos.root / STORES[0] / name)
+        assert a.equals(b), name
+    for fail in ("features/stores/audio_failures.parquet", "features/stores/visual_resnet152_failures.parquet"):
+        assert pq.read_table(clean.root / fail).equals(pq.read_table(chaos.root / fail)), fail
