@@ -235,6 +235,13 @@ class CtrFeatures:
     multi: tuple[str, ...]  # list-valued columns (mean of their embeddings)
     numeric: tuple[str, ...]  # standardised on the training split; each scales an embedding vector
 
+    def __post_init__(self) -> None:
+        for kind in ("categorical", "multi", "numeric"):
+            names = getattr(self, kind)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:  # one column per name and kind: a second listing would silently replace the first
+                raise ValueError(f"{kind} lists {twice} more than once")
+
 
 @dataclass(frozen=True)
 class CtrDataConfig:
