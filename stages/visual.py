@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     EXTRACTORS.check(name)
     if name not in cfg.extractors:
         log.warning("%s is not in visual.extractors; running it anyway (by hand)", name)
+        problem = params.frames_problem(name)  # load_params checked only the listed extractors
+        if problem:
+            raise ConfigError(problem)
     root = params.paths.decoded
     built = build_worker(name, cfg, root)
     if built.loaded.weights == "random":
