@@ -92,9 +92,10 @@ def ours(model: str, args) -> dict:
 
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
-    data = table_tensors(table)
+    meta = store.read_meta(OUT / "samples.parquet")["spec"]
+    data = table_tensors(table, meta)
     load_s = time.perf_counter() - t0
-    spec = FeatureSpec.from_meta(store.read_meta(OUT / "samples.parquet")["spec"])
+    spec = FeatureSpec.from_meta(meta)
     content = torch.from_numpy(np.load(OUT / "content.npy"))
     cfg = CtrConfig(
         model=model,

@@ -136,7 +136,7 @@ def rss_child(root: str, out: str, name: str) -> None:
     summary = extract_store(
         VisualWorker(engine, str(root), cfg.batch_size),
         out,
-        store_meta(engine, lw.weights, lw.detail, decoded.read_meta(root)),
+        store_meta(engine, lw, decoded.read_meta(root)),
     )
     print(f"{summary.rows} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 

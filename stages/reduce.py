@@ -45,10 +45,11 @@ def main() -> None:
         store.write_text(Path(paths.reduce_plots) / f"{name}.csv", f"component,cumulative_explained_variance\n{rows}\n")
     for name, m in sorted((n, metrics[n]) for n in states):
         log.info(
-            "%s: %d -> %d dims, %.1f%% variance, %d train rows, %d missing",
+            "%s: %d -> %d dims%s, %.1f%% variance, %d train rows, %d missing",
             name,
             m["input_dim"],
             m["n_components"],
+            " (n_components capped)" if m["capped"] else "",
             100 * m["explained_variance"],
             m["n_train"],
             m["missing"],

@@ -39,9 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     EXTRACTORS.check(name)
     if name not in cfg.extractors:
         log.warning("%s is not in visual.extractors; running it anyway (by hand)", name)
+        problem = params.frames_problem(name)  # load_params checked only the listed extractors
+        if problem:
+            raise ConfigError(problem)
     root = params.paths.decoded
     built = build_worker(name, cfg, root)
-    if built.weights == "random":
+    if built.loaded.weights == "random":
         log.warning(
             "%s uses RANDOM weights (visual.%s.weights: random): fine for testing the pipeline, "
             "meaningless as features",
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         placement.threads,
         cfg.batch_size,
     )
-    meta = store_meta(built.worker.engine, built.weights, built.detail, decoded.read_meta(root))
+    meta = store_meta(built.worker.engine, built.loaded, decoded.read_meta(root))
     job = Job(
         f"visual@{name}",
         partial(make_worker, name, cfg, os.path.abspath(root)),

@@ -9,6 +9,7 @@ by the same lookup. Models take plain sizes (``CtrSizes``), never a params class
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +30,23 @@ class FeatureSpec:
     n_numeric: int
     history: int
 
+    @staticmethod
+    def field_names(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+        """The side fields of a ``ctr_data`` spec per kind, in the one order of the tensor columns and
+        the embedding tables: by name. Not the params' order: the spec is stored as JSON with sorted
+        keys, so a params order would not survive the round trip and fields would meet another
+        field's vocabulary."""
+        return {kind: sorted(spec[kind]) for kind in ("categorical", "multi", "numeric")}
+
     @classmethod
-    def from_meta(cls, spec: dict[str, Any]) -> FeatureSpec:
+    def from_meta(cls, spec: Mapping[str, Any]) -> FeatureSpec:
+        names = cls.field_names(spec)
         return cls(
             spec["n_users"],
             spec["n_items"],
-            tuple(spec["categorical"].values()),
-            tuple(spec["multi"].values()),
-            len(spec["numeric"]),
+            tuple(spec["categorical"][n] for n in names["categorical"]),
+            tuple(spec["multi"][n] for n in names["multi"]),
+            len(names["numeric"]),
             spec["history"],
         )
 

@@ -19,6 +19,14 @@ class ConfigError(ValueError):
     """A params.yaml value that cannot be used; the message names the key."""
 
 
+class FieldError(ValueError):
+    """A ``__post_init__`` check of one field: ``build`` names its full params key (``ctr.lr``)."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem
+
+
 @dataclasses.dataclass(frozen=True)
 class Sections:
     """A config class's registry-keyed subsections (its ``__sections__``).
@@ -68,8 +76,10 @@ def build(cls: type, data: Any, where: str = "") -> Any:
             raise ConfigError(f"missing params key '{key}'")
     try:
         return cls(**values)
-    except (ValueError, TypeError) as err:  # __post_init__ range checks
-        raise ConfigError(f"params section '{where or '<root>'}': {err}") from err
+    except FieldError as err:  # a __post_init__ check of one key
+        raise ConfigError(f"params key '{_join(where, err.field)}' {err.problem}") from err
+    except (ValueError, TypeError) as err:  # __post_init__ checks of several keys (cross-section ones at the root)
+        raise ConfigError(f"params section '{where}': {err}" if where else f"params: {err}") from err
 
 
 def _join(where: str, key: object) -> str:

@@ -7,6 +7,7 @@ also interpolated into ``dvc.yaml``); no module hard-codes them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from models.classify import AGGREGATIONS, FUSIONS
 from models.ctr import MODELS
 from pipeline.audio.features import FEATURE_SETS
-from pipeline.core.config import ConfigError, Sections, build
+from pipeline.core.config import ConfigError, FieldError, Sections, build
 from pipeline.core.modality import ModalityReduceConfig
 from pipeline.ctr.adapters import ADAPTERS
 from pipeline.execution.job import EXECUTORS
@@ -236,6 +237,13 @@ class CtrFeatures:
     multi: tuple[str, ...]  # list-valued columns (mean of their embeddings)
     numeric: tuple[str, ...]  # standardised on the training split; each scales an embedding vector
 
+    def __post_init__(self) -> None:
+        for kind in ("categorical", "multi", "numeric"):
+            names = getattr(self, kind)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:  # one column per name and kind: a second listing would silently replace the first
+                raise FieldError(kind, f"lists {twice} more than once")
+
 
 @dataclass(frozen=True)
 class CtrDataConfig:
@@ -275,10 +283,17 @@ class CtrConfig:
     threads: int  # torch CPU threads; 0 = torch's default
 
     def __post_init__(self) -> None:
-        if self.embed_dim < 1 or self.batch_size < 1 or self.epochs < 1 or self.patience < 1:
-            raise ValueError("need embed_dim, batch_size, epochs and patience >= 1")
+        # Ranges checked when params load: a bad value is a one-line error naming the key, not a torch
+        # traceback in ctr_train (or, for a NaN, a silently useless model).
+        _at_least(self, 1, "embed_dim", "heads", "attention_dim", "batch_size", "epochs", "patience")
+        _at_least(self, 0, "seed", "threads")
+        if any(not size >= 1 for size in self.mlp):
+            raise FieldError("mlp", f"sizes must be >= 1, got {list(self.mlp)}")
+        _positive(self, "lr")
+        _non_negative(self, "weight_decay")
+        _fraction(self, "dropout")
         if self.embed_dim % self.heads:
-            raise ValueError("heads must divide embed_dim")
+            raise FieldError("heads", f"({self.heads}) must divide embed_dim ({self.embed_dim})")
         MODELS.check(self.model)
 
 
@@ -301,8 +316,7 @@ class SharedPrivateConfig:
     difference_margin: float  # the KL beyond which private and shared codes are apart enough
 
     def __post_init__(self) -> None:
-        if min(self.similarity_weight, self.difference_weight, self.difference_margin) < 0:
-            raise ValueError("shared_private weights and margin must be >= 0")
+        _non_negative(self, "similarity_weight", "difference_weight", "difference_margin")
 
 
 @dataclass(frozen=True)
@@ -330,10 +344,11 @@ class ClassifyConfig:
     def __post_init__(self) -> None:
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
             raise ValueError("modalities must name visual and/or audio, each once")
-        if min(self.hidden, self.clusters, self.batch_size, self.epochs, self.patience) < 1:
-            raise ValueError("need hidden, clusters, batch_size, epochs and patience >= 1")
-        if not 0 <= self.dropout < 1 or self.lr <= 0 or self.backbone_lr <= 0 or self.weight_decay < 0:
-            raise ValueError("need 0 <= dropout < 1, lr > 0, backbone_lr > 0 and weight_decay >= 0")
+        _at_least(self, 1, "hidden", "clusters", "batch_size", "epochs", "patience")
+        _at_least(self, 0, "seed", "threads")
+        _positive(self, "lr", "backbone_lr")
+        _non_negative(self, "weight_decay")
+        _fraction(self, "dropout")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device must be cpu, auto, cuda or cuda:N, got {self.device!r}")
         FUSIONS.check(self.fusion)
@@ -375,10 +390,61 @@ class Params:
     executor: ExecutorConfig
     classify: ClassifyConfig
 
+    def __post_init__(self) -> None:
+        # Cross-section checks: keys of two sections that are each valid but wrong together.
+        backbone = [self.classify.backbone] if self.classify.backbone != "none" else []
+        for name in dict.fromkeys([*self.visual.extractors, *backbone]):  # the extractors that run
+            problem = self.frames_problem(name)
+            if problem:
+                raise ValueError(problem)
+
+    def frames_problem(self, extractor: str) -> str | None:
+        """Why ``visual.<extractor>.num_frames`` does not fit ``decode.num_frames``, or None when it does."""
+        frames = self.decode.num_frames
+        wanted = getattr(self.visual.sections.get(extractor), "num_frames", 0)  # 0: every decoded frame
+        if wanted <= frames:
+            return None
+        return (
+            f"visual.{extractor}.num_frames ({wanted}) exceeds decode.num_frames ({frames}): the extractor "
+            f"would repeat decoded frames, at {wanted / frames:.3g}x the compute for no new information; "
+            f"lower visual.{extractor}.num_frames or raise decode.num_frames"
+        )
+
 
 def _check_rate(rate: float) -> None:
     if not 0 <= rate <= 1:
         raise ValueError("max_failure_rate must be in [0, 1]")
+
+
+# Range checks of single keys (FieldError: the message names the full key). Written as `not value >= x`
+# so that a NaN (YAML .nan) fails them too.
+
+
+def _at_least(cfg: Any, minimum: int, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not value >= minimum:
+            raise FieldError(name, f"must be >= {minimum}, got {value!r}")
+
+
+def _positive(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise FieldError(name, f"must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise FieldError(name, f"must be a finite number >= 0, got {value!r}")
+
+
+def _fraction(cfg: Any, name: str) -> None:
+    value = getattr(cfg, name)
+    if not 0 <= value < 1:
+        raise FieldError(name, f"must be in [0, 1), got {value!r}")
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -3,7 +3,8 @@
 A store is a folder of ``shard-XXX.parquet`` files (every one present, empty ones too) plus a
 failures table. A video's shard is ``shard_of(fingerprint, shards)``: its content decides, so
 new videos touch only the shards they land in. The unit of work is ``(video_id, fingerprint)``
-under the store's *reuse key* (``params_hash`` and the input store's params hash): for each
+under the store's *reuse key* (``params_hash``, the input store's params hash and, for visual
+stores, the weights file's sha256): for each
 shard, rows still wanted with the same fingerprint and reuse key are kept as they are, new or
 changed videos are computed, removed ones dropped. A shard file is rewritten (atomically, through
 ``store.StreamWriter``) only when its rows or metadata change, so untouched shards keep their
@@ -35,7 +36,10 @@ from pipeline.core import failures, store
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (video_id, fingerprint)
-REUSE_KEYS = ("params_hash", "decoded_params_hash")  # metadata that must match for a row to be reused
+# Metadata that must match for a row (or a failure) to be reused. weights_sha256: a visual store's
+# weights file content (params only name its path); absent (None) in other stores and for random or
+# named weights, so such stores written before it existed stay reusable.
+REUSE_KEYS = ("params_hash", "decoded_params_hash", "weights_sha256")
 TRANSIENT = {"worker_error"}  # failure reasons retried every run (a killed worker says nothing about the video)
 
 

@@ -4,8 +4,9 @@ Each sample row: ``user``, ``item`` (int32 codes, 0 = unknown), ``label`` (int8)
 ``hist`` (fixed_size_list<int32>[H]: the user's last H positives strictly before the sample,
 oldest first, 0-padded), ``hist_len``, ``cold`` (the item is never a training target), then per
 side feature ``c_<name>`` (int32 code), ``m_<name>`` (fixed_size_list<int32>[max_multi]) or
-``n_<name>`` (float32, standardised over its table). ``spec`` (stored in the tables' metadata)
-holds the vocabulary sizes the models need.
+``n_<name>`` (float32, standardised over its table), by name within each kind. ``spec`` (stored in
+the tables' metadata) holds the vocabulary sizes the models need; ``FeatureSpec.field_names`` is
+the one field order of spec, columns and tensors.
 """
 
 from __future__ import annotations
@@ -79,10 +80,12 @@ def _side_features(
     """Per-sample side feature columns, looked up by user or item code (vectorised gathers)."""
     tables = {"user": (raw.users, "user_id", user_vocab, user), "item": (raw.items, "video_id", item_vocab, item)}
     cols: dict[str, pa.Array] = {}
+    # By name, as FeatureSpec.field_names orders them: the spec (JSON with sorted keys), the columns
+    # and the tensors then agree whatever order the params list the fields in.
     kinds = (
-        [("categorical", n) for n in cfg.features.categorical]
-        + [("multi", n) for n in cfg.features.multi]
-        + [("numeric", n) for n in cfg.features.numeric]
+        [("categorical", n) for n in sorted(cfg.features.categorical)]
+        + [("multi", n) for n in sorted(cfg.features.multi)]
+        + [("numeric", n) for n in sorted(cfg.features.numeric)]
     )
     for kind, name in kinds:
         owner = [k for k, (t, _, _, _) in tables.items() if t is not None and name in t.column_names]

@@ -33,9 +33,10 @@ class Dataset:
 def load_dataset(folder: str | Path) -> Dataset:
     folder = Path(folder)
     tables = {s: store.read_table(folder / f"{s}.parquet", expect={"stage": "ctr_data"}) for s in SPLITS}
-    spec = FeatureSpec.from_meta(store.read_meta(folder / "train.parquet")["spec"])
+    meta = store.read_meta(folder / "train.parquet")["spec"]
     vocab = store.read_table(folder / "items.parquet", expect={"stage": "ctr_data"})
-    return Dataset(tables, {s: table_tensors(t) for s, t in tables.items()}, spec, vocab)
+    tensors = {s: table_tensors(t, meta) for s, t in tables.items()}  # stacked in the spec's field order
+    return Dataset(tables, tensors, FeatureSpec.from_meta(meta), vocab)
 
 
 def run(cfg: CtrConfig, data: Dataset, items_path: str | Path | None) -> tuple[TrainResult, dict[str, Any], np.ndarray]:

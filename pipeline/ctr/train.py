@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ class ContentError(ValueError):
     """Content requested (ctr.use_content) but not usable."""
 
 
-def table_tensors(table: pa.Table) -> Batch:
-    """A sample table as column tensors (side features stacked: ``cat`` (N, C), ``multi`` (N, K, M), ``num`` (N, F))."""
+def table_tensors(table: pa.Table, spec: Mapping[str, Any]) -> Batch:
+    """A sample table as column tensors (side features stacked: ``cat`` (N, C), ``multi`` (N, K, M), ``num`` (N, F)).
+
+    ``spec``: the ``ctr_data`` spec (table metadata). Its field order (``FeatureSpec.field_names``), not
+    the table's column order, decides the stacking, as it decides the order of the embedding tables.
+    """
     n = table.num_rows
 
     def ints(name: str) -> torch.Tensor:
@@ -52,10 +57,13 @@ def table_tensors(table: pa.Table) -> Batch:
             else np.zeros((0, table.schema.field(name).type.list_size), np.int64)
         )
 
-    names = table.column_names
-    cats = [c for c in names if c.startswith("c_")]
-    multis = [c for c in names if c.startswith("m_")]
-    nums = [c for c in names if c.startswith("n_")]
+    names = FeatureSpec.field_names(spec)
+    cats = [f"c_{name}" for name in names["categorical"]]
+    multis = [f"m_{name}" for name in names["multi"]]
+    nums = [f"n_{name}" for name in names["numeric"]]
+    missing = [c for c in (*cats, *multis, *nums) if c not in table.column_names]
+    if missing:
+        raise store.StoreError(f"sample table lacks the spec's side feature columns {missing}; rerun ctr_data")
     out = {
         "user": ints("user"),
         "item": ints("item"),

@@ -57,6 +57,21 @@ def choose_solver(solver: str, n: int, d: int, max_fit_mb: int) -> str:
     return "full" if n * d * 8 / 2**20 <= max_fit_mb else "incremental"
 
 
+def _capped(target: int | float | None, limit: int, why: str, name: str, cap: bool) -> bool:
+    """Whether ``n_components`` (``target``) is above ``limit``: an error, or logged and True with ``cap``.
+
+    The one place that decides, logs and reports a cap, so the log and ``capped`` in the metrics agree.
+    """
+    if not isinstance(target, int) or target <= limit:
+        return False
+    if not cap:
+        raise ReduceError(
+            f"reduce.{name}.n_components={target} exceeds {why}; lower it, or set reduce.too_many_components: cap"
+        )
+    log.warning("reduce.%s.n_components=%d capped to %d = %s", name, target, limit, why)
+    return True
+
+
 def fit_projection(
     x: np.ndarray,
     cfg: ModalityReduceConfig,
@@ -74,18 +89,13 @@ def fit_projection(
         eye = np.eye(d)
         var = x.var(axis=0, dtype=np.float64)
         total = var.sum()
-        return x.mean(axis=0), eye, var, var / total if total > 0 else np.zeros(d), None, {"pca": False}
+        info = {"pca": False, "capped": False}
+        return x.mean(axis=0), eye, var, var / total if total > 0 else np.zeros(d), None, info
     # n centred rows span at most n - 1 directions: a further component has no training variance,
     # and z-scoring it would blow noise up by orders of magnitude on the other splits.
     limit = min(n - 1, d)
     target = cfg.n_components
-    if isinstance(target, int) and target > limit:
-        if not cap:
-            raise ReduceError(
-                f"reduce.{name}.n_components={target} exceeds min(training rows - 1={n - 1}, "
-                f"dims={d}); lower it, or set reduce.too_many_components: cap"
-            )
-        log.warning("reduce.%s.n_components=%d capped to %d (training rows=%d, dims=%d)", name, target, limit, n, d)
+    capped = _capped(target, limit, f"min(training rows - 1={n - 1}, dims={d})", name, cap)
     chosen = choose_solver(solver, n, d, max_fit_mb)
     if isinstance(target, float) and chosen != "full":
         raise ReduceError(
@@ -95,7 +105,8 @@ def fit_projection(
     if x.var(axis=0, dtype=np.float64).sum() == 0:  # every training row identical (e.g. all silent): nothing to project
         k = limit if isinstance(target, float) else min(target, limit)
         zeros = np.zeros(k)
-        return x.mean(axis=0), np.zeros((k, d)), zeros, zeros, np.zeros(limit), {"pca": True, "constant": True}
+        info = {"pca": True, "constant": True, "capped": capped}
+        return x.mean(axis=0), np.zeros((k, d)), zeros, zeros, np.zeros(limit), info
     if chosen == "full":  # small enough for float64 and the whole spectrum (for the variance curve)
         pca = PCA(n_components=limit, svd_solver="full").fit(np.asarray(x, np.float64))
     elif chosen == "randomized":
@@ -106,18 +117,22 @@ def fit_projection(
     curve = np.cumsum(pca.explained_variance_ratio_)
     k = int(np.searchsorted(curve, target - 1e-12) + 1) if isinstance(target, float) else min(target, limit)
     k = min(k, len(curve))
-    info = {"pca": True, "solver": chosen, "capped": isinstance(target, int) and target > limit}
+    info = {"pca": True, "solver": chosen, "capped": capped}
     return (pca.mean_, pca.components_[:k], pca.explained_variance_[:k], pca.explained_variance_ratio_[:k], curve, info)
 
 
 def fit_modality(
-    x_train: np.ndarray, cfg: ModalityReduceConfig, name: str, **kw
+    x_train: np.ndarray, cfg: ModalityReduceConfig, name: str, *, cap: bool, **kw
 ) -> tuple[ModalityState, np.ndarray | None]:
     """Fit PCA then the normaliser on training rows; returns the state and the cumulative variance curve."""
     if x_train.shape[0] < 2:  # e.g. every training video silent: the modality carries nothing
         log.warning("reduce.%s: %d training rows with this signal; its vectors are all zero", name, x_train.shape[0])
+        # Nothing to fit, so the rows cannot limit K; keep min(n_components, dims) zero columns (a
+        # zero-width vector would break the readers), capped to dims like any other fit.
         d = x_train.shape[1]
-        k = d if cfg.n_components is None else min(cfg.n_components, d) if isinstance(cfg.n_components, int) else 1
+        target = cfg.n_components
+        capped = _capped(target, d, f"dims={d} (fewer than 2 training rows: nothing fitted)", name, cap)
+        k = d if target is None else min(target, d) if isinstance(target, int) else 1
         zeros = np.zeros(k)
         mean, comps, var, ratio, curve, info = (
             np.zeros(d),
@@ -125,10 +140,10 @@ def fit_modality(
             zeros,
             zeros,
             None,
-            {"pca": cfg.n_components is not None, "constant": True},
+            {"pca": target is not None, "constant": True, "capped": capped},
         )
     else:
-        mean, comps, var, ratio, curve, info = fit_projection(x_train, cfg, name, **kw)
+        mean, comps, var, ratio, curve, info = fit_projection(x_train, cfg, name, cap=cap, **kw)
     partial = ModalityState(
         name, mean, comps, var, ratio, cfg.whiten and info["pca"], np.zeros(len(comps)), np.ones(len(comps))
     )

@@ -115,7 +115,7 @@ def build_items(
         columns[name] = store.vector_array(y)
         columns[f"{name}_present"] = pa.array(mask[keep])
         metrics[name] |= {k: state.info[k] for k in ("input_dim", "n_components", "explained_variance", "n_train")}
-        metrics[name]["capped"] = bool(state.info.get("capped", False))
+        metrics[name]["capped"] = bool(state.info["capped"])  # every fit path sets it (as it logs a cap)
     base = manifest.filter(pa.array(keep)).select(["video_id", "split", "label", "has_audio"])
     table = pa.table({**{c: base.column(c) for c in base.column_names}, **columns})
     metrics["n_videos"] = int(keep.sum())

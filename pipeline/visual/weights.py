@@ -5,11 +5,17 @@ the features are NOT pretrained. Named sources download once into the torch hub 
 (or with a missing file) the error names the params key to change. A local file is a state
 dict saved with ``torch.save`` (``.pt``/``.pth``/``.pyth``; ``{"state_dict": ...}`` or
 ``{"model_state": ...}`` wrappers and ``module.`` prefixes are accepted).
+
+A file's identity is its content, not its path: ``WeightsInfo.sha256`` (of the very bytes loaded)
+goes into the store's reuse key (``pipeline.core.shards.REUSE_KEYS``), so overwriting the file at
+the same path recomputes every video. ``random`` needs no hash (the fixed seed is its identity)
+and neither does a named source (the name pins one released file).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,10 +37,17 @@ class WeightsError(ValueError):
 
 
 @dataclass(frozen=True)
-class LoadedWeights:
-    model: nn.Module
+class WeightsInfo:
+    """What was loaded, as the store metadata records it."""
+
     weights: str  # "random", a named source, or "file:<path>" -- goes into the store metadata
     detail: str  # for people: seed, source URL/enum, or the file's sha256
+    sha256: str | None  # a file's content hash (part of the reuse key); None for random and named sources
+
+
+@dataclass(frozen=True)
+class LoadedWeights(WeightsInfo):
+    model: nn.Module
 
 
 def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") -> LoadedWeights:
@@ -43,6 +56,7 @@ def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") ->
     with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
         torch.manual_seed(RANDOM_SEED)
         model = extractor.build()
+    sha256 = None
     if spec == "random":
         weights, detail = "random", f"random init (seed {RANDOM_SEED}): NOT pretrained, features carry no semantics"
     elif spec in extractor.named_weights:
@@ -52,8 +66,9 @@ def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") ->
         raise WeightsError(f"{key}={spec}: {extractor.local_only_weights[spec]}; set {key} to that file's path")
     elif Path(spec).suffix in FILE_SUFFIXES or "/" in spec:
         path = Path(spec)
-        _load_into(model, read_state_dict(path, key), key, spec)
-        weights, detail = f"file:{path}", f"state dict {path} (sha256 {_sha256(path)[:16]})"
+        state, sha256 = read_state_dict(path, key)
+        _load_into(model, state, key, spec)
+        weights, detail = f"file:{path}", f"state dict {path} (sha256 {sha256})"
     else:
         valid = ["random", *extractor.named_weights, *extractor.local_only_weights]
         raise WeightsError(
@@ -62,14 +77,18 @@ def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") ->
         )
     log.info("%s weights: %s", extractor.name, detail)
     model.eval().requires_grad_(False)
-    return LoadedWeights(model.to(device), weights, detail)
+    return LoadedWeights(weights, detail, sha256, model.to(device))
 
 
-def read_state_dict(path: Path, key: str) -> Mapping[str, torch.Tensor]:
+def read_state_dict(path: Path, key: str) -> tuple[Mapping[str, torch.Tensor], str]:
+    """The state dict in ``path`` and the sha256 of the bytes it was read from."""
     if not path.is_file():
         raise WeightsError(f"{key}: weights file {path} not found; fix the path or set {key}: random")
+    # Read once, hash and load the same bytes: a file replaced meanwhile cannot be stored under
+    # another file's hash (the state dict needs this memory anyway).
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        blob = path.read_bytes()
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, ValueError, EOFError) as err:
         raise WeightsError(f"{key}: cannot read {path} as a torch state dict ({err})") from err
     for wrapper in ("state_dict", "model_state", "model"):
@@ -77,7 +96,7 @@ def read_state_dict(path: Path, key: str) -> Mapping[str, torch.Tensor]:
             state = state[wrapper]
     if not isinstance(state, Mapping):
         raise WeightsError(f"{key}: {path} holds a {type(state).__name__}, not a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}, hashlib.sha256(blob).hexdigest()
 
 
 def _download(extractor: Extractor, spec: str) -> Mapping[str, torch.Tensor]:
@@ -99,11 +118,3 @@ def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], key: str, sp
         raise WeightsError(
             f"{key}={spec}: the state dict does not fit this architecture: {' '.join(first[:3])[:400]}"
         ) from err
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

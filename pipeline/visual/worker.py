@@ -50,17 +50,20 @@ def encode(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.table(cols, schema=schema)
 
 
-def store_meta(engine: Engine, weights: str, weights_detail: str, decoded_meta: dict[str, Any]) -> dict[str, Any]:
+def store_meta(engine: Engine, loaded: weights.WeightsInfo, decoded_meta: dict[str, Any]) -> dict[str, Any]:
     ex, rt = engine.extractor, engine.placement
     # precision changes the numbers, so it is part of params (and params_hash). The device and
     # threads are not stored: in an incremental store, shards may come from different machines.
+    # weights_sha256 is in the reuse key: params hold the weights *path*, which stays the same
+    # when the file at it is replaced.
     return store.make_meta(
         "visual",
         params={**ex.output_params(), "precision": rt.precision},
         extractor=ex.name,
-        weights=weights,
+        weights=loaded.weights,
         dims=ex.dims(),
-        weights_detail=weights_detail,
+        weights_detail=loaded.detail,
+        weights_sha256=loaded.sha256,
         precision=rt.precision,
         decoded_params_hash=decoded_meta["params_hash"],
         shards=decoded_meta["shards"],
@@ -104,8 +107,7 @@ class VisualWorker:
 @dataclass(frozen=True)
 class Built:
     worker: VisualWorker
-    weights: str  # what was loaded: random, a named source, a path
-    detail: str
+    loaded: weights.WeightsInfo  # what was loaded: random, a named source, a file (and its sha256)
 
 
 def build_worker(name: str, cfg: VisualConfig, decoded_root: str) -> Built:
@@ -113,11 +115,8 @@ def build_worker(name: str, cfg: VisualConfig, decoded_root: str) -> Built:
     placement = resolve_placement(cfg)
     extractor = create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
     loaded = weights.load(extractor, extractor.cfg.weights, placement.device)
-    return Built(
-        VisualWorker(Engine(extractor, loaded.model, placement), decoded_root, cfg.batch_size),
-        loaded.weights,
-        loaded.detail,
-    )
+    info = weights.WeightsInfo(loaded.weights, loaded.detail, loaded.sha256)  # without the model
+    return Built(VisualWorker(Engine(extractor, loaded.model, placement), decoded_root, cfg.batch_size), info)
 
 
 def make_worker(name: str, cfg: VisualConfig, decoded_root: str) -> VisualWorker:

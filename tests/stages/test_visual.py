@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from pipeline.core import failures, store
+from pipeline.core.params import load_params
 from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.execution.pools import bounded_map
 from pipeline.visual import extractor as registry  # create, EXTRACTORS
@@ -22,12 +23,15 @@ REAL = REPO.parent / "shared" / "data" / "videos"
 DIMS = {"resnet152": ("resnet152_pool", 2048), "c3d": ("c3d_fc6", 4096), "i3d": ("i3d_pool", 2048)}
 
 
-def use_params(tmp_path: Path, monkeypatch, decoded: Path) -> Path:
+def use_params(tmp_path: Path, monkeypatch, decoded: Path, **sections) -> Path:
+    """params.yaml pointed at ``decoded``; ``sections``: visual.<name> keys to change, e.g. ``i3d={"weights": p}``."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["paths"]["decoded"] = str(decoded)
     params["paths"]["visual_features"] = str(tmp_path / "features")
     params["visual"].update(batch_size=2, precision="fp32", device="cpu")
     params["visual"]["resnet152"]["keep_sequence"] = False  # the stores' base columns (params.yaml may keep sequences)
+    for name, changes in sections.items():
+        params["visual"][name].update(changes)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path / "features"
@@ -62,6 +66,32 @@ def test_stage_fails_loudly_past_max_failure_rate(tmp_path, monkeypatch):
     with pytest.raises(failures.FailureRateExceeded, match="visual.max_failure_rate"):
         stage.main(["i3d"])
     assert len(pq.read_table(out / "visual_i3d_failures.parquet")) == 3  # written before failing
+
+
+def test_weights_file_replaced_at_the_same_path_recomputes_every_video(tmp_path, monkeypatch):
+    """`dvc repro -f visual@i3d` after overwriting the weights file: new features, not the old ones relabelled."""
+    import hashlib
+
+    import torch
+
+    vids = [(f"v{i}", random_frames(i, T, S), False) for i in range(3)]
+    path = tmp_path / "i3d.pth"
+    out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S), i3d={"weights": str(path)})
+    final = out / "visual_i3d.parquet"
+    ex = registry.create("i3d", load_params().visual, T)
+
+    def run(seed: int) -> np.ndarray:
+        torch.manual_seed(seed)  # weights unlike the seeded `random` ones, and unlike the other seed's
+        torch.save(ex.build().state_dict(), path)
+        stage.main(["i3d"])
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        for shard in sorted(final.glob("shard-*.parquet")):
+            assert store.read_meta(shard)["weights_sha256"] == sha
+        return store.vectors(store.read_table(final).sort_by("video_id").column("i3d_pool"))
+
+    first, second = run(1), run(2)
+    assert first.shape == second.shape == (3, 2048)
+    assert (np.linalg.norm(first - second, axis=1) > 1e-3 * np.linalg.norm(first, axis=1)).all()  # every video
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -83,6 +84,91 @@ def test_range_checks_name_the_section(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="ingest.split"):
         load_params(path)
+
+
+def _load_with(tmp_path, **changes):
+    """load_params on a copy of the repo's params.yaml with ``changes`` (dotted keys) applied."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        *[("ctr.lr", v) for v in (-1, 0, NAN, INF)],
+        ("ctr.weight_decay", -0.1),
+        ("ctr.weight_decay", NAN),
+        ("ctr.dropout", 1.0),
+        ("ctr.dropout", -0.1),
+        *[(f"ctr.{k}", 0) for k in ("embed_dim", "heads", "attention_dim", "batch_size", "epochs", "patience")],
+        ("ctr.heads", 3),  # does not divide embed_dim 16
+        ("ctr.mlp", [64, 0]),
+        ("ctr.seed", -1),
+        ("ctr.threads", -1),
+        *[("classify.lr", v) for v in (-1, 0, NAN)],
+        ("classify.backbone_lr", -0.001),
+        ("classify.weight_decay", -1),
+        ("classify.dropout", 1.0),
+        *[(f"classify.{k}", 0) for k in ("hidden", "clusters", "batch_size", "epochs", "patience")],
+        ("classify.seed", -1),
+        ("classify.threads", -1),
+        ("classify.shared_private.similarity_weight", -1),
+        ("classify.shared_private.difference_margin", NAN),
+        ("ctr_data.features.categorical", ["gender", "gender"]),
+    ],
+)
+def test_training_params_out_of_range_are_errors_naming_the_key(tmp_path, key, value):
+    with pytest.raises(ConfigError) as err:
+        _load_with(tmp_path, **{key: value})
+    message = str(err.value)
+    assert f"params key '{key}'" in message and "\n" not in message, message
+
+
+def test_training_params_at_their_bounds_load(tmp_path):
+    params = _load_with(
+        tmp_path,
+        **{"ctr.dropout": 0.0, "ctr.weight_decay": 0.0, "ctr.threads": 0, "ctr.mlp": [], "classify.weight_decay": 0},
+    )
+    assert (params.ctr.dropout, params.ctr.weight_decay, params.ctr.mlp) == (0.0, 0.0, ())
+
+
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"visual.resnet152.num_frames": 64}, "visual.resnet152.num_frames (64) exceeds decode.num_frames (32)"),
+        ({"visual.i3d.num_frames": 33}, "visual.i3d.num_frames (33) exceeds decode.num_frames (32)"),
+        ({"decode.num_frames": 4}, "visual.resnet152.num_frames (8) exceeds decode.num_frames (4)"),
+        (  # an extractor that does not run is not checked, unless classify fine-tunes it
+            {"visual.extractors": ["resnet152"], "visual.i3d.num_frames": 64, "classify.backbone": "i3d"},
+            "visual.i3d.num_frames (64) exceeds decode.num_frames (32)",
+        ),
+    ],
+)
+def test_visual_frames_beyond_the_decoded_ones_are_an_error_naming_both_keys(tmp_path, changes, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        _load_with(tmp_path, **changes)
+
+
+def test_visual_frames_up_to_the_decoded_ones_load(tmp_path):
+    params = _load_with(
+        tmp_path,
+        **{"visual.resnet152.num_frames": 0, "visual.i3d.num_frames": 32},  # 0 = every decoded frame
+    )
+    assert (params.visual.sections["resnet152"].num_frames, params.visual.sections["i3d"].num_frames) == (0, 32)
+    unused = _load_with(tmp_path, **{"visual.extractors": ["resnet152"], "visual.i3d.num_frames": 64})
+    assert "i3d" not in unused.visual.extractors
+    assert "visual.i3d.num_frames (64) exceeds" in unused.frames_problem("i3d")  # a run by hand is refused
 
 
 def test_default_input_is_the_sample_stage_output(params):

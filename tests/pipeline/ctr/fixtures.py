@@ -87,3 +87,54 @@ def write_ml100k(folder: Path, seed: int = 0, n_users: int = 30, n_items: int = 
             for i in range(1, n_items + 1)
         )
     )
+
+
+# Side features of side_features_log, per kind: each field's vocabulary size differs from the others
+# of its kind, so a field read with another's embedding table fails or scores differently.
+SIDE_FEATURES = {
+    "categorical": ("occupation", "gender", "region"),  # 7, 2 and 4 values (+ unknown)
+    "multi": ("tags", "genres", "moods"),  # 9, 5 and 3 values
+    "numeric": ("length", "age", "year"),
+}
+
+
+def side_features_log(seed: int = 0, n_users: int = 30, n_items: int = 40, n: int = 600):
+    """A ``RawData`` (explicit labels) with every field of ``SIDE_FEATURES`` in the user or item table."""
+    from pipeline.ctr.adapters import RawData
+
+    rng = np.random.default_rng(seed)
+
+    def pick(prefix: str, values: int, rows: int) -> list[str]:
+        return [f"{prefix}{k}" for k in rng.integers(0, values, rows)]
+
+    def lists(prefix: str, values: int, rows: int) -> list[list[str]]:
+        return [[f"{prefix}{k}" for k in rng.choice(values, rng.integers(0, 3), replace=False)] for _ in range(rows)]
+
+    users = pa.table(
+        {
+            "user_id": [f"u{k}" for k in range(n_users)],
+            "occupation": pick("o", 7, n_users),
+            "gender": pick("g", 2, n_users),
+            "region": pick("r", 4, n_users),
+            "age": rng.integers(18, 70, n_users).astype(float),
+        }
+    )
+    items = pa.table(
+        {
+            "video_id": [f"v{k}" for k in range(n_items)],
+            "tags": lists("t", 9, n_items),
+            "genres": lists("g", 5, n_items),
+            "moods": lists("m", 3, n_items),
+            "length": rng.uniform(5, 60, n_items),
+            "year": rng.integers(1990, 2024, n_items).astype(float),
+        }
+    )
+    inter = pa.table(
+        {
+            "user_id": pick("u", n_users, n),
+            "video_id": pick("v", n_items, n),
+            "timestamp": rng.integers(0, 10_000, n),
+            "label": rng.integers(0, 2, n),
+        }
+    )
+    return RawData(inter, users, items)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -223,3 +224,80 @@ def test_capped_components_stay_on_the_scale_of_the_training_rows(corpus):
     state, _ = fit_modality(vis[:12], mod(n_components=40, norm="zscore"), "resnet152", **FIT)
     assert len(state.components) == 11
     assert np.abs(state.transform(vis[12:])).max() < 1e3
+
+
+def _cap_logs(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "capped to" in r.getMessage()]
+
+
+# Every fit path: (training rows, n_components, solver) -> (K kept, capped). The log, the state's info
+# (what metrics/reduce.json reports) and the K must agree.
+ROWS = 10
+CAP_PATHS = {
+    "full": (ROWS, 50, "full", 9, True),  # min(10 - 1, 16)
+    "randomized": (ROWS, 50, "randomized", 9, True),
+    "incremental": (ROWS, 50, "incremental", 9, True),
+    "constant rows": ("constant", 50, "full", 9, True),  # 10 identical rows: nothing to project, still capped
+    "one row": (1, 50, "full", 16, True),  # nothing fitted: only the dims limit, min(50, 16)
+    "one row, within dims": (1, 4, "full", 4, False),
+    "no rows": (0, 50, "full", 16, True),
+    "not capped": (ROWS, 5, "full", 5, False),
+    "at the limit": (ROWS, 9, "full", 9, False),
+    "variance target": (ROWS, 0.9, "full", None, False),
+    "no pca": (ROWS, None, "full", 16, False),
+}
+
+
+@pytest.mark.parametrize("path", CAP_PATHS)
+def test_capped_in_the_metrics_whenever_the_log_says_so(corpus, caplog, path):
+    rows, target, solver, k, capped = CAP_PATHS[path]
+    x = np.ones((ROWS, D_VIS), np.float32) if rows == "constant" else corpus[3][:rows]
+    caplog.set_level("WARNING", logger="pipeline.reduce.fit")
+    state, _ = fit_modality(x, mod(n_components=target), "resnet152", **{**FIT, "solver": solver})
+    if k is not None:
+        assert len(state.components) == state.info["n_components"] == k
+    assert state.info["capped"] is capped
+    if capped:
+        assert _cap_logs(caplog) == [f"reduce.resnet152.n_components={target} capped to {k} = " + _why(rows)]
+        with pytest.raises(ReduceError, match=re.escape(f"n_components={target} exceeds {_why(rows)}")):
+            fit_modality(x, mod(n_components=target), "resnet152", **{**FIT, "solver": solver, "cap": False})
+    else:
+        assert _cap_logs(caplog) == []
+
+
+def _why(rows) -> str:
+    n = ROWS if rows == "constant" else rows
+    if n < 2:
+        return f"dims={D_VIS} (fewer than 2 training rows: nothing fitted)"
+    return f"min(training rows - 1={n - 1}, dims={D_VIS})"
+
+
+def test_reduce_metrics_say_capped_as_the_log_does(corpus, caplog, tmp_path):
+    """build_items (what the stage writes to metrics/reduce.json) on every-silent and constant audio."""
+    manifest, sources, cfg, _, aud = corpus
+    cfg = dataclasses.replace(cfg, modalities={**cfg.modalities, "mfcc": mod(n_components=80, norm="zscore")})
+    caplog.set_level("WARNING", logger="pipeline.reduce.fit")
+    for name, x, heard, k in (
+        ("silent", np.zeros_like(aud), [False] * N, D_AUD),  # < 2 training rows: K = min(80, dims 8)
+        ("constant", np.ones_like(aud), [True] * N, D_AUD),  # 40 identical rows: min(39, 8)
+        ("signal", aud, [i % 7 != 0 for i in range(N)], D_AUD),
+    ):
+        caplog.clear()
+        mfcc = Source(
+            write_store(tmp_path / f"{name}.parquet", IDS, x, store.make_meta("audio"), heard),
+            "x",
+            "has_audio",
+            {"stage": "audio"},
+        )
+        table, _, _, metrics = build_items(manifest, dict(sources, mfcc=mfcc), cfg)
+        assert metrics["mfcc"]["capped"] is True and metrics["mfcc"]["n_components"] == k, name
+        assert [m for m in _cap_logs(caplog) if "mfcc" in m] == [
+            f"reduce.mfcc.n_components=80 capped to {k} = "
+            + (
+                "dims=8 (fewer than 2 training rows: nothing fitted)"
+                if name == "silent"
+                else f"min(training rows - 1={metrics['mfcc']['n_train'] - 1}, dims=8)"
+            )
+        ], name
+        assert store.vectors(table.column("mfcc")).shape == (N, k)
+    assert metrics["resnet152"]["capped"] is False and not [m for m in _cap_logs(caplog) if "resnet152" in m]

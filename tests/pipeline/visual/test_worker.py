@@ -11,6 +11,7 @@ from torch import nn
 from pipeline import show
 from pipeline.core import store
 from pipeline.decode import decoded
+from pipeline.visual import weights
 from pipeline.visual.batching import Item, extract, read_shard
 from pipeline.visual.extractor import Extractor, output_paths
 from pipeline.visual.inference import Engine, Placement
@@ -84,7 +85,7 @@ def test_bad_blob_and_failing_video_become_failures(tmp_path):
 
 def _stage(tmp_path, ex, root):
     engine = Engine(ex, nn.Identity(), CPU)
-    meta = store_meta(engine, "random", "test", decoded.read_meta(root))
+    meta = store_meta(engine, weights.WeightsInfo("random", "test", None), decoded.read_meta(root))
     return extract_store(VisualWorker(engine, str(root), 2), tmp_path / "features", meta)
 
 
@@ -152,3 +153,69 @@ def test_rows_from_other_params_are_not_reused(tmp_path):
 def test_item_error_keeps_video_metadata():
     it = Item("x", 0, True, None, "broken")
     assert it.padded and it.frames is None
+
+
+class LinearColour(Extractor):
+    """Mean colour per video through a 3 -> 2 (1x1 conv) layer: weights that a state dict file can replace."""
+
+    name = "linearcolour"
+
+    def __init__(self, spec: str):
+        super().__init__(cfg={"weights": spec}, num_frames=T)
+
+    def build(self) -> nn.Module:
+        return nn.Conv2d(3, 2, 1)
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.float().mean(dim=(1, 2, 3))[:, :, None, None]  # (B, 3, 1, 1): the engine takes images
+
+    def head(self, model: nn.Module) -> nn.Module:
+        return nn.Sequential(model, nn.Flatten(1))
+
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        return {"lin": feats}
+
+    def dims(self) -> dict[str, list[int]]:
+        return {"lin": [2]}
+
+
+def _weights_stage(tmp_path, root, spec: str, *, drop_sha: bool = False):
+    ex = LinearColour(spec)
+    loaded = weights.load(ex, spec)
+    engine = Engine(ex, loaded.model, CPU)
+    meta = store_meta(engine, loaded, decoded.read_meta(root))
+    if drop_sha:  # a store written before weights_sha256 existed
+        del meta["weights_sha256"]
+    summary = extract_store(VisualWorker(engine, str(root), 2), tmp_path / "features", meta)
+    final, _ = output_paths(tmp_path / "features", "linearcolour")
+    table = store.read_table(final).sort_by("video_id")
+    assert summary.failures == [] and table.num_rows == summary.total  # every video has features
+    return summary, store.vectors(table.column("lin")), final
+
+
+def test_replacing_the_weights_file_at_the_same_path_recomputes_every_video(tmp_path):
+    root = write_decoded(tmp_path / "dec", videos(6), T, S, shards=3)
+    path = tmp_path / "r.pth"
+    torch.save({"weight": torch.ones(2, 3, 1, 1), "bias": torch.zeros(2)}, path)
+    first, feats1, final = _weights_stage(tmp_path, root, str(path))
+    assert first.computed == 6 and feats1.shape == (6, 2) and np.abs(feats1).min() > 1
+    again, same, _ = _weights_stage(tmp_path, root, str(path))
+    assert again.computed == 0 and again.rewritten == [] and np.array_equal(same, feats1)  # unchanged file: all kept
+
+    torch.save({"weight": -2 * torch.ones(2, 3, 1, 1), "bias": torch.ones(2)}, path)  # new weights, same path
+    new_sha = weights.read_state_dict(path, "k")[1]
+    second, feats2, _ = _weights_stage(tmp_path, root, str(path))
+    assert second.computed == 6 and second.rewritten == [0, 1, 2]
+    np.testing.assert_allclose(feats2, -2 * feats1 + 1, rtol=1e-5)  # the new file's features, every video
+    for shard in sorted(final.glob("shard-*.parquet")):
+        meta = store.read_meta(shard)
+        assert meta["weights_sha256"] == new_sha and new_sha in meta["weights_detail"]
+
+
+def test_random_weights_stores_written_before_the_weights_hash_stay_reusable(tmp_path):
+    root = write_decoded(tmp_path / "dec", videos(4), T, S, shards=2)
+    old, feats_old, final = _weights_stage(tmp_path, root, "random", drop_sha=True)
+    assert old.computed == 4 and "weights_sha256" not in store.read_meta(final)
+    new, feats_new, _ = _weights_stage(tmp_path, root, "random")
+    assert new.computed == 0 and np.array_equal(feats_new, feats_old)
+    assert store.read_meta(final)["weights_sha256"] is None  # the seed is its identity
