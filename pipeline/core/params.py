@@ -95,6 +95,7 @@ class SplitConfig:
 class IngestConfig:
     extensions: tuple[str, ...]  # file suffixes scanned in a folder input
     split: SplitConfig
+    allow_outside_paths: bool  # manifest paths may leave the manifest's folder (`../x.mp4`, `/data/x.mp4`)
     workers: int  # 0 = one per CPU core
     max_failure_rate: float
 

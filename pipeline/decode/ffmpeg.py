@@ -7,6 +7,7 @@ before scaling, so the cost stays close to a plain decode of the file.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import tempfile
@@ -109,10 +110,22 @@ def scan_packets(path: str, stream: int) -> tuple[int, float]:
 
 def probe(path: str | Path) -> ProbeInfo:
     path = str(path)
-    if not os.path.exists(path):
-        raise MediaError("missing_file", f"no such file: {path}")
-    if os.path.getsize(path) == 0:
+    try:
+        size = os.stat(path).st_size
+    except OSError as err:  # os.path.exists would call a symlink loop or a closed folder "no such file"
+        if err.errno == errno.ELOOP:
+            raise MediaError("symlink_loop", f"symlink loop: {path}") from err
+        if err.errno in (errno.EACCES, errno.EPERM):
+            raise MediaError("permission_denied", f"permission denied: {path} ({err.strerror})") from err
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise MediaError("unreadable", f"cannot read {path}: {err.strerror or err}") from err
+        if os.path.islink(path):
+            raise MediaError("missing_file", f"dangling symlink: {path} -> {os.readlink(path)}") from err
+        raise MediaError("missing_file", f"no such file: {path}") from err
+    if size == 0:
         raise MediaError("empty_file", f"zero-byte file: {path}")
+    if not os.access(path, os.R_OK):  # ffprobe would only say "Permission denied" as "unreadable"
+        raise MediaError("permission_denied", f"permission denied: {path} (no read permission)")
     try:
         info = ffmpeg.probe(path)
     except ffmpeg.Error as err:
