@@ -111,6 +111,7 @@ class DecodeConfig:
     sampling: Literal["uniform", "consecutive"]
     size: int  # frames are resized and centre-cropped to size x size
     audio_rate: int
+    on_corrupt: Literal["keep", "fail"]  # ffmpeg reported damaged data: keep (stored, decode_errors > 0) | fail
     shards: int
     workers: int  # 0 = one per CPU core
     max_failure_rate: float
