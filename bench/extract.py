@@ -102,7 +102,14 @@ def _cat(outs):
 def write_store(root: Path, clips: np.ndarray, copies: int) -> Path:
     t, s = clips.shape[1], clips.shape[2]
     cfg = DecodeConfig(
-        num_frames=t, sampling="uniform", size=s, audio_rate=16000, shards=8, workers=1, max_failure_rate=0.5
+        num_frames=t,
+        sampling="uniform",
+        size=s,
+        audio_rate=16000,
+        on_corrupt="keep",
+        shards=8,
+        workers=1,
+        max_failure_rate=0.5,
     )
     writer = decoded.DecodedWriter(root, 8, decoded_meta(cfg))
     for k in range(copies):

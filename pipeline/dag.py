@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import os
 import sys
 from functools import cache
 from pathlib import Path
@@ -171,11 +172,17 @@ def stages(params: Params) -> dict[str, Any]:
             "params": _keys("sample", P.SampleConfig),
             "outs": ["${paths.sample}"],
         },
+        # Not a dep on ${data.input}: DVC would hash every file below it, and stop on the first entry it
+        # cannot read (a symlink loop, a closed folder) before ingest could report it as a failure row.
+        # Instead ingest runs on every `dvc repro` (cheap: unchanged files are not probed or hashed
+        # again) and rewrites the manifest only when it changes, which is what reruns the stages below.
+        # The sample corpus stays a dep when it is the input, so that `sample` runs first.
         "ingest": {
             "cmd": "python -m stages.ingest",
-            "deps": ["${data.input}", *code("ingest")],
+            "deps": [*_sample_input(params), *code("ingest")],
             "params": ["data.input", "ingest.extensions", "ingest.split"],
             "outs": [{"${paths.manifest}": {"persist": True}}, "${paths.ingest_failures}"],
+            "always_changed": True,
         },
         "decode": {
             "cmd": "python -m stages.decode",
@@ -260,6 +267,12 @@ def stages(params: Params) -> dict[str, Any]:
 
 def _inside(path: str, folder: str) -> bool:
     return Path(folder) in Path(path).parents
+
+
+def _sample_input(params: Params) -> list[str]:
+    """``${paths.sample}`` when ``data.input`` lies in it (the built-in corpus, a DVC output we write), else nothing."""
+    sample, source = os.path.abspath(params.paths.sample), os.path.abspath(params.data.input)  # lexical: no I/O
+    return ["${paths.sample}"] if os.path.commonpath([sample, source]) == sample else []
 
 
 PLOTS = [

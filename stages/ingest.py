@@ -22,11 +22,18 @@ log = logging.getLogger("stage.ingest")
 def main() -> None:
     params = load_params()
     cfg = params.ingest
-    items = list_inputs(params.data.input, cfg.extensions)
+    inputs = list_inputs(params.data.input, cfg.extensions, allow_outside_paths=cfg.allow_outside_paths)
+    items = inputs.videos
+    if inputs.skipped:
+        log.info("%s: not scanned: %s", params.data.input, inputs.describe_skipped())
+    if inputs.outside:
+        log.info(
+            "%s: %d paths outside the manifest's folder (ingest.allow_outside_paths)", params.data.input, inputs.outside
+        )
     splits = assign_splits(items, cfg.split)
     previous = previous_manifest(params.paths.manifest)  # unchanged files are not probed or hashed again
     results = bounded_map(lambda job: probe_one(*job, previous), zip(items, splits), resolve_workers(cfg.workers))
-    rows, failed = [], []
+    rows, failed = [], list(inputs.failures)  # entries the listing could not use (loops, closed folders)
     for result in progress(results, len(items), "ingest"):
         (failed if isinstance(result, failures.Failure) else rows).append(result)
     meta = store.make_meta("ingest", params={"input": params.data.input, "split": cfg.split})
@@ -42,7 +49,8 @@ def main() -> None:
         len(failed),
         params.paths.manifest,
     )
-    failures.check_rate(len(failed), len(items), cfg.max_failure_rate, "ingest", params.paths.ingest_failures)
+    n_total = len(items) + len(inputs.failures)
+    failures.check_rate(len(failed), n_total, cfg.max_failure_rate, "ingest", params.paths.ingest_failures)
 
 
 if __name__ == "__main__":

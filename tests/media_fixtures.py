@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
-REAL_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+# Beside the repository (../shared/data/videos); a checkout elsewhere (a git worktree) names the folder
+# in PIPELINE_REAL_CLIPS.
+REAL_CLIPS = Path(
+    os.environ.get("PIPELINE_REAL_CLIPS") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+)
 
 
 def real_clips() -> list[Path]:

@@ -15,12 +15,16 @@ import pyarrow as pa
 from pipeline.core import store
 
 REASONS = {
-    "missing_file": "the path does not exist",
+    "missing_file": "the path does not exist (or is a symlink to a missing file)",
+    "symlink_loop": "the path is a symlink that loops (resolving it never ends)",
+    "permission_denied": "the file exists but this user may not read it",
+    "unlistable_folder": "a folder inside the input folder that this user may not list",
     "empty_file": "the file has zero bytes",
     "unreadable": "ffprobe cannot parse the file (not a media file, or truncated)",
     "no_video_stream": "the file holds no video stream (audio-only, subtitles, ...)",
     "no_frames": "the video stream holds no frames",
     "decode_error": "ffmpeg failed while decoding the sampled frames",
+    "corrupt_stream": "ffmpeg decoded the video but reported damaged data (decode.on_corrupt: fail)",
     "bad_frames": "the decoded frames blob is missing or not of the store's shape",
     "extract_error": "a feature extractor failed on the video (model error, non-finite input or features)",
     "worker_error": "an executor worker raised on the video (pipeline.execution.executors turns it into this row)",

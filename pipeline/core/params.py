@@ -97,6 +97,7 @@ class SplitConfig:
 class IngestConfig:
     extensions: tuple[str, ...]  # file suffixes scanned in a folder input
     split: SplitConfig
+    allow_outside_paths: bool  # manifest paths may leave the manifest's folder (`../x.mp4`, `/data/x.mp4`)
     workers: int  # 0 = one per CPU core
     max_failure_rate: float
 
@@ -112,6 +113,7 @@ class DecodeConfig:
     sampling: Literal["uniform", "consecutive"]
     size: int  # frames are resized and centre-cropped to size x size
     audio_rate: int
+    on_corrupt: Literal["keep", "fail"]  # ffmpeg reported damaged data: keep (stored, decode_errors > 0) | fail
     shards: int
     workers: int  # 0 = one per CPU core
     max_failure_rate: float

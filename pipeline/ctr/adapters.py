@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
-import pyarrow.parquet as pq
 
+from pipeline.core import tables
 from registry import Registry
 
 if TYPE_CHECKING:  # params validation reads ADAPTERS: no import of the params module here
@@ -116,12 +116,18 @@ def read_log(path: Path, rule: LabelRule) -> RawData:
     """The project's interaction log; its item table is attached by the stage (the manifest)."""
     if not path.is_file():
         raise SourceError(f"{path}: interaction log not found (params data.interactions)")
-    table = pq.read_table(path) if path.suffix == ".parquet" else pcsv.read_csv(path)
+    # Checked cell by cell here: a bad cell used to surface as a pyarrow traceback, an OverflowError
+    # in the history builder, or an empty label read as -2**63.
+    table = tables.read(path, SourceError, "user_id,video_id,timestamp[,label]")
     missing = {"user_id", "video_id", "timestamp"} - set(table.column_names)
     if missing:
         raise SourceError(f"{path}: missing columns {sorted(missing)}; expected user_id, video_id, timestamp[, label]")
-    label = pc.cast(table.column("label"), pa.int64()) if "label" in table.column_names else None
-    return RawData(_interactions(table["user_id"], table["video_id"], table["timestamp"], label=label), None, None)
+    tables.require_text(table, path, SourceError, ["user_id", "video_id"])
+    ts = tables.whole_numbers(table, path, SourceError, "timestamp")
+    label = (
+        tables.whole_numbers(table, path, SourceError, "label", binary=True) if "label" in table.column_names else None
+    )
+    return RawData(_interactions(table["user_id"], table["video_id"], ts, label=label), None, None)
 
 
 _ML100K = ["u.data", "u.user", "u.item"]

@@ -126,6 +126,10 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     summary: dict[str, Any] = {"interactions_in": raw.interactions.num_rows}
     inter = _drop_unknown(raw, cfg.unknown, summary)
     explicit = "label" in inter.column_names
+    for name in ("timestamp", "label") if explicit else ("timestamp",):
+        # every adapter's cells end up here: an empty one would become -2**63 (or overflow) below
+        if nulls := inter.column(name).null_count:
+            raise DataError(f"{nulls} interactions have an empty {name!r}; every interaction needs one")
     users_vocab = vocabulary(inter.column("user_id"), *([raw.users.column("user_id")] if raw.users else []))
     items_vocab = vocabulary(inter.column("video_id"), *([raw.items.column("video_id")] if raw.items else []))
     u, i = encode(inter.column("user_id"), users_vocab), encode(inter.column("video_id"), items_vocab)

@@ -56,6 +56,7 @@ SHARD_SCHEMA = pa.schema(
         ("has_audio", pa.bool_()),
         ("audio", pa.binary()),
         ("audio_seconds", pa.float32()),
+        ("decode_errors", pa.int32()),  # error messages ffmpeg logged while decoding (damaged data); 0 when clean
         ("note", pa.string()),
     ]
 )

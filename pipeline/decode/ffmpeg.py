@@ -7,7 +7,9 @@ before scaling, so the cost stays close to a plain decode of the file.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -78,7 +80,7 @@ def _rotation(stream: dict) -> int:
 def _last_line(err: bytes | str | None) -> str:
     text = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message from ffmpeg"
+    return _POINTER.sub("]", _LEVEL.sub("", lines[-1], count=1)) if lines else "no message from ffmpeg"
 
 
 def scan_packets(path: str, stream: int) -> tuple[int, float]:
@@ -109,10 +111,22 @@ def scan_packets(path: str, stream: int) -> tuple[int, float]:
 
 def probe(path: str | Path) -> ProbeInfo:
     path = str(path)
-    if not os.path.exists(path):
-        raise MediaError("missing_file", f"no such file: {path}")
-    if os.path.getsize(path) == 0:
+    try:
+        size = os.stat(path).st_size
+    except OSError as err:  # os.path.exists would call a symlink loop or a closed folder "no such file"
+        if err.errno == errno.ELOOP:
+            raise MediaError("symlink_loop", f"symlink loop: {path}") from err
+        if err.errno in (errno.EACCES, errno.EPERM):
+            raise MediaError("permission_denied", f"permission denied: {path} ({err.strerror})") from err
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise MediaError("unreadable", f"cannot read {path}: {err.strerror or err}") from err
+        if os.path.islink(path):
+            raise MediaError("missing_file", f"dangling symlink: {path} -> {os.readlink(path)}") from err
+        raise MediaError("missing_file", f"no such file: {path}") from err
+    if size == 0:
         raise MediaError("empty_file", f"zero-byte file: {path}")
+    if not os.access(path, os.R_OK):  # ffprobe would only say "Permission denied" as "unreadable"
+        raise MediaError("permission_denied", f"permission denied: {path} (no read permission)")
     try:
         info = ffmpeg.probe(path)
     except ffmpeg.Error as err:
@@ -179,7 +193,9 @@ class Clip:
     n_unique: int  # distinct source frames actually decoded
     padded: bool  # fewer source frames than T, or fewer decoded than asked
     audio: np.ndarray | None  # (N,) float32 mono, None when there is no usable audio
-    note: str  # "" or why audio/frames are not as asked
+    note: str  # "" or why audio/frames are not as asked (damaged data included)
+    decode_errors: int  # error messages ffmpeg logged while decoding: damaged data in a stream
+    first_error: str  # the first of them, "" when there is none
 
 
 def _video_chain(stream, uniq: np.ndarray, sar: float, size: int, select: bool):
@@ -197,26 +213,16 @@ def decode_clip(path: str, info: ProbeInfo, num: int, method: str, size: int, au
     uniq = np.unique(idx)
     # A consecutive window is contiguous: seek to it instead of decoding the whole file.
     seek = method == "consecutive" and uniq[0] > 0 and info.fps > 0
-    v_in = ffmpeg.input(path, ss=f"{uniq[0] / info.fps:.6f}") if seek else ffmpeg.input(path)
-    chain = _video_chain(v_in[str(info.video_stream)], uniq, info.sar, size, select=not seek)
-    video_out = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough", "vframes": len(uniq)}
-    with tempfile.TemporaryDirectory(prefix="decode-") as tmp:
-        wav = os.path.join(tmp, "audio.f32")
-        outputs = [ffmpeg.output(chain, "pipe:", **video_out)]
-        if info.has_audio:
-            a_in = ffmpeg.input(path) if seek else v_in
-            outputs.append(ffmpeg.output(a_in[str(info.audio_stream)], wav, ac=1, ar=audio_rate, f="f32le"))
-        note = ""
-        try:
-            raw = _run(outputs)
-        except MediaError:
-            if len(outputs) == 1:
-                raise
-            raw = _run(outputs[:1])  # audio streams some decoders choke on must not cost the frames
-            note = "audio_error: audio stream failed to decode; treated as no audio"
-        audio = np.fromfile(wav, dtype="<f4") if os.path.exists(wav) and not note else None
-    if audio is not None and audio.size == 0:
-        audio, note = None, "audio_empty: audio stream decoded to no samples"
+    raw, audio, note, errors = _decode(path, info, uniq, size, audio_rate, seek)
+    if seek and errors:
+        # A seek can land between keyframes (MPEG-TS has no index): the decoder then starts on a frame
+        # it cannot decode ("first frame is no keyframe") and the window's first frames are garbage.
+        # Decoding from the start tells such errors from damage in the file, and gets the right frames.
+        raw, audio, note, errors = _decode(path, info, uniq, size, audio_rate, seek=False)
+    n_errors, first_error = decoder_errors(errors)
+    if n_errors:
+        damaged = f"decode_errors: ffmpeg reported {n_errors} decoder errors (damaged data), first: {first_error}"
+        note = f"{note}; {damaged}" if note else damaged
     got = np.frombuffer(raw, dtype=np.uint8)
     frame_bytes = size * size * 3
     k = got.size // frame_bytes
@@ -231,13 +237,81 @@ def decode_clip(path: str, info: ProbeInfo, num: int, method: str, size: int, au
         padded=bool(info.n_frames < num or k < len(uniq)),
         audio=audio,
         note=note,
+        decode_errors=n_errors,
+        first_error=first_error,
     )
 
 
-def _run(outputs: list) -> bytes:
-    spec = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+def _decode(
+    path: str, info: ProbeInfo, uniq: np.ndarray, size: int, audio_rate: int, seek: bool
+) -> tuple[bytes, np.ndarray | None, str, bytes]:
+    """One ffmpeg run: (raw frames, mono audio or None, note, ffmpeg's error log)."""
+    v_in = ffmpeg.input(path, ss=f"{uniq[0] / info.fps:.6f}") if seek else ffmpeg.input(path)
+    chain = _video_chain(v_in[str(info.video_stream)], uniq, info.sar, size, select=not seek)
+    video_out = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough", "vframes": len(uniq)}
+    # The input's time base: in a coarser one, the frames of a variable frame rate video can share a dts,
+    # and the rawvideo muxer logs an error for each (frames unchanged), which would read as damage.
+    video_out["enc_time_base"] = -1
+    with tempfile.TemporaryDirectory(prefix="decode-") as tmp:
+        wav = os.path.join(tmp, "audio.f32")
+        outputs = [ffmpeg.output(chain, "pipe:", **video_out)]
+        if info.has_audio:
+            a_in = ffmpeg.input(path) if seek else v_in
+            outputs.append(ffmpeg.output(a_in[str(info.audio_stream)], wav, ac=1, ar=audio_rate, f="f32le"))
+        note = ""
+        try:
+            raw, errors = _run(outputs)
+        except MediaError:
+            if len(outputs) == 1:
+                raise
+            raw, errors = _run(outputs[:1])  # audio streams some decoders choke on must not cost the frames
+            note = "audio_error: audio stream failed to decode; treated as no audio"
+        audio = np.fromfile(wav, dtype="<f4") if os.path.exists(wav) and not note else None
+    if audio is not None and audio.size == 0:
+        audio, note = None, "audio_empty: audio stream decoded to no samples"
+    return raw, audio, note, errors
+
+
+def _run(outputs: list) -> tuple[bytes, bytes]:
+    """(stdout, stderr): errors and warnings, each tagged with its level (``[error]``, ``[warning]``).
+
+    FFmpeg exits 0 on damaged data in the middle of a stream (``Invalid data found when processing
+    input``, ``error while decoding MB``) and conceals it: stderr is the only sign, so it is kept.
+    """
+    spec = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-loglevel", "level+warning")
     try:
-        out, _ = spec.run(capture_stdout=True, capture_stderr=True, overwrite_output=True)
+        out, log = spec.run(capture_stdout=True, capture_stderr=True, overwrite_output=True)
     except ffmpeg.Error as err:
         raise MediaError("decode_error", f"ffmpeg failed: {_last_line(err.stderr)}") from err
-    return out
+    return out, log
+
+
+_POINTER = re.compile(r" @ 0x[0-9a-fA-F]+\]")  # "[h264 @ 0x55d0c1e2]": differs per run, so notes would too
+_LEVEL = re.compile(r"\[(panic|fatal|error|warning)\] ")
+_REPEATED = re.compile(r"Last message repeated (\d+) times?")
+
+
+def decoder_errors(stderr: bytes | str | None) -> tuple[int, str]:
+    """(how many damage messages ffmpeg logged, the first one) from its ``-loglevel level+warning`` log.
+
+    Every error counts. A warning counts only when it says "corrupt": a demuxer that drops a damaged
+    packet (MPEG-TS: "Packet corrupt", "corrupt input packet in stream 0") warns and goes on, while
+    other warnings ("Guessed Channel Layout", a deprecated pixel format) say nothing about the data.
+    FFmpeg folds identical messages into "Last message repeated N times": those count N more times.
+    """
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
+    count, first, counted = 0, "", False
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if repeated := _REPEATED.search(line):
+            count += int(repeated[1]) if counted else 0
+            continue
+        level = _LEVEL.search(line)
+        message = _POINTER.sub("]", _LEVEL.sub("", line, count=1)).removeprefix("[NULL] ")  # no context name
+        counted = level is None or level[1] != "warning" or "corrupt" in message.lower()
+        if counted:
+            count += 1
+            first = first or message
+    return count, first

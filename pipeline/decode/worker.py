@@ -26,6 +26,9 @@ def decode_row(row: Mapping[str, Any], cfg: DecodeConfig) -> dict[str, Any] | Fa
         clip = decode_clip(row["path"], probe_info(row), cfg.num_frames, cfg.sampling, cfg.size, cfg.audio_rate)
     except MediaError as err:
         return Failure(row["video_id"], row["path"], "decode", err.reason, str(err), row["fingerprint"])
+    if clip.decode_errors and cfg.on_corrupt == "fail":
+        message = f"ffmpeg reported {clip.decode_errors} decoder errors, first: {clip.first_error}"
+        return Failure(row["video_id"], row["path"], "decode", "corrupt_stream", message, row["fingerprint"])
     audio = clip.audio if clip.audio is not None else np.zeros(0, np.float32)
     return {
         "video_id": row["video_id"],
@@ -37,6 +40,7 @@ def decode_row(row: Mapping[str, Any], cfg: DecodeConfig) -> dict[str, Any] | Fa
         "has_audio": clip.audio is not None,
         "audio": audio.astype("<f4").tobytes(),
         "audio_seconds": float(audio.size / cfg.audio_rate),
+        "decode_errors": clip.decode_errors,
         "note": clip.note,
     }
 
@@ -61,7 +65,15 @@ def decoded_meta(cfg: DecodeConfig) -> dict[str, Any]:
     size = cfg.size
     # Only what changes the output goes into params (and so params_hash): not workers, not which
     # manifest listed the video (the fingerprint says what the video is).
-    output_params = {"num_frames": cfg.num_frames, "sampling": cfg.sampling, "size": size, "audio_rate": cfg.audio_rate}
+    # on_corrupt decides which damaged videos are stored; it also makes stores written before the
+    # decode_errors column existed be decoded again rather than reused.
+    output_params = {
+        "num_frames": cfg.num_frames,
+        "sampling": cfg.sampling,
+        "size": size,
+        "audio_rate": cfg.audio_rate,
+        "on_corrupt": cfg.on_corrupt,
+    }
     return store.make_meta(
         "decode",
         params=output_params,

@@ -10,18 +10,19 @@ and ``mtime_ns`` match the previous manifest keeps that manifest's probe facts a
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
+from pipeline.core import tables
 from pipeline.core.failures import Failure
 from pipeline.core.params import SplitConfig
 from pipeline.decode.ffmpeg import MediaError, probe
@@ -74,47 +75,108 @@ class InputVideo:
     split: str | None = None
 
 
-def list_inputs(source: str | Path, extensions: Sequence[str]) -> list[InputVideo]:
+@dataclass(frozen=True)
+class Inputs:
+    """What ``data.input`` lists: the videos to probe, plus what the listing itself could not use."""
+
+    videos: list[InputVideo]
+    failures: list[Failure] = field(default_factory=list)  # looping symlinks, folders that cannot be listed
+    skipped: dict[str, int] = field(default_factory=dict)  # a folder input: entries not scanned, by suffix or kind
+    outside: int = 0  # manifest paths outside the manifest's folder (allowed by ingest.allow_outside_paths)
+
+    def describe_skipped(self) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def list_inputs(source: str | Path, extensions: Sequence[str], *, allow_outside_paths: bool = False) -> Inputs:
     source = Path(source)
-    if source.is_dir():
+    try:
+        is_dir, is_file = source.is_dir(), source.is_file()
+    except OSError as err:  # a looping data.input itself: Path.is_dir raises only on errors like ELOOP
+        raise InputError(f"data.input: {source}: {err.strerror or err}") from err
+    if is_dir:
         for name in MANIFEST_NAMES:
             if (source / name).is_file():
-                return read_manifest(source / name)
+                return read_manifest(source / name, allow_outside_paths=allow_outside_paths)
         return scan_folder(source, extensions)
-    if source.is_file():
-        return read_manifest(source)
+    if is_file:
+        return read_manifest(source, allow_outside_paths=allow_outside_paths)
     raise InputError(f"data.input: {source} is neither a folder nor a manifest file")
 
 
-def scan_folder(root: Path, extensions: Sequence[str]) -> list[InputVideo]:
-    """Every file below ``root`` with a video suffix; the id is its relative path minus suffix."""
+def os_reason(err: OSError) -> str:
+    """The failure reason for an OS error met while listing or opening an input."""
+    if err.errno == errno.ELOOP:
+        return "symlink_loop"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission_denied"
+    if err.errno == errno.ENOENT:
+        return "missing_file"
+    return "unreadable"
+
+
+def _unusable(root: Path, path: Path, suffixes: set[str], reason: str, err: OSError) -> Failure:
+    rel = path.relative_to(root)
+    video_id = (rel.with_suffix("") if rel.suffix.lower() in suffixes else rel).as_posix()
+    what = {"symlink_loop": "symlink loop", "unlistable_folder": "cannot list this folder"}.get(reason, "cannot read")
+    return Failure(video_id, str(path), "ingest", reason, f"{what}: {err.strerror or err} ({path})")
+
+
+def scan_folder(root: Path, extensions: Sequence[str]) -> Inputs:
+    """Every file below ``root`` with a video suffix; the id is its relative path minus suffix.
+
+    Nothing is dropped silently: a symlink that loops (whatever its name: it cannot be told from a
+    folder) and a folder that cannot be listed become failures; files with other suffixes, hidden
+    entries and symlinked folders (not followed: they may loop) are counted in ``skipped``.
+    """
     suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    items = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.suffix.lower() in suffixes and not name.startswith("."):
+    items: list[InputVideo] = []
+    failed: list[Failure] = []
+    skipped: Counter[str] = Counter()
+    todo = [root]
+    while todo:
+        folder = todo.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as err:
+            if folder == root:
+                raise InputError(f"data.input: cannot list {root}: {err.strerror or err}") from err
+            failed.append(_unusable(root, folder, suffixes, "unlistable_folder", err))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):
+                skipped["hidden entries"] += 1
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows a symlink: ELOOP when it loops
+            except OSError as err:
+                reason = os_reason(err)
+                if reason != "symlink_loop" and path.suffix.lower() not in suffixes:
+                    skipped[path.suffix.lower() or "(no suffix)"] += 1  # never read: its permissions do not matter
+                else:
+                    failed.append(_unusable(root, path, suffixes, reason, err))
+                continue
+            if is_dir:
+                if entry.is_symlink():
+                    skipped["symlinked folders (not followed)"] += 1
+                else:
+                    todo.append(path)
+            elif path.suffix.lower() in suffixes:
                 rel = path.relative_to(root).with_suffix("").as_posix()
                 items.append(InputVideo(video_id=rel, path=str(path)))
+            else:
+                skipped[path.suffix.lower() or "(no suffix)"] += 1
     items.sort(key=lambda item: item.video_id)
-    check_unique(items)
-    return items
+    failed.sort(key=lambda f: f.video_id)
+    check_unique([*items, *(InputVideo(f.video_id, f.path) for f in failed)])
+    return Inputs(items, failed, dict(skipped))
 
 
-def read_manifest(path: Path) -> list[InputVideo]:
-    if path.suffix.lower() == ".parquet":
-        table = pq.read_table(path)
-    elif path.suffix.lower() == ".csv":
-        names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows_after_names=10**9)).column_names
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in names}, strings_can_be_null=True
-            ),
-        )
-    else:
-        raise InputError(f"{path}: a manifest must be .csv or .parquet")
+def read_manifest(path: Path, *, allow_outside_paths: bool = False) -> Inputs:
+    where = functools.partial(tables.where, path)
+    table = tables.read(path, InputError, "video_id,path[,label,split]")
     missing = [c for c in ("video_id", "path") if c not in table.column_names]
     if missing:
         raise InputError(f"{path}: manifest lacks required column(s) {missing}; needs video_id, path[, label, split]")
@@ -122,19 +184,28 @@ def read_manifest(path: Path) -> list[InputVideo]:
     if extra:
         log.info("manifest %s: ignoring extra columns %s", path, extra)
     rows = table.select([c for c in MANIFEST_COLUMNS if c in table.column_names]).to_pylist()
-    base = path.parent
-    items = []
-    for n, row in enumerate(rows, start=2):  # line 1 is the header
+    base = os.path.abspath(path.parent)
+    items, outside = [], []
+    for i, row in enumerate(rows):
         vid, rel = _clean(row.get("video_id")), _clean(row.get("path"))
-        if vid is None or rel is None:
-            raise InputError(f"{path}: row {n} has an empty video_id or path")
+        for column, value in (("video_id", vid), ("path", rel)):
+            if value is None:
+                raise InputError(f"{path}: {where(i)} column {column!r}: empty")
         split = _clean(row.get("split"))
         if split is not None and split not in SPLITS:
-            raise InputError(f"{path}: row {n} ({vid}) has split {split!r}; valid: {', '.join(SPLITS)}")
-        full = rel if os.path.isabs(rel) else os.path.normpath(os.path.join(base, rel))
+            raise InputError(f"{path}: {where(i)} column 'split': {split!r} ({vid}); valid: {', '.join(SPLITS)}")
+        full = os.path.normpath(rel if os.path.isabs(rel) else os.path.join(base, rel))
+        if os.path.commonpath([base, full]) != base:  # lexically: `../x.mp4`, `/elsewhere/x.mp4`
+            outside.append(i)
         items.append(InputVideo(vid, full, _clean(row.get("label")), split))
+    if outside and not allow_outside_paths:
+        first = outside[0]
+        raise InputError(
+            f"{path}: {where(first)} column 'path': {_clean(rows[first]['path'])!r} leaves the manifest's folder "
+            f"{base} ({len(outside)} rows do); set ingest.allow_outside_paths: true to read them"
+        )
     check_unique(items)
-    return items
+    return Inputs(items, outside=len(outside))
 
 
 def _clean(value: object) -> str | None:
@@ -219,6 +290,8 @@ def reuse(item: InputVideo, split: str, previous: dict[str, dict]) -> dict | Non
         return None
     if (st.st_size, st.st_mtime_ns) != (old["size_bytes"], old["mtime_ns"]):
         return None
+    if not os.access(item.path, os.R_OK):  # chmod keeps the mtime: probe again, to report permission_denied
+        return None
     return old | {"video_id": item.video_id, "label": item.label, "split": split}
 
 
@@ -232,8 +305,8 @@ def probe_one(item: InputVideo, split: str, previous: dict[str, dict] | None = N
         digest = fingerprint(item.path)
     except MediaError as err:
         return Failure(item.video_id, item.path, "ingest", err.reason, str(err))
-    except OSError as err:  # unreadable permissions, vanished mid-run
-        return Failure(item.video_id, item.path, "ingest", "unreadable", f"{type(err).__name__}: {err}")
+    except OSError as err:  # permissions changed or the file vanished mid-run
+        return Failure(item.video_id, item.path, "ingest", os_reason(err), f"{type(err).__name__}: {err}")
     dw, dh = info.display_size
     return {
         "video_id": item.video_id,

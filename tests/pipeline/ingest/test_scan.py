@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 
 import pytest
 
@@ -21,8 +23,9 @@ def test_folder_scan_ids_are_relative_paths_without_suffix(tmp_path):
     make_clip(tmp_path / "a" / "x.mp4", audio_rate=None)
     make_clip(tmp_path / "b.MOV", audio_rate=None)
     (tmp_path / "notes.txt").write_text("ignored")
-    items = list_inputs(tmp_path, [".mp4", ".mov"])
-    assert [(i.video_id, i.path) for i in items] == [
+    inputs = list_inputs(tmp_path, [".mp4", ".mov"])
+    assert inputs.skipped == {".txt": 1} and inputs.failures == []
+    assert [(i.video_id, i.path) for i in inputs.videos] == [
         ("a/x", str(tmp_path / "a" / "x.mp4")),
         ("b", str(tmp_path / "b.MOV")),
     ]
@@ -43,8 +46,11 @@ def test_manifest_paths_labels_and_splits(tmp_path):
     (tmp_path / "sub").mkdir()
     manifest = tmp_path / "sub" / "manifest.csv"
     manifest.write_text("video_id,path,label,split,extra\n1,clips/a.mp4,cat,test,z\n2,/abs/b.mp4,,,z\n")
-    items = list_inputs(tmp_path / "sub", [])  # a folder holding manifest.csv uses it
-    assert items == [
+    with pytest.raises(InputError, match=r"line 3 column 'path': '/abs/b.mp4' leaves the manifest's folder"):
+        list_inputs(tmp_path / "sub", [])  # absolute paths elsewhere need ingest.allow_outside_paths
+    inputs = list_inputs(tmp_path / "sub", [], allow_outside_paths=True)  # a folder holding manifest.csv uses it
+    assert inputs.outside == 1
+    assert inputs.videos == [
         InputVideo("1", str(tmp_path / "sub" / "clips" / "a.mp4"), "cat", "test"),
         InputVideo("2", "/abs/b.mp4", None, None),
     ]
@@ -54,8 +60,8 @@ def test_manifest_paths_labels_and_splits(tmp_path):
     "text, message",
     [
         ("video_id\n1\n", "lacks required column"),
-        ("video_id,path,split\n1,a.mp4,holdout\n", "split 'holdout'"),
-        ("video_id,path\n,a.mp4\n", "empty video_id or path"),
+        ("video_id,path,split\n1,a.mp4,holdout\n", "line 2 column 'split': 'holdout'"),
+        ("video_id,path\n,a.mp4\n", "line 2 column 'video_id': empty"),
     ],
 )
 def test_bad_manifests_are_clear_errors(tmp_path, text, message):
@@ -97,7 +103,7 @@ def test_given_splits_are_kept(params):
 
 def test_every_bad_input_gets_a_failure_row_or_is_processed(tmp_path):
     expected = make_bad_inputs(tmp_path)
-    items = list_inputs(tmp_path, [".mp4"])
+    items = list_inputs(tmp_path, [".mp4"]).videos
     (tmp_path / "gone.mp4").write_bytes(b"x")
     items.append(InputVideo("gone", str(tmp_path / "gone.mp4")))
     (tmp_path / "gone.mp4").unlink()
@@ -137,3 +143,94 @@ def test_unchanged_files_reuse_the_previous_row_and_changed_ones_are_probed(tmp_
     os.utime(clip, ns=(first["mtime_ns"], first["mtime_ns"] + 10**9))  # touched: probed and hashed again
     touched = probe_one(InputVideo("a", str(clip), "x"), "train", previous)
     assert touched["mtime_ns"] == first["mtime_ns"] + 10**9 and touched["fingerprint"] == first["fingerprint"]
+
+
+# ---- entries the listing cannot use: failure rows with a true reason, never skipped silently --------
+
+
+def test_symlink_loops_are_failure_rows_and_other_entries_are_counted(tmp_path):
+    make_clip(tmp_path / "ok.mp4", audio_rate=None)
+    (tmp_path / "a.mp4").symlink_to("b.mp4")  # a -> b -> a
+    (tmp_path / "b.mp4").symlink_to("a.mp4")
+    (tmp_path / "self").symlink_to("self")  # no suffix: it may have been meant as a folder
+    (tmp_path / "real").mkdir()
+    make_clip(tmp_path / "real" / "in.mp4", audio_rate=None)
+    (tmp_path / "linked").symlink_to(tmp_path / "real")  # a symlinked folder is not followed (it may loop)
+    (tmp_path / "notes.txt").write_text("not a video")
+    (tmp_path / "README").write_text("no suffix")
+    (tmp_path / ".hidden.mp4").write_bytes(b"")
+    inputs = list_inputs(tmp_path, [".mp4"])
+    assert [v.video_id for v in inputs.videos] == ["ok", "real/in"]
+    assert [(f.video_id, f.reason) for f in inputs.failures] == [
+        ("a", "symlink_loop"),
+        ("b", "symlink_loop"),
+        ("self", "symlink_loop"),
+    ]
+    assert "Too many levels of symbolic links" in inputs.failures[0].message
+    assert inputs.skipped == {".txt": 1, "(no suffix)": 1, "hidden entries": 1, "symlinked folders (not followed)": 1}
+    # named in a manifest, a loop is reported by the probe (before: missing_file, "no such file")
+    looped = probe_one(InputVideo("a", str(tmp_path / "a.mp4")), "train")
+    assert isinstance(looped, Failure) and looped.reason == "symlink_loop"
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    dangling = probe_one(InputVideo("d", str(tmp_path / "dangling.mp4")), "train")
+    assert dangling.reason == "missing_file" and "dangling symlink" in dangling.message
+
+
+def _closed_folder(monkeypatch, folder):
+    """What os.scandir does on a folder without read permission (root is never refused)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.abspath(path) == str(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def _unreadable_file(monkeypatch, target):
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == str(target) else real(path, mode))
+
+
+def test_an_unlistable_folder_is_a_failure_row(tmp_path, monkeypatch):
+    make_clip(tmp_path / "ok.mp4", audio_rate=None)
+    (tmp_path / "private").mkdir()
+    make_clip(tmp_path / "private" / "x.mp4", audio_rate=None)
+    _closed_folder(monkeypatch, tmp_path / "private")
+    inputs = list_inputs(tmp_path, [".mp4"])
+    assert [v.video_id for v in inputs.videos] == ["ok"]  # before: private/ skipped with no trace
+    [failed] = inputs.failures
+    assert (failed.video_id, failed.path, failed.reason) == ("private", str(tmp_path / "private"), "unlistable_folder")
+    assert "Permission denied" in failed.message
+    _closed_folder(monkeypatch, tmp_path)
+    with pytest.raises(InputError, match=f"data.input: cannot list {tmp_path}: Permission denied"):
+        list_inputs(tmp_path, [".mp4"])
+
+
+def test_a_file_without_read_permission_is_a_failure_row(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "a.mp4", audio_rate=None)
+    first = probe_one(InputVideo("a", str(clip)), "train")
+    assert isinstance(first, dict)
+    _unreadable_file(monkeypatch, clip)
+    for previous in (None, {str(clip): first}):  # chmod keeps the mtime: the previous row is not reused
+        got = probe_one(InputVideo("a", str(clip)), "train", previous)
+        assert isinstance(got, Failure) and got.reason == "permission_denied", got  # before: unreadable / reused
+        assert str(clip) in got.message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and lists everything: the monkeypatched tests above cover it")
+def test_real_permissions_give_the_same_rows(tmp_path):
+    make_clip(tmp_path / "ok.mp4", audio_rate=None)
+    secret = make_clip(tmp_path / "secret.mp4", audio_rate=None)
+    (tmp_path / "private").mkdir()
+    secret.chmod(0)
+    (tmp_path / "private").chmod(0)
+    try:
+        inputs = list_inputs(tmp_path, [".mp4"])
+        assert [(f.video_id, f.reason) for f in inputs.failures] == [("private", "unlistable_folder")]
+        got = probe_one(next(v for v in inputs.videos if v.video_id == "secret"), "train")
+        assert got.reason == "permission_denied"
+    finally:
+        (tmp_path / "private").chmod(0o755)
+        secret.chmod(0o644)

@@ -39,7 +39,14 @@ def write_decoded(
 ) -> Path:
     """A decoded store of (video_id, frames (T, S, S, 3) or raw bytes, padded) rows."""
     cfg = DecodeConfig(
-        num_frames=t, sampling="uniform", size=s, audio_rate=16000, shards=shards, workers=1, max_failure_rate=0.5
+        num_frames=t,
+        sampling="uniform",
+        size=s,
+        audio_rate=16000,
+        on_corrupt="keep",
+        shards=shards,
+        workers=1,
+        max_failure_rate=0.5,
     )
     writer = DecodedWriter(root, shards, decoded_meta(cfg))
     for vid, frames, padded in videos:
