@@ -31,6 +31,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from pipeline.core import lifetime
 from pipeline.core.params import SampleConfig
 from pipeline.core.store import atomic_path
 
@@ -145,9 +146,10 @@ def render_video(spec: VideoSpec, path: Path) -> None:
         kwargs |= {"acodec": "aac", "b:a": "64k", "ac": spec.channels, "flags:a": "+bitexact"}
     with atomic_path(path) as tmp:
         out = ffmpeg.output(*streams, str(tmp), f="mp4", t=spec.seconds, **kwargs)
-        out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").run(
-            overwrite_output=True, capture_stderr=True
-        )
+        cmd = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(overwrite_output=True)
+        done = lifetime.run(cmd)  # an encoder that dies with the stage
+        if done.returncode != 0:
+            raise ffmpeg.Error("ffmpeg", done.stdout, done.stderr)
 
 
 def plan_interactions(cfg: SampleConfig, specs: list[VideoSpec]) -> Iterator[tuple[str, str, int, int]]:

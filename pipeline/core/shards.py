@@ -12,7 +12,9 @@ bytes and mtime and DVC re-hashes only the changed files. Failures of unchanged 
 (not retried every run); a changed video or config retries them.
 
 ``plan`` decides; ``write`` consumes one result row per planned row, in any order (a local pool or
-Ray), and commits each shard as soon as its last row arrives. Rows are planned shard by shard,
+Ray), and commits each shard as soon as its last row arrives, its rows sorted by ``video_id`` in row
+groups of ``row_group`` rows: a shard's bytes depend on its rows, not on the order they came in or
+on which of them were kept from the previous file. Rows are planned shard by shard,
 so a killed run leaves complete shards behind and the rerun computes only what is missing.
 Callers hold ``store.locked(root)`` around both.
 """
@@ -40,6 +42,7 @@ Key = tuple[str, str]  # (video_id, fingerprint)
 # weights file content (params only name its path); absent (None) in other stores and for random or
 # named weights, so such stores written before it existed stay reusable.
 REUSE_KEYS = ("params_hash", "decoded_params_hash", "weights_sha256")
+REMAP_BYTES = 64 << 20  # a shard writer's spill is read through a fresh memory map after this many bytes
 TRANSIENT = {"worker_error"}  # failure reasons retried every run (a killed worker says nothing about the video)
 
 
@@ -251,7 +254,17 @@ class ShardedStore:
 
 
 class _ShardWriter:
-    """A shard's new file: the kept rows of the old one, then new rows; renamed over it on ``close``."""
+    """A shard's new file: the kept rows of the old one and the new rows, in ``video_id`` order.
+
+    Rows arrive in any order. On Ray they come in completion order, which differs from run to run.
+    The file must not depend on that order: DVC hashes its bytes, and a local run, a Ray run and
+    an incremental run of the same videos must record the same hash. So rows are not written as they
+    arrive. They are spilled, one row group at a time, to an uncompressed Arrow IPC file next to the
+    shard. ``close`` memory-maps that file and writes every row sorted by ``video_id``, in row groups
+    of ``row_group`` rows. Memory stays at about one row group, because the OS pages the mapped
+    file in and out. The bytes then depend only on the rows and the metadata. ``encode`` must
+    encode each row independently of its neighbours in a batch.
+    """
 
     def __init__(
         self,
@@ -261,9 +274,13 @@ class _ShardWriter:
         encode: Callable[[list[dict]], pa.Table],
         row_group: int,
     ):
-        self.path, self.encode, self.row_group = path, encode, row_group
+        self.path, self.schema, self.encode, self.row_group = path, schema.remove_metadata(), encode, row_group
         self.old = path if path.is_file() else None
         self.writer = store.StreamWriter(path, schema, meta)
+        self.spill_path = path.with_name(f".{path.stem}.spill.tmp")  # plan() removes it after a killed run
+        self.spill_sink = pa.OSFile(str(self.spill_path), "wb")
+        self.spill = pa.ipc.new_file(self.spill_sink, self.schema)
+        self.spill_open = True
         self.buffer: list[dict] = []
 
     def copy(self, keep: set[Key]) -> None:
@@ -281,7 +298,7 @@ class _ShardWriter:
             )
             mask = pc.is_in(keys, wanted)
             if pc.any(mask).as_py():
-                self.writer.write(table.filter(mask).select(self.writer.schema.names))
+                self._spill(table.filter(mask))
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.buffer.append(dict(row))
@@ -290,12 +307,53 @@ class _ShardWriter:
 
     def flush(self) -> None:
         if self.buffer:
-            self.writer.write(self.encode(self.buffer))
+            self._spill(self.encode(self.buffer))
             self.buffer = []
 
+    def _spill(self, table: pa.Table) -> None:
+        self.spill.write_table(table.select(self.schema.names).cast(self.schema))
+
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+            self._close_spill()
+            self._write_sorted()
+        except BaseException:
+            self.abort()
+            raise
+        self.spill_path.unlink()
         self.writer.close()
 
+    def _write_sorted(self) -> None:
+        with pa.memory_map(str(self.spill_path)) as source:
+            reader = pa.ipc.open_file(source)
+            order = sorted(
+                (video_id, b, r)
+                for b in range(reader.num_record_batches)
+                for r, video_id in enumerate(reader.get_batch(b).column("video_id").to_pylist())
+            )
+        start = 0
+        while start < len(order):
+            # The mapped pages a process has touched count in its RSS until it unmaps them. Mapping
+            # anew every REMAP_BYTES keeps the RSS near one row group, not the size of the shard.
+            with pa.memory_map(str(self.spill_path)) as source:
+                reader = pa.ipc.open_file(source)
+                touched = 0
+                while start < len(order) and touched < REMAP_BYTES:
+                    rows = [reader.get_batch(b).slice(r, 1) for _, b, r in order[start : start + self.row_group]]
+                    # one contiguous chunk per row group, as encode() returns it: the bytes of a direct write
+                    table = pa.Table.from_batches(rows, self.schema).combine_chunks()
+                    self.writer.write(table)
+                    touched += table.nbytes
+                    start += self.row_group
+
+    def _close_spill(self) -> None:
+        if self.spill_open:
+            self.spill_open = False
+            self.spill.close()
+            self.spill_sink.close()
+
     def abort(self) -> None:
+        self._close_spill()
+        self.spill_path.unlink(missing_ok=True)
         self.writer.abort()

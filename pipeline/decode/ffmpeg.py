@@ -2,15 +2,16 @@
 
 ``probe`` returns a ``ProbeInfo`` or raises ``MediaError`` with a failure reason code.
 ``decode_clip`` runs one ffmpeg process per video that selects only the sampled frames
-before scaling, so the cost stays close to a plain decode of the file.
+before scaling, so the cost stays close to a plain decode of the file. Every ffmpeg and ffprobe
+child is started through ``pipeline.core.lifetime``, so it dies with the stage even on SIGKILL.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import ffmpeg
 import numpy as np
+
+from pipeline.core import lifetime
 
 
 class MediaError(RuntimeError):
@@ -97,7 +100,7 @@ def scan_packets(path: str, stream: int) -> tuple[int, float]:
         "csv=p=0",
         path,
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = lifetime.run(cmd, text=True)
     starts, ends = [], []
     for line in out.stdout.splitlines():
         pts, _, dur = line.partition(",")
@@ -127,10 +130,11 @@ def probe(path: str | Path) -> ProbeInfo:
         raise MediaError("empty_file", f"zero-byte file: {path}")
     if not os.access(path, os.R_OK):  # ffprobe would only say "Permission denied" as "unreadable"
         raise MediaError("permission_denied", f"permission denied: {path} (no read permission)")
-    try:
-        info = ffmpeg.probe(path)
-    except ffmpeg.Error as err:
-        raise MediaError("unreadable", f"ffprobe failed: {_last_line(err.stderr)}") from err
+    # what ffmpeg.probe runs, started through lifetime (ffmpeg-python's Popen takes no preexec_fn)
+    done = lifetime.run(["ffprobe", "-show_format", "-show_streams", "-of", "json", path])
+    if done.returncode != 0:
+        raise MediaError("unreadable", f"ffprobe failed: {_last_line(done.stderr)}")
+    info = json.loads(done.stdout.decode("utf-8"))
     streams = info.get("streams", [])
     video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
     audio = [s for s in streams if s.get("codec_type") == "audio"]
@@ -279,11 +283,10 @@ def _run(outputs: list) -> tuple[bytes, bytes]:
     input``, ``error while decoding MB``) and conceals it: stderr is the only sign, so it is kept.
     """
     spec = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-loglevel", "level+warning")
-    try:
-        out, log = spec.run(capture_stdout=True, capture_stderr=True, overwrite_output=True)
-    except ffmpeg.Error as err:
-        raise MediaError("decode_error", f"ffmpeg failed: {_last_line(err.stderr)}") from err
-    return out, log
+    done = lifetime.run(spec.compile(overwrite_output=True))  # dies with the stage, even on SIGKILL
+    if done.returncode != 0:
+        raise MediaError("decode_error", f"ffmpeg failed: {_last_line(done.stderr)}")
+    return done.stdout, done.stderr
 
 
 _POINTER = re.compile(r" @ 0x[0-9a-fA-F]+\]")  # "[h264 @ 0x55d0c1e2]": differs per run, so notes would too

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pipeline.core import lifetime
 from pipeline.execution.job import Job, Worker
 
+POOL_SERVER = "pipeline.execution.pool_server"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -68,6 +70,10 @@ def bounded_process_map(
     modules once and every worker starts with them (the server lives as long as this process,
     so the first call's ``preload`` is the one that counts). ``fn``, items and results must pickle.
     ``workers == 1`` runs in this process.
+
+    The server and the workers die with this process, even on SIGKILL (``pool_server``, Linux).
+    Consume the results from a thread that outlives the pool, such as the stage's main thread: the
+    server is tied to the thread that started it.
     """
     if workers == 1:
         if initializer is not None:
@@ -79,11 +85,23 @@ def bounded_process_map(
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(preload))  # only takes effect before the server starts
+        # only takes effect before the server starts; pool_server first, so even a slow preload dies with us
+        context.set_forkserver_preload([POOL_SERVER, *preload])
+        os.environ[lifetime.PARENT_ENV] = str(os.getpid())  # the server's expected parent (read by POOL_SERVER)
     else:
         context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(initializer, *initargs)
+    ) as pool:
         yield from _windowed(pool, fn, items, window or 2 * workers)
+
+
+def _start_worker(initializer: Callable[..., object] | None, *initargs: object) -> None:
+    # A forked worker is already tied to the fork server. A spawned one (no fork server) is this
+    # process's child and is tied here.
+    lifetime.die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 Row = dict[str, Any]

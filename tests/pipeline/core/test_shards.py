@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from functools import partial
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core import store
@@ -85,6 +87,41 @@ def test_incremental_equals_from_scratch_and_touches_only_changed_shards(tmp_pat
     )
     assert [f.video_id for f in summary.failures] == ["v03"] == [f.video_id for f in scratch.failures]
     assert (summary.rows, summary.total, summary.computed) == (13, 14, 4)
+    # kept and new rows merged as a fresh run writes them: DVC records the same hashes either way
+    assert shard_bytes(tmp_path / "inc") == shard_bytes(tmp_path / "scratch")
+
+
+def shard_bytes(root) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in store.shard_files(root / "toy.parquet")}
+
+
+def run_in_order(root, wanted, order) -> None:
+    """A run whose results arrive in ``order(plan.todo)`` (Ray: completion order)."""
+    sharded = open_store(root)
+    with store.locked(sharded.root):
+        plan = sharded.plan(wanted)
+        sharded.write(plan, [compute(row, fail={"v05"}) for row in order(plan.todo)], {})
+
+
+def test_shard_bytes_do_not_depend_on_the_order_rows_arrive_in(tmp_path):
+    wanted = corpus(40)
+    run_in_order(tmp_path / "planned", wanted, list)  # the local executors: plan order, video_id per shard
+    run_in_order(tmp_path / "reversed", wanted, lambda todo: todo[::-1])
+    run_in_order(tmp_path / "shuffled", wanted, lambda todo: random.Random(7).sample(todo, len(todo)))
+    planned = shard_bytes(tmp_path / "planned")
+    assert len(planned) == SHARDS
+    assert shard_bytes(tmp_path / "reversed") == planned
+    assert shard_bytes(tmp_path / "shuffled") == planned
+    sizes = []
+    for path in store.shard_files(tmp_path / "shuffled" / "toy.parquet"):
+        pf = pq.ParquetFile(path)
+        ids = pf.read().column("video_id").to_pylist()
+        assert ids == sorted(ids) and "v05" not in ids  # a failed video is in the failures table only
+        groups = [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
+        assert groups == [3] * (len(ids) // 3) + ([len(ids) % 3] if len(ids) % 3 else [])  # row_group=3
+        sizes.append(len(ids))
+    assert sum(sizes) == 39
+    assert not list((tmp_path / "shuffled" / "toy.parquet").glob(".*"))  # no spill or temp file left
 
 
 def test_no_change_rerun_computes_and_writes_nothing(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.decode.ffmpeg import MediaError, decode_clip, probe, sample_indices
 from tests.media_fixtures import clip_params, make_clip, make_halves
+from tests.process_tree import name, needs_proc, survivors_of_kill
 
 
 @pytest.mark.parametrize("n, num", [(100, 32), (32, 32), (7, 32), (1, 4), (1000, 1)])
@@ -101,3 +102,21 @@ def test_every_real_clip_decodes(clip):
     if info.has_audio:
         assert out.audio is not None and out.audio.size > 0.5 * 16000 * min(info.duration_s, 1)
         assert np.isfinite(out.audio).all()
+
+
+# As the decode stage runs ffmpeg: from a pool thread (pools.threads), through ffmpeg._run. The lavfi
+# source never ends and writes nothing to the pipe, so only the parent's death can stop it (as a
+# long decode that writes its frames only at the end).
+ENDLESS_DECODE = """
+import ffmpeg
+from pipeline.decode.ffmpeg import _run
+from pipeline.execution.pools import bounded_map
+src = ffmpeg.input("testsrc=size=32x32:rate=5", f="lavfi", re=None)
+list(bounded_map(lambda _: _run([ffmpeg.output(src, "pipe:", f="null")]), range(2), workers=2))
+"""
+
+
+@needs_proc
+def test_killed_decode_takes_its_ffmpeg_children_down():
+    survivors = survivors_of_kill(ENDLESS_DECODE, lambda tree: [name(p) for p in tree].count("ffmpeg") == 2)
+    assert survivors == []
