@@ -11,7 +11,7 @@ import torch
 
 from pipeline.visual import extractor as registry  # create, EXTRACTORS
 from pipeline.visual import weights
-from pipeline.visual.inference import Engine, Placement
+from pipeline.visual.inference import Engine, Placement, bf16_native
 from tests.pipeline.visual.helpers import random_frames, visual_config
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -86,6 +86,11 @@ def test_fast_path_matches_the_naive_fp32_path(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bf16_close_to_fp32(name):
+    if name != "resnet152" and not bf16_native(torch.device("cpu")):
+        pytest.skip(
+            f"bf16 is emulated on this CPU (no AVX-512-BF16 or AMX; precision auto never picks it here): "
+            f"{name} takes minutes at bf16; resnet152 still checks the bf16 path"
+        )
     ex, lw = loaded(name)
     out = Engine(ex, lw.model, BF16)(frames())
     for col, ref in reference(name).items():
