@@ -41,7 +41,8 @@ def corpus(n: int = 48, seed: int = 0, noise: float = 0.3) -> dict[str, np.ndarr
 
 
 def write_stores(root: Path, c: dict[str, np.ndarray], labels: list[str | None] | None = None) -> None:
-    """features/items.parquet, visual_resnet152.parquet, audio.parquet and reduce_state/ under ``root``.
+    """features/items.parquet, features/reduce_state/ and, in features/stores/, visual_resnet152.parquet and
+    audio.parquet under ``root`` (the default paths of params.yaml).
 
     The reduce state of resnet152 halves every value (PCA off, scale 2): visible when projected.
     """
@@ -79,7 +80,7 @@ def write_stores(root: Path, c: dict[str, np.ndarray], labels: list[str | None] 
     }
     store.write_table(
         pa.table(visual),
-        feats / "visual_resnet152.parquet",
+        feats / "stores" / "visual_resnet152.parquet",
         store.make_meta(
             "visual", extractor="resnet152", dims={"resnet152_pool": [VIS_DIM], "resnet152_pool_seq": [FRAMES, VIS_DIM]}
         ),
@@ -90,5 +91,7 @@ def write_stores(root: Path, c: dict[str, np.ndarray], labels: list[str | None] 
         "logmel_segments": store.vector_array(c["mel"].reshape(n, -1)),
     }
     store.write_table(
-        pa.table(audio), feats / "audio.parquet", store.make_meta("audio", dims={"logmel_segments": [SEGMENTS, MELS]})
+        pa.table(audio),
+        feats / "stores" / "audio.parquet",
+        store.make_meta("audio", dims={"logmel_segments": [SEGMENTS, MELS]}),
     )

@@ -19,7 +19,7 @@ def params_at(root, **classify):
     paths = dataclasses.replace(
         p.paths,
         items=str(root / "features/items.parquet"),
-        visual_features=str(root / "features"),
+        visual_features=str(root / "features/stores"),
         audio_features=str(root / "features/stores/audio.parquet"),
         reduce_state=str(root / "features/reduce_state"),
     )
