@@ -74,7 +74,10 @@ def repro_and_kill(proj: Project, module: str, seed: int) -> tuple[int, set[int]
                 victim = victim or (pid, time.monotonic())
         if victim and time.monotonic() - victim[1] >= delay:
             seen = children(victim[0])
-            os.kill(victim[0], signal.SIGKILL)
+            try:
+                os.kill(victim[0], signal.SIGKILL)
+            except ProcessLookupError:  # it finished first: nothing to kill, nothing to resume
+                pass
             break
         time.sleep(0.05)
     out, _ = dvc.communicate(timeout=300)

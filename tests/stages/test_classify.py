@@ -64,5 +64,7 @@ def test_an_unknown_fusion_fails_listing_the_valid_ones(project):
     project.set_params({"classify": {"fusion": "sum"}})
     done = project.run("-m", "stages.classify")
     project.set_params({"classify": {"fusion": "attention"}})
-    assert done.returncode == 1 and "unknown fusion 'sum' in classify.fusion; registered: attention, concat" in done.stderr
+    assert (
+        done.returncode == 1 and "unknown fusion 'sum' in classify.fusion; registered: attention, concat" in done.stderr
+    )
     assert "Traceback" not in done.stderr

@@ -87,7 +87,8 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
     (corpus / pool[1].name).write_bytes(pool[9].read_bytes())  # same id, new content
     (corpus / pool[2].name).unlink()  # removed
     out = repro(inc)
-    assert "3 of 8 videos to decode" in out and "3 of 8 videos to compute" in out  # 2 new + 1 changed
+    assert "decode: 3 of 8 videos to compute" in out and "audio: 3 of 8 videos to compute" in out  # 2 new + 1 changed
+    assert "visual@resnet152: 3 of 8 videos to compute" in out
     assert "3 computed now" in out.split("stage.visual")[-1]
     touched = {shard_of(fp, SHARDS) for _, fp in keys(inc) ^ before_keys}
     after = stamps(inc)
@@ -95,7 +96,11 @@ def test_incremental_repro_equals_from_scratch(tmp_path):
         assert (stamp == before[(name, shard)]) == (shard not in touched), (name, shard)
 
     again = inc.run("-m", "stages.decode")  # nothing changed: nothing computed, nothing written
-    assert again.returncode == 0 and "0 of 8 videos to decode" in again.stderr and "rewritten: none" in again.stderr
+    assert (
+        again.returncode == 0
+        and "decode: 0 of 8 videos to compute" in again.stderr
+        and "rewritten: none" in again.stderr
+    )
     assert stamps(inc) == after
 
     shown = inc.run("-m", "pipeline.show", "--outputs", "features/stores/audio.parquet")

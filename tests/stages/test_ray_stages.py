@@ -179,6 +179,6 @@ def test_two_concurrent_decode_runs_leave_one_complete_store(project, local):
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: project.run("-m", "stages.decode"), range(2)))
     assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
-    todo = sorted(int(re.search(r"decode: (\d+) of 5 videos to decode", r.stderr).group(1)) for r in runs)
+    todo = sorted(int(re.search(r"decode: (\d+) of 5 videos to compute", r.stderr).group(1)) for r in runs)
     assert todo == [0, 5]
     assert_same_decoded(local / "decoded", project.root / "concurrent" / "decoded")
