@@ -66,7 +66,7 @@ def repro_and_kill(proj: Project, module: str, seed: int) -> tuple[int, set[int]
         stderr=subprocess.STDOUT,
         text=True,
     )
-    delay = random.Random(seed).uniform(0.5, 3.0)
+    delay = random.Random(seed).uniform(0.1, 1.5)  # the tiny corpus's stages take seconds
     victim, seen, deadline = None, set(), time.monotonic() + 300
     while dvc.poll() is None and time.monotonic() < deadline:
         for pid in children(dvc.pid):
@@ -85,34 +85,36 @@ def repro_and_kill(proj: Project, module: str, seed: int) -> tuple[int, set[int]
     return dvc.returncode, seen
 
 
+def assert_equal_stores(clean: Path, chaos: Path) -> None:
+    for path in STORES[1:]:
+        a, b = store.read_table(clean / path), store.read_table(chaos / path)
+        assert a.equals(b), path
+        assert store.completion(chaos / path) == store.completion(clean / path)
+    for name in sorted(p.name for p in (clean / STORES[0]).glob("*.parquet")):
+        a, b = pq.read_table(clean / STORES[0] / name), pq.read_table(chaos / STORES[0] / name)
+        assert a.equals(b), name
+    for fail in ("features/stores/audio_failures.parquet", "features/stores/visual_resnet152_failures.parquet"):
+        assert pq.read_table(clean / fail).equals(pq.read_table(chaos / fail)), fail
+
+
 @pytest.mark.slow
 def test_killed_stages_resume_to_the_clean_result_and_leave_no_process(tmp_path):
     clean = Project(tmp_path / "clean", PATCH)
     done = clean.run("dvc", "repro", *TARGET)
     assert done.returncode == 0, done.stdout + done.stderr
-    chaos = Project(tmp_path / "chaos", PATCH)
-    for seed, module in enumerate(TARGETS):
+    for seed, module in enumerate(TARGETS):  # a fresh project each: the killed stage runs for the first time
+        chaos = Project(tmp_path / f"chaos{seed}", PATCH)
         rc, descendants = repro_and_kill(chaos, module, seed)
         deadline = time.monotonic() + 10
         while any(alive(p) for p in descendants) and time.monotonic() < deadline:
             time.sleep(0.2)
         left = {p: cmdline(p) for p in descendants if alive(p)}
         assert not left, f"processes of the killed stages.{module} still running: {left}"
-        if rc == 0:
-            continue  # the stage had finished before the kill landed: nothing to resume
-        for path in STORES:  # a killed run's store never reads as complete
-            if (chaos.root / path).is_dir() and not (chaos.root / path / "index.parquet").exists():
-                if store.completion(chaos.root / path) is None:
+        if rc != 0:  # killed mid-run: what it wrote never reads as complete
+            for path in STORES[1:]:
+                if (chaos.root / path).is_dir() and store.completion(chaos.root / path) is None:
                     with pytest.raises(store.StoreError, match="incomplete"):
                         store.read_table(chaos.root / path)
-    done = chaos.run("dvc", "repro", *TARGET)
-    assert done.returncode == 0, done.stdout + done.stderr
-    for path in STORES[1:]:
-        a, b = store.read_table(clean.root / path), store.read_table(chaos.root / path)
-        assert a.equals(b), path
-        assert store.completion(chaos.root / path) == store.completion(clean.root / path)
-    for name in sorted(p.name for p in (clean.root / STORES[0]).iterdir()):
-        a, b = pq.read_table(clean.root / STORES[0] / name), pq.read_table(chaos.root / STORES[0] / name)
-        assert a.equals(b), name
-    for fail in ("features/stores/audio_failures.parquet", "features/stores/visual_resnet152_failures.parquet"):
-        assert pq.read_table(clean.root / fail).equals(pq.read_table(chaos.root / fail)), fail
+        done = chaos.run("dvc", "repro", *TARGET)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert_equal_stores(clean.root, chaos.root)
