@@ -39,7 +39,7 @@ def ray_runtime():
     from pipeline.execution import ray_executor as executor_ray
 
     # what executor_ray.ray_session does for a local ray_session (workers import the tests' modules via the cwd)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     executor_ray.quiet()
     yield ray
     ray.shutdown()

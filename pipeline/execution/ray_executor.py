@@ -106,7 +106,9 @@ def ray_session(cfg: ExecutorConfig) -> Iterator[None]:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, logging_level=logging.WARNING)
+        # address="local": a new runtime here, never one that `ray start` left running on this machine
+        # (plain ray.init() would join it, against "no address: a local runtime")
+        ray.init(address="local", num_cpus=cfg.num_cpus or None, include_dashboard=False, logging_level=logging.WARNING)
     quiet()
     try:
         yield
