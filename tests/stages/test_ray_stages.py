@@ -147,6 +147,7 @@ def decode_actors() -> list[psutil.Process]:
 
 
 def test_killed_ray_worker_loses_and_repeats_no_row(project, local, ray_runtime, monkeypatch):
+    from pipeline.execution import runner
     from stages import decode
 
     killed: list[int] = []
@@ -161,7 +162,7 @@ def test_killed_ray_worker_loses_and_repeats_no_row(project, local, ray_runtime,
                         os.kill(pid, signal.SIGKILL)
             yield row
 
-    monkeypatch.setattr(decode, "progress", kill_after_first)
+    monkeypatch.setattr(runner, "progress", kill_after_first)  # the per-video runner streams the results
     with inside(project, "ray", "killed"):
         try:
             decode.main()
