@@ -1,0 +1,75 @@
+"""The top-K model contract: what the shared training loop and the full-ranking evaluation call.
+
+A model is built from plain sizes (``RecSizes``), the training user-item graph (``Graph``: one edge per
+training positive) and optional item content (``Content``), never from a params object. The loop calls
+``loss(users, pos, neg)`` on batches of (user, positive item, ``negatives`` sampled negatives) and
+adds ``reg * l2`` to the ranking loss; evaluation calls ``refresh()`` once (eval mode, no grad: graph
+models propagate and cache there), then ``scores(users)`` for batches of users against all items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+Content = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ((n_items, D_m) vectors, (n_items,) mask)
+
+
+@dataclass(frozen=True)
+class RecSizes:
+    """The sizes a top-K model is built with (each model uses the ones it needs)."""
+
+    n_users: int
+    n_items: int
+    embed_dim: int = 64  # D of the user and item embeddings
+    layers: int = 2  # graph propagation layers (lightgcn, mmgcn, freedom, ...)
+    mlp: tuple[int, ...] = (64, 32)  # hidden sizes of MLP towers (neumf, metammf's meta network)
+    rank: int = 4  # CP rank of metammf_cp
+    knn: int = 10  # neighbours per item in content item-item graphs
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The training interactions as edges (user code, item code); codes are 0..n-1."""
+
+    users: torch.Tensor  # (E,) int64
+    items: torch.Tensor  # (E,) int64
+
+
+@dataclass(frozen=True)
+class Loss:
+    rank: torch.Tensor  # scalar ranking loss (BPR, or the model's own) plus any auxiliary terms
+    l2: torch.Tensor  # scalar L2 term on the batch's parameters; the loop multiplies it by rec.reg
+
+
+class RecModel(nn.Module):
+    negatives: int = 1  # sampled negatives per positive that the training loop draws
+    trainable: bool = True  # False: no training (pop); the loop only evaluates
+
+    def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
+        super().__init__()
+        self.sizes = sizes
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
+        """users (B,), pos (B,), neg (B, negatives) -> the batch's loss."""
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Recompute what ``scores`` reads from the current parameters (called before evaluation)."""
+
+    def scores(self, users: torch.Tensor) -> torch.Tensor:
+        """users (B,) -> (B, n_items) scores against every item (higher ranks first)."""
+        raise NotImplementedError
+
+
+def bpr(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """Mean BPR loss, -log sigmoid(pos - neg), over (B,) positives against (B, N) negatives."""
+    return -nn.functional.logsigmoid(pos_scores.unsqueeze(1) - neg_scores).mean()
+
+
+def l2(*tensors: torch.Tensor) -> torch.Tensor:
+    """The mean over the batch of the squared L2 norms (as LightGCN's reference code regularises)."""
+    return sum(t.pow(2).sum() for t in tensors) / (2 * tensors[0].shape[0])

@@ -1,0 +1,1 @@
+"""One module per top-K model (module name = the name ``rec.model`` takes)."""
