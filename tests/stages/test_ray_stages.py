@@ -147,6 +147,7 @@ def decode_actors() -> list[psutil.Process]:
 
 
 def test_killed_ray_worker_loses_and_repeats_no_row(project, local, ray_runtime, monkeypatch):
+    from pipeline.execution import runner
     from stages import decode
 
     killed: list[int] = []
@@ -161,7 +162,7 @@ def test_killed_ray_worker_loses_and_repeats_no_row(project, local, ray_runtime,
                         os.kill(pid, signal.SIGKILL)
             yield row
 
-    monkeypatch.setattr(decode, "progress", kill_after_first)
+    monkeypatch.setattr(runner, "progress", kill_after_first)  # the runner wraps the results in progress()
     with inside(project, "ray", "killed"):
         try:
             decode.main()
@@ -179,6 +180,6 @@ def test_two_concurrent_decode_runs_leave_one_complete_store(project, local):
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: project.run("-m", "stages.decode"), range(2)))
     assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
-    todo = sorted(int(re.search(r"decode: (\d+) of 5 videos to decode", r.stderr).group(1)) for r in runs)
+    todo = sorted(int(re.search(r"decode: (\d+) of 5 videos to compute", r.stderr).group(1)) for r in runs)
     assert todo == [0, 5]
     assert_same_decoded(local / "decoded", project.root / "concurrent" / "decoded")
