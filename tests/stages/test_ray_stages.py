@@ -162,7 +162,7 @@ def test_killed_ray_worker_loses_and_repeats_no_row(project, local, ray_runtime,
                         os.kill(pid, signal.SIGKILL)
             yield row
 
-    monkeypatch.setattr(runner, "progress", kill_after_first)  # the runner wraps the results in progress()
+    monkeypatch.setattr(runner, "progress", kill_after_first)  # the per-video runner streams the results
     with inside(project, "ray", "killed"):
         try:
             decode.main()
