@@ -160,7 +160,11 @@ def _pipeline(job: Job, rows: list[Row], cfg: ExecutorConfig, rerun: bool) -> ra
         actor_cls,
         batch_format="pyarrow",
         batch_size=job.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=size),
+        # A re-run waits for one actor, then grows to ``size`` as far as the nodes left allow: a pool
+        # of executor.actors may no longer fit the cluster.
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size)
+        if rerun
+        else ray.data.ActorPoolStrategy(size=size),
         num_cpus=job.num_cpus,
         num_gpus=job.num_gpus,
         # no restarts (Ray Data's default is forever): run_ray re-runs what a lost actor had not returned

@@ -23,6 +23,8 @@ from pipeline.execution.job import ExecutorError, Job
 ray = pytest.importorskip("ray")
 
 CLUSTER = ExecutorConfig(kind="ray", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=3)
+# one actor per node, whatever the pool sizing: the worker node's actor cannot move to the busy head
+ONE_PER_NODE = ExecutorConfig(kind="ray", address="", num_cpus=0, num_gpus=0, actors=2, max_retries=3)
 
 
 class WhereAmI:
@@ -78,7 +80,7 @@ def test_lost_node_reruns_its_rows_on_the_nodes_left(ray_cluster, tmp_path, capl
     job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id))
     killer = kill_when_busy(cluster, worker, tmp_path / "busy")
     with caplog.at_level(logging.WARNING, logger="pipeline.execution.ray_executor"):
-        out = once_each(executor.run(job, rows(12), CLUSTER))
+        out = once_each(executor.run(job, rows(12), ONE_PER_NODE))
     killer.join()
     assert sorted(out) == [row["video_id"] for row in rows(12)]  # complete, each row once
     assert "lost workers" in caplog.text  # the node's batch was re-run, not silently dropped
@@ -89,7 +91,7 @@ def test_lost_node_without_retries_fails_with_one_line(ray_cluster, tmp_path):
     cluster, worker = ray_cluster
     job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id))
     killer = kill_when_busy(cluster, worker, tmp_path / "busy")
-    no_retries = ExecutorConfig(kind="ray", address="", num_cpus=0, num_gpus=0, actors=0, max_retries=0)
+    no_retries = ExecutorConfig(kind="ray", address="", num_cpus=0, num_gpus=0, actors=2, max_retries=0)
     with pytest.raises(ExecutorError) as err:
         once_each(executor.run(job, rows(12), no_retries))
     killer.join()
