@@ -22,7 +22,7 @@ from pipeline.core.params import AudioConfig, load_params
 from pipeline.core.shards import ShardedStore
 from pipeline.decode import decoded
 from pipeline.execution import runner
-from pipeline.execution.job import Job, Row
+from pipeline.execution.job import ExecutorError, Job, Row
 from pipeline.execution.pools import processes, resolve_workers
 
 log = logging.getLogger("stage.audio")
@@ -54,13 +54,9 @@ def main() -> None:
         failures_path=params.paths.audio_failures,
         encode=partial(audio_store.to_table, cfg=cfg),
     )
-    # an absolute root: workers may not share this cwd
-    job = Job(
-        "audio",
-        partial(audio_store.AudioWorker, cfg, os.path.abspath(root)),
-        batch_size=16,
-        concurrency=resolve_workers(cfg.workers),
-    )
+    # an absolute root: workers may not share this cwd. On ray the pool is sized from the cluster's
+    # CPUs: audio.workers counts this machine's processes.
+    job = Job("audio", partial(audio_store.AudioWorker, cfg, os.path.abspath(root)), batch_size=16)
     log.info(
         "feature sets %s at %d Hz; librosa is warmed up once per worker, not per video",
         audio.enabled(cfg),
@@ -86,4 +82,4 @@ def _local(job: Job, cfg: AudioConfig, rows: list[Row]):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, (ConfigError, store.StoreError, failures.FailureRateExceeded)))
+    sys.exit(run_stage(main, (ConfigError, store.StoreError, failures.FailureRateExceeded, ExecutorError)))

@@ -23,7 +23,7 @@ from pipeline.core.shards import ShardedStore
 from pipeline.decode import decoded
 from pipeline.decode.worker import DecodeWorker, decoded_meta
 from pipeline.execution import runner
-from pipeline.execution.job import Job
+from pipeline.execution.job import ExecutorError, Job
 from pipeline.execution.pools import resolve_workers, threads
 
 
@@ -44,7 +44,8 @@ def main() -> None:
         row_group=1,
     )
     workers = resolve_workers(cfg.workers)
-    job = Job("decode", partial(DecodeWorker, cfg), batch_size=1, num_cpus=1, concurrency=workers)
+    # on ray the pool is sized from the cluster's CPUs: decode.workers counts this machine's threads
+    job = Job("decode", partial(DecodeWorker, cfg), batch_size=1, num_cpus=1)
     stage = runner.PerVideoStage(
         "decode",
         "decode",
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, (ConfigError, store.StoreError, failures.FailureRateExceeded)))
+    sys.exit(run_stage(main, (ConfigError, store.StoreError, failures.FailureRateExceeded, ExecutorError)))

@@ -21,7 +21,7 @@ from pipeline.core.config import ConfigError
 from pipeline.core.params import load_params
 from pipeline.decode import decoded
 from pipeline.execution import runner
-from pipeline.execution.job import Job
+from pipeline.execution.job import ExecutorError, Job
 from pipeline.visual import weights
 from pipeline.visual.extractor import EXTRACTORS
 from pipeline.visual.worker import build_worker, make_worker, store_meta, visual_stage
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         f"visual@{name}",
         partial(make_worker, name, cfg, os.path.abspath(root)),
         batch_size=cfg.batch_size,
+        # A CPU actor runs the model on as many threads as a local run here would (visual.threads, 0 =
+        # this machine's cores). It reserves that many CPUs, so a node holds one actor per that many
+        # cores, and the thread count, on which the floats depend, is the same as a local run's.
+        num_cpus=placement.threads if params.executor.num_gpus == 0 else 1,
         num_gpus=params.executor.num_gpus,
     )
     stage = visual_stage(
@@ -76,6 +80,14 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     sys.exit(
         run_stage(
-            main, (ConfigError, UnknownName, store.StoreError, failures.FailureRateExceeded, weights.WeightsError)
+            main,
+            (
+                ConfigError,
+                UnknownName,
+                store.StoreError,
+                failures.FailureRateExceeded,
+                weights.WeightsError,
+                ExecutorError,
+            ),
         )
     )

@@ -43,3 +43,26 @@ def ray_runtime():
     executor_ray.quiet()
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_cluster():
+    """A two-node Ray cluster on this machine: a head and a worker node of 1 CPU each, as separate raylets.
+
+    ``ray.cluster_utils.Cluster`` starts them as processes of this test (no ``ray start``). Yields
+    ``(cluster, worker_node)``. A test may kill the worker node (``cluster.remove_node``).
+    """
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from pipeline.execution import ray_executor as executor_ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level=logging.WARNING)
+    executor_ray.quiet()
+    yield cluster, worker
+    ray.shutdown()
+    cluster.shutdown()

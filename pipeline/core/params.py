@@ -366,8 +366,8 @@ class ExecutorConfig:
     address: str  # ray: cluster address; "" = $RAY_ADDRESS, else a local runtime on this machine
     num_cpus: int  # ray local runtime: CPUs it may use; 0 = all
     num_gpus: float  # ray: GPUs per inference actor (fractions share a GPU); 0 = CPU actors
-    actors: int  # ray: actor pool size per job; 0 = the stage's default
-    max_retries: int  # ray: restarts of a killed worker and retries of its batch (-1 = forever)
+    actors: int  # ray: actor pool size per job; 0 = as many as the cluster's CPUs (GPUs) hold
+    max_retries: int  # ray: restarts of a killed worker, retries of its batch, re-runs after a lost node (-1 = forever)
 
     def __post_init__(self) -> None:
         if self.num_cpus < 0 or self.num_gpus < 0 or self.actors < 0:

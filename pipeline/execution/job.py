@@ -51,13 +51,20 @@ class Job:
     batch_size: int = 1
     num_cpus: float = 1.0
     num_gpus: float = 0.0
-    concurrency: int = 1  # actors in the pool (ray); ``ExecutorConfig.actors`` > 0 overrides it
+    # actors in the pool (ray): 0 = as many as the cluster's CPUs (GPUs) hold; ``executor.actors`` > 0 overrides it
+    concurrency: int = 0
     prepare: Worker | None = None
     prepare_num_cpus: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.concurrency < 1:
-            raise ValueError(f"job {self.name!r}: batch_size and concurrency must be >= 1")
+        if self.batch_size < 1 or self.concurrency < 0:
+            raise ValueError(f"job {self.name!r}: batch_size must be >= 1 and concurrency >= 0")
+
+
+class ExecutorError(RuntimeError):
+    """An executor could not finish a job: its workers were lost beyond ``executor.max_retries``, or
+    the cluster cannot run it. The message is one line, and the stages log it as their error (``run_stage``).
+    Rows returned before the error are already committed, so a re-run computes only the rest."""
 
 
 def call_safely(fn: Worker, batch: list[Row]) -> list[Row]:

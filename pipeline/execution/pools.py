@@ -21,10 +21,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+CPUS_ENV = "PIPELINE_CPUS"  # the CPUs an executor granted this process (a Ray actor's num_cpus)
+
+
 def resolve_workers(workers: int) -> int:
-    """0 means one per CPU this process may use."""
+    """0 means one per CPU this process may use: ``$PIPELINE_CPUS`` when an executor set it, else its CPU affinity.
+
+    A Ray node runs one actor per CPU it grants. Each actor's worker must then use its own share, not
+    every core of the node: that many threads per actor, times one actor per core, would oversubscribe.
+    """
     if workers > 0:
         return workers
+    if os.environ.get(CPUS_ENV):
+        return max(1, int(os.environ[CPUS_ENV]))
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

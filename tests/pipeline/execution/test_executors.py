@@ -205,4 +205,5 @@ def test_ray_survives_a_killed_worker_without_losing_or_repeating_rows(ray_runti
     assert sorted(out) == sorted(row["video_id"] for row in rows)
     assert out["v009"]["sum"] == pytest.approx(float(by_id(rows)["v009"]["x"].sum()))
     constructed = (tmp_path / "constructed").read_text().split()
-    assert str(killed[0]) in constructed and len(constructed) == 3  # two actors, one restart
+    # two actors, then the re-run's pool (one or two actors, one per batch left) for what they had not returned
+    assert str(killed[0]) in constructed and len(constructed) in (3, 4)
