@@ -152,20 +152,19 @@ def sessions(
     prev_ts = np.concatenate([np.zeros((n, 1), hist_ts.dtype), hist_ts[:, :-1]], axis=1)
     prev_ok = np.concatenate([np.zeros((n, 1), bool), valid[:, :-1]], axis=1)
     starts = valid & (~prev_ok | (hist_ts - prev_ts > gap))
+    # Sessions are contiguous runs of the left-aligned row: a behaviour ends its session when the
+    # next position is not a valid continuation of it.
+    next_same = np.concatenate([valid[:, 1:] & ~starts[:, 1:], np.zeros((n, 1), bool)], axis=1)
+    ends = valid & ~next_same
+    end = np.minimum.accumulate(np.where(ends, pos, h)[:, ::-1], axis=1)[:, ::-1]  # own session's last position
+    start = np.maximum.accumulate(np.where(starts, pos, -1), axis=1)  # own session's first position
+    from_end = end - pos  # 0 = the session's most recent behaviour
+    kept_size = np.minimum(end - start + 1, length)
     sid = np.cumsum(starts, axis=1) - 1  # (N, H) 0-based session index within the row
-    n_sessions = starts.sum(axis=1)  # (N,)
-    # Rank of each behaviour from its session's end (0 = most recent): the session's last valid
-    # position minus own position, with sessions contiguous in the left-aligned row.
-    last = np.full((n, h + 1), -1)
-    rows = np.broadcast_to(np.arange(n)[:, None], (n, h))
-    np.maximum.at(last, (rows[valid], sid[valid]), np.broadcast_to(pos, (n, h))[valid])
-    from_end = last[rows, np.where(valid, sid, h)] - pos  # (N, H)
-    size = np.zeros((n, h + 1), np.int64)
-    np.add.at(size, (rows[valid], sid[valid]), 1)
-    kept_size = np.minimum(size[rows, np.where(valid, sid, h)], length)
-    slot = sid - (n_sessions[:, None] - count).clip(min=0)  # the session's place among the kept ones
-    within = kept_size - 1 - from_end  # place within the kept behaviours, oldest first
+    slot = sid - (starts.sum(axis=1, keepdims=True) - count).clip(min=0)  # place among the kept sessions
+    within = kept_size - 1 - from_end  # place within the session's kept behaviours, oldest first
     keep = valid & (from_end < length) & (slot >= 0)
+    rows = np.broadcast_to(np.arange(n)[:, None], (n, h))
     out = np.zeros((n, count, length), hist.dtype)
     out[rows[keep], slot[keep], within[keep]] = hist[keep]
     return out
