@@ -7,7 +7,7 @@ by the same lookup. Models take plain sizes (``CtrSizes``), never a params class
 (``pipeline.ctr.train``) turns ``ctr.*`` params into them.
 
 Cold start: the ID tables hold one more row than there are items, the shared "unseen item" row.
-An item outside ``seen`` (set by the training loop: the items of the training samples) is looked
+An item outside ``seen`` (set by the training loop: the target items of the training samples) is looked
 up there, in every ID table, so it is scored through that row plus its content, never through its
 own untrained row; in training, ``id_dropout`` of the ID lookups go there too, which trains the
 row (and teaches the model to score from content alone).
