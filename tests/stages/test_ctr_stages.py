@@ -74,7 +74,8 @@ def test_ctr_train_mmie_without_content(project):
 def test_ctr_train_sdin_with_content_and_sessions(project):
     # the planted log spans 1000 s: 60-s gaps give each history several sessions
     sessions = {"gap_s": 60, "length": 3, "count": 4}
-    project.set_params({"ctr": {"model": "sdin", "epochs": 5, "monitor": "logloss", "sessions": sessions}})
+    patch = {"model": "sdin", "use_content": True, "epochs": 5, "monitor": "logloss", "sessions": sessions}
+    project.set_params({"ctr": patch})
     done = project.run("-m", "stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm", "monitor": "auc"}})
     assert done.returncode == 0, done.stderr
