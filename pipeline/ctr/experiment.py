@@ -21,6 +21,8 @@ from pipeline.ctr.metrics import auc_by_history, evaluate
 from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, session_tensor, table_tensors
 
 SPLITS = ("train", "valid", "test")
+# Columns every model and metric reads (side features are checked against the spec by table_tensors).
+REQUIRED = ("user", "item", "label", "timestamp", "hist", "hist_len", "hist_ts", "hist_total", "cold")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class Dataset:
 def load_dataset(folder: str | Path) -> Dataset:
     folder = Path(folder)
     tables = {s: store.read_table(folder / f"{s}.parquet", expect={"stage": "ctr_data"}) for s in SPLITS}
+    for name, table in tables.items():
+        missing = [c for c in REQUIRED if c not in table.column_names]
+        if missing:  # written by an older ctr_data
+            raise store.StoreError(f"{folder / name}.parquet lacks columns {missing}; rerun ctr_data")
     meta = store.read_meta(folder / "train.parquet")["spec"]
     vocab = store.read_table(folder / "items.parquet", expect={"stage": "ctr_data"})
     tensors = {s: table_tensors(t, meta) for s, t in tables.items()}  # stacked in the spec's field order

@@ -113,3 +113,14 @@ def test_early_stopping_keeps_the_epoch_with_the_best_monitored_score(monitor, o
     )
     trained = set(data["train"]["item"].tolist())
     assert set(torch.nonzero(result.model.seen).flatten().tolist()) == trained | {0}  # items of the training samples
+
+
+def test_tables_of_an_older_ctr_data_are_a_one_line_error(tmp_path):
+    built = build_samples(raw_log(), data_cfg())
+    write_built(built, str(tmp_path), {})
+    old = store.read_table(tmp_path / "test.parquet").drop_columns(["hist_ts", "hist_total"])
+    store.write_table(old, tmp_path / "test.parquet", store.make_meta("ctr_data", spec=built.spec))
+    with pytest.raises(
+        store.StoreError, match=r"test.parquet lacks columns \['hist_ts', 'hist_total'\]; rerun ctr_data"
+    ):
+        load_dataset(tmp_path)
