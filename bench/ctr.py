@@ -87,7 +87,7 @@ def ours(model: str, args) -> dict:
     from models.ctr import build
     from models.ctr.base import FeatureSpec
     from pipeline.core import store
-    from pipeline.core.params import CtrConfig
+    from pipeline.core.params import CtrConfig, CtrSessionConfig
     from pipeline.ctr.train import model_sizes, predict, slice_batch, table_tensors
 
     t0 = time.perf_counter()
@@ -111,6 +111,9 @@ def ours(model: str, args) -> dict:
         batch_size=args.batch,
         epochs=1,
         patience=1,
+        monitor="auc",
+        id_dropout=0.0,
+        sessions=CtrSessionConfig(gap_s=1800, length=5, count=10),
         seed=0,
         threads=args.threads,
     )

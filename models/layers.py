@@ -30,8 +30,13 @@ class FieldEmbedding(nn.Module):
                 emb.weight[0].zero_()
 
     def forward(self, batch: dict[str, torch.Tensor], item: torch.Tensor | None = None) -> torch.Tensor:
-        """``item``: the target items' ID vectors when the caller already looked them up (one lookup, one grad)."""
-        parts = [self.user(batch["user"]), self.item(batch["item"]) if item is None else item]  # each (B, D)
+        """``item``: the target items' ID vectors when the caller already looked them up (one lookup, one grad).
+
+        The item row is ``batch["item_id"]`` when present (the CTR base maps unseen items to a shared row).
+        """
+        if item is None:
+            item = self.item(batch["item_id"] if "item_id" in batch else batch["item"])
+        parts = [self.user(batch["user"]), item]  # each (B, D)
         parts += [emb(batch["cat"][:, k]) for k, emb in enumerate(self.cats)]
         for k, emb in enumerate(self.multis):
             codes = batch["multi"][:, k]  # (B, M)
@@ -148,8 +153,14 @@ class SelfAttentionBlock(nn.Module):
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, fields: torch.Tensor) -> torch.Tensor:
-        out, _ = self.attn(fields, fields, fields, need_weights=False)  # (B, F, D)
+    def forward(self, fields: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, F, D)`` -> ``(B, F, D)``; ``mask (B, F)``: the valid positions, the only keys attended to.
+
+        A row without any valid position attends to all of them instead (no NaN); its outputs are
+        padding for the caller to mask.
+        """
+        pad = None if mask is None else ~(mask | ~mask.any(-1, keepdim=True))
+        out, _ = self.attn(fields, fields, fields, key_padding_mask=pad, need_weights=False)  # (B, F, D)
         return self.norm(torch.relu(out + fields))
 
 

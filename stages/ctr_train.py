@@ -3,7 +3,8 @@
 Reads ``paths.ctr_data`` (sample tables), ``paths.items`` when ``ctr.use_content`` is true, params
 ``ctr.*``. Writes ``paths.ctr_model``/``model.pt`` (checkpoint) and ``predictions.parquet`` (test
 samples with their scores), ``paths.ctr_metrics`` (test AUC, logloss, accuracy, user-grouped AUC,
-cold-start AUC) and ``paths.ctr_plots``/``roc.csv`` and ``training.csv`` (per-epoch curves).
+cold-start AUC within the cold slice, AUC per history-length group) and ``paths.ctr_plots``/``roc.csv``
+and ``training.csv`` (per-epoch curves).
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ def main() -> None:
     rows = "".join(",".join(f"{r[k]:.6g}" for k in keys) + "\n" for r in result.curve)
     store.write_text(plots / "training.csv", ",".join(keys) + "\n" + rows)
     log.info(
-        "%s (content %s): test AUC %s, logloss %s, GAUC %s, cold-start AUC %s (%d samples), best epoch %d",
+        "%s (content %s): test AUC %s, logloss %s, GAUC %s, cold-start AUC %s (%d same-user pairs, %d cold samples), "
+        "best epoch %d",
         cfg.model,
         "on" if cfg.use_content else "off",
         metrics["auc"],
         metrics["logloss"],
         metrics["gauc"],
         metrics["cold_auc"],
+        metrics["cold_pairs"],
         metrics["cold_samples"],
         result.best_epoch,
     )

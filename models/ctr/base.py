@@ -5,13 +5,19 @@ A model maps a batch (dict of tensors: ``user``, ``item`` (B,), ``cat`` (B, C), 
 modality vectors) lives in the model as buffers indexed by item code, so history items get theirs
 by the same lookup. Models take plain sizes (``CtrSizes``), never a params class: the pipeline
 (``pipeline.ctr.train``) turns ``ctr.*`` params into them.
+
+Cold start: the ID tables hold one more row than there are items, the shared "unseen item" row.
+An item outside ``seen`` (set by the training loop: the target items of the training samples) is looked
+up there, in every ID table, so it is scored through that row plus its content, never through its
+own untrained row; in training, ``id_dropout`` of the ID lookups go there too, which trains the
+row (and teaches the model to score from content alone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -60,23 +66,40 @@ class CtrSizes:
     heads: int  # self-attention heads (amfr; must divide embed_dim)
     attention_dim: int  # hidden size of the attention scoring networks
     dropout: float
+    id_dropout: float  # training: share of item ID lookups read through the shared unseen-item row
+    session_count: int  # sdin: sessions per sample (the ``sess`` input's dim 1)
+    session_length: int  # sdin: behaviours per session (the ``sess`` input's dim 2)
 
 
 class CtrModel(nn.Module):
+    uses_sessions: ClassVar[bool] = False  # True: the batch must hold ``sess`` (B, session_count, session_length)
+
     def __init__(self, spec: FeatureSpec, sizes: CtrSizes, content: Content | None):
         super().__init__()
         d = sizes.embed_dim
         self.spec, self.dim = spec, d
-        self.fields = FieldEmbedding(
-            spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi), spec.n_numeric, d
-        )
+        n_ids = spec.n_items + 1  # row n_items: the shared unseen item
+        self.fields = FieldEmbedding(spec.n_users, n_ids, list(spec.categorical), list(spec.multi), spec.n_numeric, d)
         self.first_order = FieldEmbedding(
-            spec.n_users, spec.n_items, list(spec.categorical), list(spec.multi), spec.n_numeric, 1
+            spec.n_users, n_ids, list(spec.categorical), list(spec.multi), spec.n_numeric, 1
         )
         self.bias = nn.Parameter(torch.zeros(1))
         self.content = ModalityProjection(content, d) if content else None
         self.content_linear = nn.Linear(d, 1) if content else None
         self.n_fields = self.fields.n_fields + (1 if content else 0)
+        self.unseen, self.id_dropout = spec.n_items, sizes.id_dropout
+        self.register_buffer("seen", torch.ones(spec.n_items, dtype=torch.bool))  # the training loop sets it
+        # The target's ID code, drawn once per forward: the field, first-order and history lookups
+        # must agree on whether this step reads the target through the unseen row.
+        self.register_forward_pre_hook(_with_target_id)
+
+    def id_codes(self, items: torch.Tensor) -> torch.Tensor:
+        """The rows of the ID tables for item codes: unseen items (and, in training, ``id_dropout``
+        of all) go to the shared unseen row; padding stays 0."""
+        unseen = ~self.seen[items]
+        if self.training and self.id_dropout > 0:
+            unseen = unseen | (torch.rand(items.shape, device=items.device) < self.id_dropout)
+        return torch.where(unseen & (items > 0), self.unseen, items)
 
     def modalities(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(..., M, D)`` projected modality vectors and ``(..., M)`` masks of the given items."""
@@ -114,4 +137,11 @@ class CtrModel(nn.Module):
         (position 0) and the history, looked up in one call each (one embedding gradient, not three)."""
         codes = torch.cat([batch["item"].unsqueeze(1), hist], dim=1)  # (B, 1 + T)
         content = self.content_vector(codes) if self.content is not None else None
-        return self.fields.item(codes), content
+        ids = torch.cat([batch["item_id"].unsqueeze(1), self.id_codes(hist)], dim=1)
+        return self.fields.item(ids), content
+
+
+def _with_target_id(model: CtrModel, args: tuple[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor]]:
+    """Forward pre-hook: the batch plus ``item_id``, the target's row in the ID tables (content keeps ``item``)."""
+    batch = args[0]
+    return ({**batch, "item_id": model.id_codes(batch["item"])},)

@@ -253,6 +253,7 @@ class CtrDataConfig:
     path: str | None  # the adapter's input (movielens: a folder; amazon: a .json[.gz] file or folder)
     label: LabelRule  # rating-based sources only
     negatives: int  # sampled per positive when the log has no explicit labels
+    negative_pool: Literal["all", "train"]  # training negatives from every item | items with a training positive
     history: int  # H: the last H positives strictly before each sample
     max_multi: int  # values kept per multi-valued field
     split: CtrSplitConfig
@@ -267,8 +268,20 @@ class CtrDataConfig:
 
 
 @dataclass(frozen=True)
+class CtrSessionConfig:
+    """How ``sdin`` cuts each sample's history into sessions (the MMIE paper: 1800 s, 5, 10)."""
+
+    gap_s: int  # a gap longer than this (seconds) between two behaviours starts a new session
+    length: int  # behaviours kept per session: its most recent ones
+    count: int  # sessions kept: the most recent ones
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "gap_s", "length", "count")
+
+
+@dataclass(frozen=True)
 class CtrConfig:
-    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie)
+    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie, sdin)
     use_content: bool  # false: IDs and side features only (no items.parquet needed)
     content: tuple[str, ...]  # modality columns of paths.items, each projected by its own dense layer
     embed_dim: int
@@ -280,7 +293,12 @@ class CtrConfig:
     weight_decay: float
     batch_size: int
     epochs: int
-    patience: int  # early stopping: epochs without a better validation AUC
+    patience: int  # early stopping: epochs without a better validation score (ctr.monitor)
+    monitor: Literal["auc", "logloss"]  # the validation score early stopping keeps the best epoch by
+    id_dropout: (
+        float  # training: a behaviour's or target's item ID read through the shared unseen row with this probability
+    )
+    sessions: CtrSessionConfig  # sdin only
     seed: int
     threads: int  # torch CPU threads; 0 = torch's default
 
@@ -294,6 +312,7 @@ class CtrConfig:
         _positive(self, "lr")
         _non_negative(self, "weight_decay")
         _fraction(self, "dropout")
+        _fraction(self, "id_dropout")
         if self.embed_dim % self.heads:
             raise FieldError("heads", f"({self.heads}) must divide embed_dim ({self.embed_dim})")
         MODELS.check(self.model)

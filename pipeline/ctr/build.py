@@ -2,7 +2,9 @@
 
 Each sample row: ``user``, ``item`` (int32 codes, 0 = unknown), ``label`` (int8), ``timestamp``,
 ``hist`` (fixed_size_list<int32>[H]: the user's last H positives strictly before the sample,
-oldest first, 0-padded), ``hist_len``, ``cold`` (the item is never a training target), then per
+oldest first, 0-padded), ``hist_len``, ``hist_ts`` (fixed_size_list<int64>[H]: their timestamps, 0
+on padding; ``sdin`` cuts sessions from them), ``hist_total`` (all positives strictly before the
+sample, not capped at H: the history-length groups of the evaluation), ``cold`` (the item is never a training target), then per
 side feature ``c_<name>`` (int32 code), ``m_<name>`` (fixed_size_list<int32>[max_multi]) or
 ``n_<name>`` (float32, standardised over its table), by name within each kind. ``spec`` (stored in
 the tables' metadata) holds the vocabulary sizes the models need; ``FeatureSpec.field_names`` is
@@ -122,6 +124,27 @@ def _side_features(
     return cols
 
 
+def _negatives(
+    u: np.ndarray, i: np.ndarray, t: np.ndarray, n_items: int, cfg: CtrDataConfig, summary: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each positive's split, then ``cfg.negatives`` sampled items per positive, the whole sample's split.
+
+    A positive and its negatives share a split (they are one impression group). Training negatives
+    come from ``cfg.negative_pool``: with ``train``, an item without a training positive gets no
+    training negative either, so it stays truly unseen (scored through the unseen-item row and its
+    content) instead of learning "never clicked". Valid and test negatives come from every item, so
+    the cold slice holds cold negatives to rank the cold positives against.
+    """
+    split = assign_splits(t, cfg.split)  # (P,)
+    rng = np.random.default_rng(cfg.seed)
+    pool = np.unique(i[split == 0]) if cfg.negative_pool == "train" else None
+    summary["negative_pool_items"] = n_items if pool is None else int(len(pool))
+    neg = np.zeros((len(u), cfg.negatives), np.int64)  # (P, N)
+    for part, part_pool in ((split == 0, pool), (split != 0, None)):
+        neg[part] = sample_negatives(u[part], n_items, cfg.negatives, u, i, rng, pool=part_pool)
+    return np.concatenate([split, np.repeat(split, cfg.negatives)]), neg
+
+
 def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     summary: dict[str, Any] = {"interactions_in": raw.interactions.num_rows}
     inter = _drop_unknown(raw, cfg.unknown, summary)
@@ -144,13 +167,13 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     counts = np.bincount(u, minlength=len(users_vocab) + 1)
     summary["users_with_one_interaction"] = int((counts == 1).sum())
     pos = y == 1
-    if not explicit:
-        rng = np.random.default_rng(cfg.seed)
-        neg = sample_negatives(u, len(items_vocab), cfg.negatives, u, i, rng)  # (P, N)
+    if explicit:
+        split = assign_splits(t, cfg.split)
+    else:
+        split, neg = _negatives(u, i, t, len(items_vocab), cfg, summary)
         u, t = np.concatenate([u, np.repeat(u, cfg.negatives)]), np.concatenate([t, np.repeat(t, cfg.negatives)])
         i, y = np.concatenate([i, neg.reshape(-1)]), np.concatenate([y, np.zeros(neg.size, np.int64)])
-    hist, hist_len = histories(u, t, i, u[: len(pos)][pos], t[: len(pos)][pos], i[: len(pos)][pos], cfg.history)
-    split = assign_splits(t, cfg.split)
+    hist = histories(u, t, i, u[: len(pos)][pos], t[: len(pos)][pos], i[: len(pos)][pos], cfg.history)
     train_items = np.zeros(len(items_vocab) + 1, bool)
     train_items[i[split == 0]] = True
     spec: dict[str, Any] = {
@@ -171,8 +194,10 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
             "item": pa.array(i.astype(np.int32)),
             "label": pa.array(y.astype(np.int8)),
             "timestamp": pa.array(t),
-            "hist": pa.FixedSizeListArray.from_arrays(pa.array(hist.reshape(-1)), cfg.history),
-            "hist_len": pa.array(hist_len),
+            "hist": pa.FixedSizeListArray.from_arrays(pa.array(hist.items.reshape(-1)), cfg.history),
+            "hist_len": pa.array(hist.length),
+            "hist_ts": pa.FixedSizeListArray.from_arrays(pa.array(hist.ts.reshape(-1)), cfg.history),
+            "hist_total": pa.array(hist.total),
             "cold": pa.array(~train_items[i]),
             **side,
         }
@@ -188,7 +213,8 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
         "users": len(users_vocab),
         "items": len(items_vocab),
         "test_cold_samples": int((~train_items[i[split == 2]]).sum()),
-        "mean_history": float(hist_len.mean()),
+        "mean_history": float(hist.length.mean()),
+        "mean_history_uncapped": float(hist.total.mean()),
     }
     users = pa.table({"user": pa.array(np.arange(1, len(users_vocab) + 1, dtype=np.int32)), "user_id": users_vocab})
     items = pa.table({"item": pa.array(np.arange(1, len(items_vocab) + 1, dtype=np.int32)), "video_id": items_vocab})

@@ -6,6 +6,8 @@ reserved everywhere for padding and unknown values, so real users and items are 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,26 +64,38 @@ def sample_negatives(
     seen_item: np.ndarray,
     rng: np.random.Generator,
     max_rounds: int = 100,
+    pool: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(user), per_positive) item codes in 1..n_items that the user never interacted with.
 
     ``seen_user``/``seen_item`` list every (user, item) pair of the log; rejected draws are
-    redrawn (vectorised) until none is left.
+    redrawn (vectorised) until none is left. ``pool``: the item codes to draw from (default: all).
     """
     base = np.int64(n_items + 1)
+    pool = np.arange(1, n_items + 1) if pool is None else np.asarray(pool, np.int64)
+    if not len(pool):
+        raise DataError("negative sampling: the pool of items to draw negatives from is empty")
     seen = np.unique(seen_user.astype(np.int64) * base + seen_item)
     users = np.repeat(user.astype(np.int64), per_positive)  # (P * N,)
-    out = rng.integers(1, n_items + 1, size=len(users))
+    out = pool[rng.integers(0, len(pool), size=len(users))]
     todo = np.flatnonzero(np.isin(users * base + out, seen, assume_unique=False))
     for _ in range(max_rounds):
         if not len(todo):
             return out.reshape(len(user), per_positive)
-        out[todo] = rng.integers(1, n_items + 1, size=len(todo))
+        out[todo] = pool[rng.integers(0, len(pool), size=len(todo))]
         todo = todo[np.isin(users[todo] * base + out[todo], seen)]
     raise DataError(
         f"negative sampling: {len(todo)} draws still hit items the user interacted with after "
-        f"{max_rounds} rounds (users who saw almost every item); drop them or lower ctr_data.negatives"
+        f"{max_rounds} rounds (users who saw almost every item of the pool); drop them, lower "
+        "ctr_data.negatives or widen ctr_data.negative_pool"
     )
+
+
+class History(NamedTuple):
+    items: np.ndarray  # (N, H) int32 item codes, oldest first, left-aligned, 0-padded
+    length: np.ndarray  # (N,) int32 valid entries of ``items``
+    ts: np.ndarray  # (N, H) int64 their timestamps (0 on padding)
+    total: np.ndarray  # (N,) int32 all positives strictly before the sample (not capped at H)
 
 
 def histories(
@@ -92,11 +106,11 @@ def histories(
     pos_ts: np.ndarray,
     pos_item: np.ndarray,
     length: int,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> History:
     """Each sample's last ``length`` positives strictly before its timestamp, without its own item.
 
-    Returns ``(N, length)`` int32 item codes, oldest first, left-aligned and 0-padded, and the
-    ``(N,)`` lengths. Ties with the sample's timestamp are excluded (no look-ahead).
+    Ties with the sample's timestamp are excluded (no look-ahead). ``total`` counts every earlier
+    positive (the history length the MMIE paper groups its results by), ``length`` the kept ones.
     """
     order = np.lexsort((pos_ts, pos_user))
     pu, pt, pi = pos_user[order].astype(np.int64), pos_ts[order].astype(np.int64), pos_item[order]
@@ -107,11 +121,53 @@ def histories(
     start = np.searchsorted(pu, user, side="left")
     idx = end[:, None] - length + np.arange(length)  # (N, H) positions into the sorted positives
     valid = idx >= start[:, None]
-    hist = np.where(valid, pi[np.clip(idx, 0, max(len(pi) - 1, 0))] if len(pi) else 0, 0)
+    at = np.clip(idx, 0, max(len(pi) - 1, 0))
+    hist = np.where(valid, pi[at] if len(pi) else 0, 0)
+    when = np.where(valid, pt[at] if len(pt) else 0, 0)
     valid &= hist != item[:, None]  # a re-shown item is not its own history
     packed = np.argsort(~valid, axis=1, kind="stable")  # valid first, order kept
     hist = np.take_along_axis(np.where(valid, hist, 0), packed, axis=1)
-    return hist.astype(np.int32), valid.sum(axis=1).astype(np.int32)
+    when = np.take_along_axis(np.where(valid, when, 0), packed, axis=1)
+    total = (end - start).astype(np.int32)
+    return History(hist.astype(np.int32), valid.sum(axis=1).astype(np.int32), when.astype(np.int64), total)
+
+
+def sessions(
+    hist: np.ndarray, hist_ts: np.ndarray, hist_len: np.ndarray, ts: np.ndarray, gap: int, length: int, count: int
+) -> np.ndarray:
+    """A history cut into sessions: ``(N, count, length)`` item codes, 0-padded.
+
+    ``hist``/``hist_ts``: ``(N, H)`` behaviours oldest first, left-aligned (``histories``), ``hist_len``
+    ``(N,)``, ``ts`` ``(N,)`` the samples' timestamps. A gap longer than ``gap`` seconds between two
+    consecutive behaviours starts a new session; each session keeps its ``length`` most recent
+    behaviours (oldest first) and the ``count`` most recent sessions are kept, oldest first, so
+    the rows are left-aligned like the history. Behaviours at or after the sample's timestamp
+    are dropped (no look-ahead, even if the history was built otherwise).
+    """
+    n, h = hist.shape
+    pos = np.arange(h)
+    valid = (pos < hist_len[:, None]) & (hist > 0) & (hist_ts < ts[:, None])
+    # Session id per behaviour: a valid step starts a session when it is the first valid one or
+    # follows the previous valid step by more than `gap`; left-aligned rows make "previous" pos - 1.
+    prev_ts = np.concatenate([np.zeros((n, 1), hist_ts.dtype), hist_ts[:, :-1]], axis=1)
+    prev_ok = np.concatenate([np.zeros((n, 1), bool), valid[:, :-1]], axis=1)
+    starts = valid & (~prev_ok | (hist_ts - prev_ts > gap))
+    # Sessions are contiguous runs of the left-aligned row: a behaviour ends its session when the
+    # next position is not a valid continuation of it.
+    next_same = np.concatenate([valid[:, 1:] & ~starts[:, 1:], np.zeros((n, 1), bool)], axis=1)
+    ends = valid & ~next_same
+    end = np.minimum.accumulate(np.where(ends, pos, h)[:, ::-1], axis=1)[:, ::-1]  # own session's last position
+    start = np.maximum.accumulate(np.where(starts, pos, -1), axis=1)  # own session's first position
+    from_end = end - pos  # 0 = the session's most recent behaviour
+    kept_size = np.minimum(end - start + 1, length)
+    sid = np.cumsum(starts, axis=1) - 1  # (N, H) 0-based session index within the row
+    slot = sid - (starts.sum(axis=1, keepdims=True) - count).clip(min=0)  # place among the kept sessions
+    within = kept_size - 1 - from_end  # place within the session's kept behaviours, oldest first
+    keep = valid & (from_end < length) & (slot >= 0)
+    rows = np.broadcast_to(np.arange(n)[:, None], (n, h))
+    out = np.zeros((n, count, length), hist.dtype)
+    out[rows[keep], slot[keep], within[keep]] = hist[keep]
+    return out
 
 
 def assign_splits(ts: np.ndarray, cfg: CtrSplitConfig) -> np.ndarray:

@@ -13,13 +13,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from models.ctr import MODELS
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
 from pipeline.core.params import CtrConfig
-from pipeline.ctr.metrics import evaluate
-from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, table_tensors
+from pipeline.ctr.metrics import auc_by_history, evaluate
+from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, session_tensor, table_tensors
 
 SPLITS = ("train", "valid", "test")
+# Columns every model and metric reads (side features are checked against the spec by table_tensors).
+REQUIRED = ("user", "item", "label", "timestamp", "hist", "hist_len", "hist_ts", "hist_total", "cold")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class Dataset:
 def load_dataset(folder: str | Path) -> Dataset:
     folder = Path(folder)
     tables = {s: store.read_table(folder / f"{s}.parquet", expect={"stage": "ctr_data"}) for s in SPLITS}
+    for name, table in tables.items():
+        missing = [c for c in REQUIRED if c not in table.column_names]
+        if missing:  # written by an older ctr_data
+            raise store.StoreError(f"{folder / name}.parquet lacks columns {missing}; rerun ctr_data")
     meta = store.read_meta(folder / "train.parquet")["spec"]
     vocab = store.read_table(folder / "items.parquet", expect={"stage": "ctr_data"})
     tensors = {s: table_tensors(t, meta) for s, t in tables.items()}  # stacked in the spec's field order
@@ -40,14 +47,20 @@ def load_dataset(folder: str | Path) -> Dataset:
 
 
 def run(cfg: CtrConfig, data: Dataset, items_path: str | Path | None) -> tuple[TrainResult, dict[str, Any], np.ndarray]:
-    """Train ``cfg.model``; return the result, test metrics (NaN as None) and test scores."""
+    """Train ``cfg.model``; return the result, test metrics (NaN as None; ``history_auc``: AUC per
+    history-length group) and test scores."""
     content = load_content(items_path, data.vocab, cfg.content) if cfg.use_content else None
-    result = fit(cfg.model, data.spec, cfg, data.tensors["train"], data.tensors["valid"], content)
-    test = data.tensors["test"]
+    tensors = data.tensors
+    if MODELS.get(cfg.model).uses_sessions:
+        tensors = {s: t | {"sess": session_tensor(data.tables[s], cfg.sessions)} for s, t in tensors.items()}
+    result = fit(cfg.model, data.spec, cfg, tensors["train"], tensors["valid"], content)
+    test = tensors["test"]
     p = predict(result.model, test, 4 * cfg.batch_size)
     cold = data.tables["test"].column("cold").to_numpy(zero_copy_only=False)
-    metrics = evaluate(test["label"].numpy(), p, test["user"].numpy(), cold)
-    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    y = test["label"].numpy()
+    metrics: dict[str, Any] = evaluate(y, p, test["user"].numpy(), cold)
+    metrics["history_auc"] = auc_by_history(y, p, data.tables["test"].column("hist_total").to_numpy())
+    metrics = _finite_or_none(metrics)
     metrics |= {
         "model": cfg.model,
         "use_content": cfg.use_content,
@@ -57,3 +70,10 @@ def run(cfg: CtrConfig, data: Dataset, items_path: str | Path | None) -> tuple[T
         "loader_share": result.load_seconds / max(result.step_seconds, 1e-9),
     }
     return result, metrics, p
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN and infinities as None (JSON null), in nested dicts too."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return None if isinstance(value, float) and not math.isfinite(value) else value

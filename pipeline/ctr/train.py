@@ -2,7 +2,10 @@
 
 Sample tables (``ctr_data``'s Parquet) are loaded once into column tensors; a batch is an index
 gather on each column (no per-row Python). Content vectors come from ``paths.items`` aligned to
-the item codes. Early stopping keeps the state with the best validation AUC.
+the item codes; sessions (``sess``, for models that read them) are cut from ``hist``/``hist_ts``.
+Early stopping keeps the state with the best validation score (``ctr.monitor``: AUC or logloss).
+The model's ``seen`` items are those of the training samples: any other is scored through the
+shared unseen-item row.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from models.ctr import build
 from models.ctr.base import Content, CtrModel, CtrSizes, FeatureSpec
 from pipeline.core import store
 from pipeline.core.early_stop import EarlyStopping
-from pipeline.core.params import CtrConfig
+from pipeline.core.params import CtrConfig, CtrSessionConfig
 from pipeline.core.tensors import save, slice_batch
+from pipeline.ctr.data import sessions
 from pipeline.ctr.metrics import auc, evaluate
 
 log = logging.getLogger("ctr.train")
@@ -87,6 +91,25 @@ def table_tensors(table: pa.Table, spec: Mapping[str, Any]) -> Batch:
     return out
 
 
+def session_tensor(table: pa.Table, cfg: CtrSessionConfig) -> torch.Tensor:
+    """``(N, cfg.count, cfg.length)`` item codes: each sample's history cut into sessions (``data.sessions``)."""
+    if "hist_ts" not in table.column_names:
+        raise store.StoreError("sample table lacks 'hist_ts' (history timestamps) that sessions need; rerun ctr_data")
+    n, h = table.num_rows, table.schema.field("hist").type.list_size
+    if not n:
+        return torch.zeros(0, cfg.count, cfg.length, dtype=torch.long)
+    codes = sessions(
+        store.vectors(table.column("hist")).astype(np.int64).reshape(n, h),
+        store.vectors(table.column("hist_ts")).astype(np.int64).reshape(n, h),
+        table.column("hist_len").to_numpy(zero_copy_only=False),
+        table.column("timestamp").to_numpy(zero_copy_only=False),
+        cfg.gap_s,
+        cfg.length,
+        cfg.count,
+    )
+    return torch.from_numpy(codes)
+
+
 def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str, ...]) -> Content:
     """Per modality ``(n_items + 1, D)`` vectors by item code and a presence mask (absent items masked)."""
     if not modalities:
@@ -148,9 +171,21 @@ class TrainResult:
 
 def model_sizes(cfg: CtrConfig | dict[str, Any]) -> CtrSizes:
     """The model's layer sizes from the ``ctr.*`` params (or their dict, as a checkpoint stores them)."""
-    names = [f.name for f in fields(CtrSizes)]
-    raw = {k: cfg[k] for k in names} if isinstance(cfg, dict) else {k: getattr(cfg, k) for k in names}
-    return CtrSizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    raw = cfg if isinstance(cfg, dict) else asdict(cfg)
+    sess = raw["sessions"]
+    names = [f.name for f in fields(CtrSizes) if not f.name.startswith("session_")]
+    plain = {k: tuple(raw[k]) if isinstance(raw[k], list | tuple) else raw[k] for k in names}
+    return CtrSizes(**plain, session_count=sess["count"], session_length=sess["length"])
+
+
+def seen_items(train: Batch, n_items: int) -> torch.Tensor:
+    """``(n_items,)`` True for the target items of the training samples (``ctr_data``'s ``cold`` is the
+    complement): the items whose own ID rows are trained; the model reads every other one, as a
+    target or a behaviour, through the shared unseen-item row."""
+    seen = torch.zeros(n_items, dtype=torch.bool)
+    seen[train["item"]] = True
+    seen[0] = True  # padding stays padding
+    return seen
 
 
 def fit(
@@ -158,6 +193,7 @@ def fit(
 ) -> TrainResult:
     torch.manual_seed(cfg.seed)
     model = build(name, spec, model_sizes(cfg), content)
+    model.seen.copy_(seen_items(train, spec.n_items))
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
     )  # fused: ~8x faster step on CPU
@@ -199,7 +235,8 @@ def fit(
             v_loss,
             v_auc,
         )
-        score = v_auc if np.isfinite(v_auc) else -v_loss
+        # Higher is better: AUC, or minus the logloss (also the fallback when AUC is undefined).
+        score = v_auc if cfg.monitor == "auc" and np.isfinite(v_auc) else -v_loss
         stop = stopper.step(score, epoch)
         result.best_epoch = stopper.best_epoch
         if stop:

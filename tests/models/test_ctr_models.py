@@ -9,7 +9,7 @@ import torch
 from models.ctr import MODELS, build
 from models.ctr.base import CtrModel, CtrSizes, FeatureSpec
 from models.layers import fm_pairwise
-from pipeline.core.params import CtrConfig
+from pipeline.core.params import CtrConfig, CtrSessionConfig
 from pipeline.ctr.train import load_checkpoint, model_sizes, save_checkpoint
 from registry import UnknownName
 from tests.conftest import ROOT
@@ -29,10 +29,15 @@ CFG = CtrConfig(
     batch_size=32,
     epochs=1,
     patience=1,
+    monitor="auc",
+    id_dropout=0.0,
+    sessions=CtrSessionConfig(gap_s=1800, length=3, count=2),
     seed=0,
     threads=1,
 )
-SIZES = CtrSizes(embed_dim=8, mlp=(16, 8), heads=2, attention_dim=8, dropout=0.0)
+SIZES = CtrSizes(
+    embed_dim=8, mlp=(16, 8), heads=2, attention_dim=8, dropout=0.0, id_dropout=0.0, session_count=2, session_length=3
+)
 B = 24
 
 
@@ -54,6 +59,9 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
     hist = torch.randint(1, SPEC.n_items, (B, SPEC.history), generator=g)
     hist = hist * (torch.arange(SPEC.history) < hist_len[:, None])  # left-aligned, 0-padded
     multi = torch.randint(0, 6, (B, 1, 3), generator=g)
+    # sessions (sdin): the history's items cut in two sessions of <= 3, left-aligned like the history
+    sess = torch.zeros(B, 2, 3, dtype=torch.long)
+    sess[:, 0], sess[:, 1, :2] = hist[:, :3], hist[:, 3:5]
     return {
         "user": torch.randint(1, SPEC.n_users, (B,), generator=g),
         "item": torch.randint(1, SPEC.n_items, (B,), generator=g),
@@ -62,6 +70,7 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
         "num": torch.randn(B, 2, generator=g),
         "hist": hist,
         "hist_len": hist_len,
+        "sess": sess,
         "label": (torch.rand(B, generator=g) < 0.5).float(),
     }
 
@@ -127,13 +136,13 @@ def test_params_give_the_model_sizes():
 
 def test_registry_names_are_the_zoo_modules_and_each_registers_itself():
     zoo = sorted(p.stem for p in (ROOT / "models" / "ctr" / "zoo").glob("*.py") if not p.stem.startswith("_"))
-    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "fm", "lr", "mmie"]
+    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "fm", "lr", "mmie", "sdin"]
     for name, cls in MODELS.items():
         assert cls.__module__ == f"models.ctr.zoo.{name}" and issubclass(cls, CtrModel)
 
 
 def test_unknown_model_lists_the_registry():
-    with pytest.raises(UnknownName, match="amfr, deepfm, din, fm, lr, mmie"):
+    with pytest.raises(UnknownName, match="amfr, deepfm, din, fm, lr, mmie, sdin"):
         build("xdeepfm", SPEC, SIZES)
     with pytest.raises(UnknownName, match="did you mean 'deepfm'"):
         MODELS.check("deepfn")
@@ -149,3 +158,68 @@ def test_target_attention_equals_the_concatenated_form():
     s = att.out(torch.sigmoid(att.first(torch.cat([qq, k, qq - k, qq * k], -1)))).squeeze(-1)
     want = torch.softmax(s.masked_fill(~mask, -1e9), 1) * mask
     assert torch.allclose(att.weights(q, k, mask), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_an_unseen_item_is_scored_through_the_shared_row_never_its_own(name):
+    """Cold items (targets or behaviours) read the unseen-item row: their own ID rows cannot change a score."""
+    torch.manual_seed(0)
+    model = build(name, SPEC, SIZES, content()).eval()
+    cold = torch.tensor([2, 5, 7, 11])
+    model.seen[cold] = False
+    b = batch(7)
+    with torch.no_grad():
+        before = model(b)
+        for table in (model.fields.item, model.first_order.item):
+            table.weight[cold] += 5.0  # what an untrained (or "never clicked") row would hold
+        after = model(b)
+        assert torch.equal(before, after)
+        assert torch.isin(b["item"], cold).any()  # the batch does hold cold targets
+        for table in (model.fields.item, model.first_order.item):
+            table.weight[model.unseen] += 0.5  # the shared row does score them
+            table.weight[4] += 5.0  # and a seen item's own row scores it
+        moved = model(b) != after
+    assert moved[torch.isin(b["item"], cold)].all()
+    assert moved[b["item"] == 4].all() and (b["item"] == 4).any()
+
+
+def test_id_dropout_trains_the_unseen_row_in_training_only():
+    torch.manual_seed(0)
+    sizes = dataclasses.replace(SIZES, id_dropout=0.5)
+    model = build("deepfm", SPEC, sizes, content())
+    b = batch(2)
+    torch.nn.functional.binary_cross_entropy_with_logits(model(b), b["label"]).backward()
+    assert model.fields.item.weight.grad[model.unseen].abs().sum() > 0
+    model.eval()
+    assert torch.equal(model(b), model(b))  # no dropout at inference
+    plain = build("deepfm", SPEC, SIZES, content())
+    torch.nn.functional.binary_cross_entropy_with_logits(plain(b), b["label"]).backward()
+    assert plain.fields.item.weight.grad[plain.unseen].abs().sum() == 0  # every item seen, no dropout
+
+
+def test_self_attention_ignores_masked_positions():
+    from models.layers import SelfAttentionBlock
+
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(8, 2, 0.0).eval()
+    x = torch.randn(3, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    y = x.clone()
+    y[~mask] = torch.randn(int((~mask).sum()), 8)  # other padding values
+    with torch.no_grad():
+        a, c = block(x, mask), block(y, mask)
+    assert torch.allclose(a[mask], c[mask], atol=1e-6) and torch.isfinite(c).all()  # an all-padding row: no NaN
+
+
+def test_sdin_reads_sessions_in_order():
+    """The interest evolves across sessions: swapping two sessions changes the score; padding does not."""
+    torch.manual_seed(0)
+    model = build("sdin", SPEC, SIZES, content()).eval()
+    b = batch(4)
+    full = (b["sess"] > 0).any(-1).all(-1)  # rows with two sessions
+    swapped = dict(b, sess=b["sess"].flip(1))
+    with torch.no_grad():
+        out, out_swapped = model(b), model(swapped)
+        assert full.any() and not torch.allclose(out[full], out_swapped[full])
+        one = ~(b["sess"][:, 1] > 0).any(-1)  # rows with one session or none: its slot order is fixed
+        assert torch.equal(out[one], model(dict(b, hist=b["hist"] * 0))[one])  # sdin reads sess, not hist

@@ -71,11 +71,28 @@ def test_ctr_train_mmie_without_content(project):
     assert metrics["model"] == "mmie" and metrics["use_content"] is False and metrics["epochs_run"] <= 2
 
 
+def test_ctr_train_sdin_with_content_and_sessions(project):
+    # the planted log spans 1000 s: 60-s gaps give each history several sessions
+    sessions = {"gap_s": 60, "length": 3, "count": 4}
+    patch = {"model": "sdin", "use_content": True, "epochs": 5, "monitor": "logloss", "sessions": sessions}
+    project.set_params({"ctr": patch})
+    done = project.run("-m", "stages.ctr_train")
+    project.set_params({"ctr": {"model": "deepfm", "monitor": "auc"}})
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
+    assert metrics["model"] == "sdin" and metrics["epochs_run"] <= 5 and metrics["auc"] > 0.75
+    assert metrics["cold_pairs"] > 0 and metrics["cold_auc"] > 0.7  # cold items: the unseen row plus content
+    groups = metrics["history_auc"]
+    assert sum(g["samples"] for g in groups.values()) == metrics["samples"] and groups["<=10"]["samples"] > 0
+    model, blob = load_checkpoint(project.root / "models_out" / "ctr" / "model.pt")
+    assert blob["model"] == "sdin" and blob["config"]["sessions"] == sessions and not model.seen.all()
+
+
 def test_unknown_model_fails_with_the_registry(project):
     project.set_params({"ctr": {"model": "nope"}})
     done = project.run("-m", "stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm"}})
-    assert done.returncode == 1 and "amfr, deepfm, din, fm, lr, mmie" in done.stderr
+    assert done.returncode == 1 and "amfr, deepfm, din, fm, lr, mmie, sdin" in done.stderr
 
 
 def test_movielens_source_without_video_content(tmp_path):

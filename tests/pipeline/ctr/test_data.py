@@ -26,6 +26,7 @@ def cfg(**kw) -> CtrDataConfig:
         path=None,
         label=LabelRule(4, 2),
         negatives=3,
+        negative_pool="all",
         history=4,
         max_multi=2,
         split=CtrSplitConfig("time", 0.2, 0.2, 0),
@@ -49,7 +50,7 @@ def random_log(seed: int, n: int = 400, users: int = 12, items: int = 30):
 def test_history_is_the_last_positives_strictly_before_without_own_item(seed):
     u, i, t, y = random_log(seed)
     pos = y == 1
-    hist, length = histories(u, t, i, u[pos], t[pos], i[pos], 4)
+    hist, length, _, _ = histories(u, t, i, u[pos], t[pos], i[pos], 4)
     assert hist.shape == (len(u), 4) and hist.dtype == np.int32
     for k in range(len(u)):
         earlier = (u[pos] == u[k]) & (t[pos] < t[k])
@@ -68,7 +69,7 @@ def test_history_is_ordered_oldest_first():
     u = np.array([1, 1, 1, 1])
     i = np.array([5, 6, 7, 8])
     t = np.array([10, 20, 30, 40])
-    hist, length = histories(u, t, i, u, t, i, 3)
+    hist, length, _, _ = histories(u, t, i, u, t, i, 3)
     assert length.tolist() == [0, 1, 2, 3]
     assert hist.tolist() == [[0, 0, 0], [5, 0, 0], [5, 6, 0], [5, 6, 7]]
 
@@ -193,3 +194,40 @@ def test_built_negatives_are_never_items_the_user_interacted_with():
     }
     table = pa.concat_tables(built.splits.values()).to_pylist()
     assert all((r["user"], r["item"]) not in seen for r in table if r["label"] == 0)
+
+
+def implicit_log(seed: int = 0, n: int = 300):
+    """Positives only; items v25-v29 appear only late (the test period of a time split)."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 1000, n)
+    item = np.where(t > 900, rng.integers(25, 30, n), rng.integers(0, 25, n))
+    inter = {
+        "user_id": [f"u{k}" for k in rng.integers(0, 12, n)],
+        "video_id": [f"v{k}" for k in item],
+        "timestamp": t,
+    }
+    return RawData(pa.table(inter), None, None)
+
+
+@pytest.mark.parametrize("pool", ["train", "all"])
+def test_negative_pool_decides_where_training_negatives_come_from(pool):
+    built = build_samples(
+        implicit_log(), cfg(negatives=3, negative_pool=pool, split=CtrSplitConfig("time", 0.1, 0.1, 0))
+    )
+    train, test = built.splits["train"], built.splits["test"]
+    label, item = np.asarray(train["label"].to_pylist()), np.asarray(train["item"].to_pylist())
+    positives = set(item[label == 1].tolist())
+    outside = set(item[label == 0].tolist()) - positives
+    cold = np.asarray(test["cold"].to_pylist())
+    test_label = np.asarray(test["label"].to_pylist())
+    if pool == "train":
+        assert not outside  # an item without a training positive never appears in training at all
+        assert built.summary["negative_pool_items"] == len(positives)
+        assert (cold & (test_label == 0)).any() and (cold & (test_label == 1)).any()  # cold negatives to rank against
+    else:
+        assert outside  # sampled as training negatives, the late items' ID rows would learn "never clicked"
+        assert not cold.any()  # and the cold slice is empty
+    # a positive and its negatives share their split (one impression group, same timestamp)
+    for name, table in built.splits.items():
+        pos_ts = set(np.asarray(table["timestamp"].to_pylist())[np.asarray(table["label"].to_pylist()) == 1].tolist())
+        assert set(table["timestamp"].to_pylist()) <= pos_ts, name

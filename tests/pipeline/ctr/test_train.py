@@ -13,7 +13,8 @@ from pipeline.core import store
 from pipeline.core.params import CtrFeatures
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.experiment import load_dataset, run
-from pipeline.ctr.train import CONTENT_CLIP, ContentError, fit, load_content, table_tensors
+from pipeline.ctr.metrics import evaluate
+from pipeline.ctr.train import CONTENT_CLIP, ContentError, fit, load_content, predict, table_tensors
 from tests.models.test_ctr_models import CFG
 from tests.pipeline.ctr.fixtures import SIDE_FEATURES, side_features_log
 from tests.pipeline.ctr.test_data import cfg as data_cfg
@@ -91,3 +92,35 @@ def test_side_features_in_any_params_order_meet_their_own_vocabularies(tmp_path,
             for key in ("cat", "multi", "num"):
                 assert torch.equal(got_data.tensors["train"][key], data.tensors["train"][key]), (kind, order, key)
             np.testing.assert_array_equal(got, want, err_msg=f"{kind} {order}")
+
+
+@pytest.mark.parametrize("monitor", ["auc", "logloss"])
+def test_early_stopping_keeps_the_epoch_with_the_best_monitored_score(monitor, one_thread):
+    built = build_samples(side_features_log(), data_cfg())
+    data = {s: table_tensors(t, built.spec) for s, t in built.splits.items()}
+    spec = FeatureSpec.from_meta(built.spec)
+    # random labels: the validation logloss climbs as the model overfits, its AUC wanders
+    cfg = dataclasses.replace(CFG, model="deepfm", use_content=False, epochs=6, patience=6, lr=0.05, monitor=monitor)
+    result = fit("deepfm", spec, cfg, data["train"], data["valid"], None)
+    losses = [r["valid_logloss"] for r in result.curve]
+    aucs = [r["valid_auc"] for r in result.curve]
+    best = int(np.argmin(losses) if monitor == "logloss" else np.argmax(aucs)) + 1
+    assert len(result.curve) == 6 and result.best_epoch == best
+    p = predict(result.model, data["valid"], 64)  # the restored weights are that epoch's
+    y = data["valid"]["label"].numpy()
+    assert evaluate(y, p, data["valid"]["user"].numpy(), np.zeros(len(y), bool))["logloss"] == pytest.approx(
+        losses[best - 1], rel=1e-5
+    )
+    trained = set(data["train"]["item"].tolist())
+    assert set(torch.nonzero(result.model.seen).flatten().tolist()) == trained | {0}  # items of the training samples
+
+
+def test_tables_of_an_older_ctr_data_are_a_one_line_error(tmp_path):
+    built = build_samples(raw_log(), data_cfg())
+    write_built(built, str(tmp_path), {})
+    old = store.read_table(tmp_path / "test.parquet").drop_columns(["hist_ts", "hist_total"])
+    store.write_table(old, tmp_path / "test.parquet", store.make_meta("ctr_data", spec=built.spec))
+    with pytest.raises(
+        store.StoreError, match=r"test.parquet lacks columns \['hist_ts', 'hist_total'\]; rerun ctr_data"
+    ):
+        load_dataset(tmp_path)
