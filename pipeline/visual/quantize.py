@@ -18,6 +18,7 @@ import copy
 import hashlib
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,8 @@ class Calibration:
     def record(self) -> dict:
         return {
             "backend": BACKEND,
+            # the ISA of the kernels that ran (VNNI or not): recorded, not in the reuse key (same integers)
+            "kernels": torch.backends.cpu.get_cpu_capability(),
             "calibration_videos": list(self.video_ids),
             "calibration_split": self.split,
             "float_layers": list(self.float_layers),
@@ -78,11 +81,16 @@ def quantize(
     preprocessing and its aggregation to the store's vector column, so the error is measured on what
     the store holds. Deterministic: the same clips give the same scales.
     """
-    from torch.ao.quantization import QConfigMapping, get_default_qconfig
+    from torch.ao.quantization import HistogramObserver, QConfig, QConfigMapping, default_per_channel_weight_observer
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     head = copy.deepcopy(head).eval()
-    mapping = QConfigMapping().set_global(get_default_qconfig(BACKEND))
+    # get_default_qconfig("x86") with its reduce_range spelled as the range it means: 7-bit activations
+    qconfig = QConfig(
+        activation=HistogramObserver.with_args(dtype=torch.quint8, quant_min=0, quant_max=127),
+        weight=default_per_channel_weight_observer,
+    )
+    mapping = QConfigMapping().set_global(qconfig)
     for name in float_layers:
         mapping = mapping.set_module_name(name, None)
     chunks = [clips[i : i + batch] for i in range(0, len(clips), batch)]
@@ -90,11 +98,15 @@ def quantize(
         inputs = [prepare(c) for c in chunks]
     torch.backends.quantized.engine = BACKEND
     try:
-        observed = prepare_fx(head, mapping, example_inputs=(inputs[0],))
-        with torch.inference_mode():
-            for x in inputs:
-                observed(x)
-        qhead = convert_fx(observed)
+        with warnings.catch_warnings():
+            # torch.ao's FX flow and quantized tensors announce their move to torchao on every use; the
+            # pinned torch ships them (docs/stages/visual.md says why we use them), so the log stays clean
+            warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization|quantized tensor creation).*")
+            observed = prepare_fx(head, mapping, example_inputs=(inputs[0],))
+            with torch.inference_mode():
+                for x in inputs:
+                    observed(x)
+            qhead = convert_fx(observed)
         with torch.inference_mode():
             ref = torch.cat([column_of(head(x), len(c)) for x, c in zip(inputs, chunks)]).float()
             got = torch.cat([column_of(qhead(x), len(c)) for x, c in zip(inputs, chunks)]).float()
