@@ -1,6 +1,7 @@
-"""Benchmark the visual extractors: naive baseline vs the pipeline's path, and peak memory.
+"""Benchmark the visual extractors: naive baseline vs the pipeline's paths, this machine's peaks, peak memory.
 
-    python bench/extract.py [--videos 20] [--frames 8] [--extractors resnet152,c3d,i3d] [--rss]
+    python bench/extract.py [--videos 20] [--frames 8] [--extractors resnet152,c3d,i3d]
+                            [--precisions fp32,int8] [--rss]
 
 Reads ``paths.decoded`` (run ``dvc repro decode`` first) and params ``visual.*``; prints a
 markdown table. For each extractor, on the same ``--videos`` decoded videos (``--frames``
@@ -8,7 +9,12 @@ frames each, taken uniformly from the decoded ones to keep the run short):
 (a) naive: fp32, one video at a time, default memory format, ``torch.no_grad`` -- what common
 extraction scripts do; (b) pipeline: ``Engine`` (BN folded, channels_last, inference_mode,
 bf16 where native) + the batched runner with background preparation, precision from params.
-``max rel diff`` is the largest per-video ||b - a|| / ||a|| against the fp32 features of (a).
+``max rel diff`` is the largest per-video ||b - a|| / ||a|| against the fp32 features of (a), ``cos``
+the smallest cosine similarity. ``--precisions`` runs the pipeline path once per precision (int8:
+calibrated on ``visual.calibration_clips`` of the same clips, as the stage does on training clips).
+The first table is this machine's matmul peak per precision (GFLOP/s; int8: GOP/s of fbgemm's
+quantised linear); each path's achieved GFLOP/s (``torch.utils.flop_counter`` on one video) is
+then printed as a share of the peak of its precision.
 ``--rss`` runs the whole store path (``extract_store``) in a fresh process on 20 and on 200
 videos (the 20 repeated under new ids, at 112 px to keep it short) and reports peak RSS.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import os
 import resource
 import subprocess
 import sys
@@ -38,8 +45,16 @@ from pipeline.visual import extractor as registry  # noqa: E402
 from pipeline.visual import weights  # noqa: E402
 from pipeline.visual.batching import Item, extract, read_shard  # noqa: E402
 from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
-from pipeline.visual.inference import Engine, Placement, resolve_placement  # noqa: E402
+from pipeline.visual.inference import CalibrationSet, Engine, Placement, resolve_placement  # noqa: E402
 from pipeline.visual.worker import VisualWorker, extract_store, store_meta  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "CPU")
+    except OSError:
+        return "CPU"
 
 
 def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:
@@ -61,34 +76,90 @@ def rel_diff(b: np.ndarray, a: np.ndarray) -> float:
     return float(np.max(np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)))
 
 
-def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: int) -> dict:
+def min_cos(b: np.ndarray, a: np.ndarray) -> float:
+    return float(np.min((a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)))
+
+
+def _rate(fn, work: float, seconds: float = 2.0) -> float:
+    fn()  # warm-up: packing, oneDNN primitive creation
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return n * work / (time.perf_counter() - start) / 1e9
+
+
+def matmul_peaks(size: int = 2048) -> dict[str, float]:
+    """This machine's dense matmul throughput, GFLOP/s (int8: GOP/s), per precision, on torch's threads."""
+    from torch.ao.nn.quantized import Linear as QLinear
+
+    work = 2.0 * size**3
+    a = torch.randn(size, size)
+    peaks = {"fp32": _rate(lambda: a @ a, work)}
+    ab = a.bfloat16()
+    peaks["bf16"] = _rate(lambda: ab @ ab, work)
+    torch.backends.quantized.engine = "x86"
+    lin = QLinear(size, size)
+    lin.set_weight_bias(torch.quantize_per_tensor(a, 0.05, 0, torch.qint8), None)
+    xq = torch.quantize_per_tensor(a.abs(), 0.05, 0, torch.quint8)
+    peaks["int8"] = _rate(lambda: lin(xq), work)
+    return peaks
+
+
+def flops_per_video(ex, model, clip: np.ndarray) -> float:
+    """FLOPs of the extractor's head on one video's model input (fp32 graph; the same count at any precision)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    head = ex.head(model).eval()
+    with torch.no_grad():
+        x = ex.preprocess(torch.from_numpy(clip[None]))
+        with FlopCounterMode(display=False) as counter:
+            head(x)
+    return float(counter.get_total_flops())
+
+
+def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: int, precisions: list[str]) -> list[dict]:
     cfg = load_params().visual
     ex = registry.create(name, cfg, clips.shape[1])
     model = weights.load(ex, "random").model
-    naive, fast = (
-        Engine(ex, model, Placement(placement.device, "fp32", placement.threads), naive=True),
-        Engine(ex, model, placement),
-    )
-    naive(clips[:1]), fast(clips[:batch_size])  # warm-up: allocator, oneDNN primitives
+    naive = Engine(ex, model, Placement(placement.device, "fp32", placement.threads), naive=True)
+    naive(clips[:1])  # warm-up: allocator, oneDNN primitives
     start = time.perf_counter()
     ref = {k: np.concatenate(v) for k, v in _cat(naive(clips[i : i + 1]) for i in range(len(clips))).items()}
     t_naive = time.perf_counter() - start
-    items = [Item(f"v{i}", 0, False, c) for i, c in enumerate(clips)]
-    start = time.perf_counter()
-    results = list(extract(fast, items, batch_size))
-    t_fast = time.perf_counter() - start
     col = next(iter(ex.dims()))
-    got = np.stack([r.features[col] for r in results])
     n, t = clips.shape[:2]
-    return {
-        "name": name,
-        "precision": placement.precision,
-        "naive_s": t_naive,
-        "fast_s": t_fast,
-        "n": n,
-        "t": t,
-        "diff": rel_diff(got, ref[col]),
-    }
+    flops = flops_per_video(ex, model, clips[0])
+    rows = [{"name": name, "path": "naive", "precision": "fp32", "s": t_naive, "n": n, "t": t, "flops": flops}]
+    for precision in precisions:
+        calibration = None
+        if precision == "int8":
+            k = min(cfg.calibration_clips, len(clips))
+            calibration = CalibrationSet(tuple(f"c{i}" for i in range(k)), clips[:k], "bench")
+        start = time.perf_counter()
+        fast = Engine(ex, model, dataclasses.replace(placement, precision=precision), calibration=calibration)
+        t_build = time.perf_counter() - start
+        fast(clips[:batch_size])  # warm-up
+        items = [Item(f"v{i}", 0, False, c) for i, c in enumerate(clips)]
+        start = time.perf_counter()
+        results = list(extract(fast, items, batch_size))
+        t_fast = time.perf_counter() - start
+        got = np.stack([r.features[col] for r in results])
+        rows.append(
+            {
+                "name": name,
+                "path": "pipeline",
+                "precision": fast.placement.precision,
+                "s": t_fast,
+                "build_s": t_build,
+                "n": n,
+                "t": t,
+                "flops": flops,
+                "diff": rel_diff(got, ref[col]),
+                "cos": min_cos(got, ref[col]),
+            }
+        )
+    return rows
 
 
 def _cat(outs):
@@ -153,7 +224,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=20)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--extractors", default="resnet152,c3d,i3d")
-    ap.add_argument("--precision", choices=["params", "fp32", "bf16"], default="params")
+    ap.add_argument("--precisions", default="params", help="comma-separated: fp32,bf16,int8; params = visual.precision")
     ap.add_argument("--rss", action="store_true")
     ap.add_argument("--rss-extractor", default="i3d")
     ap.add_argument("--rss-child", nargs=2, metavar=("ROOT", "OUT"))
@@ -162,24 +233,35 @@ def main() -> None:
         return rss_child(*args.rss_child, args.rss_extractor)
     params = load_params()
     placement = resolve_placement(params.visual)
-    if args.precision != "params":
-        placement = dataclasses.replace(placement, precision=args.precision)
+    precisions = [placement.precision if p == "params" else p for p in args.precisions.split(",")]
     ids, clips = load_videos(params.paths.decoded, args.videos, args.frames)
     print(
-        f"device {placement.device}, {placement.threads} threads, torch {torch.__version__}, "
-        f"{len(ids)} videos x {clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n"
+        f"{cpu_name()}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()}); device "
+        f"{placement.device}, {placement.threads} threads, torch {torch.__version__}, {len(ids)} videos x "
+        f"{clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n"
     )
-    print("| extractor | path | precision | videos/s | frames/s | speed-up | max rel diff vs fp32 |")
-    print("|---|---|---|---|---|---|---|")
+    peaks = matmul_peaks()
+    print("| matmul peak | fp32 | bf16 | int8 |\n|---|---|---|---|")
+    print(
+        f"| GFLOP/s (int8: GOP/s), 2048², {placement.threads} threads | "
+        + " | ".join(f"{peaks[p]:.0f}" for p in ("fp32", "bf16", "int8"))
+        + " |\n"
+    )
+    print(
+        "| extractor | path | precision | frames/s | speed-up | GFLOP/s | share of peak | max rel diff vs fp32 | min cos |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.extractors.split(","):
-        r = bench_one(name, clips, placement, params.visual.batch_size)
-        frames = r["n"] * r["t"]
-        print(f"| {name} | naive | fp32 | {r['n'] / r['naive_s']:.2f} | {frames / r['naive_s']:.1f} | 1.00x | - |")
-        print(
-            f"| {name} | pipeline | {r['precision']} | {r['n'] / r['fast_s']:.2f} | {frames / r['fast_s']:.1f} | "
-            f"{r['naive_s'] / r['fast_s']:.2f}x | {r['diff']:.2e} |",
-            flush=True,
-        )
+        rows = bench_one(name, clips, placement, params.visual.batch_size, precisions)
+        base = rows[0]["s"]
+        for r in rows:
+            frames, gflops = r["n"] * r["t"], r["n"] * r["flops"] / r["s"] / 1e9
+            diff = f"{r['diff']:.2e} | {r['cos']:.5f}" if "diff" in r else "- | -"
+            print(
+                f"| {name} | {r['path']} | {r['precision']} | {frames / r['s']:.1f} | {base / r['s']:.2f}x | "
+                f"{gflops:.0f} | {gflops / peaks[r['precision']]:.0%} | {diff} |",
+                flush=True,
+            )
     if args.rss:
         x = torch.from_numpy(clips).flatten(0, 1).permute(0, 3, 1, 2).float()  # (N*T, C, H, W)
         x = resize_center_crop(x, 112, 112).round().clamp(0, 255).to(torch.uint8)

@@ -203,8 +203,9 @@ def stages(params: Params) -> dict[str, Any]:
             "foreach": "${visual.extractors}",
             "do": {
                 "cmd": "python -m stages.visual ${item}",
-                "deps": ["${paths.decoded}", "${paths.placement}", *code("visual")],
-                "params": ["visual.${item}", "visual.precision"],
+                # the manifest's split picks the int8 calibration clips (visual.precision: int8)
+                "deps": ["${paths.decoded}", "${paths.manifest}", "${paths.placement}", *code("visual")],
+                "params": ["visual.${item}", "visual.precision", "visual.calibration_clips"],
                 "outs": [{store: {"persist": True}}, {f"{feat}/visual_${{item}}_failures.parquet": {"persist": True}}],
             },
         },

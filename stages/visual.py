@@ -1,6 +1,7 @@
 """Stage ``visual@<name>``: visual features of every decoded video with one registered extractor.
 
-``python -m stages.visual resnet152``. Reads ``paths.decoded`` and params ``visual.*``; updates
+``python -m stages.visual resnet152``. Reads ``paths.decoded``, params ``visual.*`` and, with
+``visual.precision: int8``, the ``split`` column of ``paths.manifest`` (the calibration clips); updates
 ``<paths.visual_features>/visual_<name>.parquet`` (a folder of shards: video_id, fingerprint, vector
 columns, padded; metadata: extractor, weights, dims, params, precision) and
 ``visual_<name>_failures.parquet``. Incremental (the per-video stage runner): only new or
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         if problem:
             raise ConfigError(problem)
     root = params.paths.decoded
-    built = build_worker(name, cfg, root)
+    built = build_worker(name, cfg, root, params.paths.manifest)
     if built.loaded.weights == "random":
         log.warning(
             "%s uses RANDOM weights (visual.%s.weights: random): fine for testing the pipeline, "
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = store_meta(built.worker.engine, built.loaded, decoded.read_meta(root))
     job = Job(
         f"visual@{name}",
-        partial(make_worker, name, cfg, os.path.abspath(root)),
+        partial(make_worker, name, cfg, os.path.abspath(root), os.path.abspath(params.paths.manifest)),
         batch_size=cfg.batch_size,
         # A CPU actor runs the model on as many threads as a local run here would (visual.threads, 0 =
         # this machine's cores). It reserves that many CPUs, so a node holds one actor per that many

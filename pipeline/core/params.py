@@ -186,10 +186,11 @@ class ReduceConfig:
 class VisualConfig:
     extractors: tuple[str, ...]  # registered extractors to run: one DVC stage visual@<name> each
     device: str  # auto (CUDA when present) | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device runs it natively
+    precision: Literal["auto", "fp32", "bf16", "int8"]  # auto: bf16 where the device runs it natively, else fp32
     batch_size: int  # videos per forward pass: bounds memory whatever the corpus size
     threads: int  # CPU threads for torch; 0 = one per core
     max_failure_rate: float
+    calibration_clips: int  # precision int8: training-split clips the activation ranges are calibrated on
     # visual.<name>: each registered extractor's own section, built with the config class its module declares
     sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -207,6 +208,8 @@ class VisualConfig:
             raise ValueError("extractors lists a name twice")
         if self.batch_size < 1 or self.threads < 0:
             raise ValueError("need batch_size >= 1 and threads >= 0 (0 = one per core)")
+        if self.calibration_clips < 1:
+            raise FieldError("calibration_clips", "must be >= 1")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

@@ -39,6 +39,8 @@ class Extractor(ABC):
     named_weights: ClassVar[Mapping[str, Callable[[], Mapping[str, torch.Tensor]]]] = {}
     # Named weights with no download: the user must give a local path (the message says how).
     local_only_weights: ClassVar[Mapping[str, str]] = {}
+    # precision int8: module paths in ``head(model)`` kept in float (measured to quantise badly)
+    int8_float_layers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, num_frames: int):
         self.cfg = cfg  # the frozen dataclass of params section visual.<name>

@@ -3,7 +3,10 @@
 ``Engine`` is the pipeline's path: ``torch.inference_mode``, BatchNorm folded into the
 convolutions, channels_last (2-D) /
 channels_last_3d (3-D) memory format, bf16 autocast where the hardware runs bf16 natively
-(``precision: auto``), uint8 frames moved to the device before conversion (4x less copy).
+(``precision: auto``), uint8 frames moved to the device before conversion (4x less copy). With
+``precision: int8`` (opt-in, CPU) the head is quantised on a calibration set of decoded clips
+(``pipeline.visual.quantize``); if that fails, the engine runs fp32, says why in the log, and its
+``placement.precision`` (hence the store's metadata and reuse key) says fp32.
 ``naive=True`` is the common-script baseline kept for the benchmark and the fp32 reference:
 fp32, default memory format, ``torch.no_grad``.
 """
@@ -13,16 +16,20 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from pipeline.core.config import ConfigError
 from pipeline.core.params import VisualConfig
 from pipeline.core.tensors import resolve_device
 from pipeline.execution.pools import resolve_workers
 from pipeline.visual.extractor import Extractor
+
+if TYPE_CHECKING:
+    from pipeline.visual.quantize import Calibration
 
 log = logging.getLogger("visual.engine")
 
@@ -30,8 +37,17 @@ log = logging.getLogger("visual.engine")
 @dataclass(frozen=True)
 class Placement:
     device: torch.device
-    precision: Literal["fp32", "bf16"]
+    precision: Literal["fp32", "bf16", "int8"]
     threads: int
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """The decoded clips an int8 engine is calibrated on: (N, T, H, W, C) uint8, with their ids."""
+
+    video_ids: tuple[str, ...]
+    clips: np.ndarray
+    split: str  # train, or all when the corpus marks no training split
 
 
 def bf16_native(device: torch.device) -> bool:
@@ -41,10 +57,15 @@ def bf16_native(device: torch.device) -> bool:
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-def resolve_precision(cfg: VisualConfig) -> tuple[torch.device, Literal["fp32", "bf16"]]:
-    """The device and the precision ``auto`` stands for on this machine (what changes the features)."""
+def resolve_precision(cfg: VisualConfig) -> tuple[torch.device, Literal["fp32", "bf16", "int8"]]:
+    """The device and the precision ``auto`` stands for on this machine (what changes the features).
+
+    ``auto`` never means int8: quantisation changes the features by a measured error the user opts into.
+    """
     device = resolve_device(cfg.device, "visual.device")
     precision = cfg.precision
+    if precision == "int8" and device.type != "cpu":
+        raise ConfigError(f"visual.precision int8 runs on the CPU (x86 int8 kernels), but visual.device is {device}")
     if precision == "auto":
         precision = "bf16" if bf16_native(device) else "fp32"
     return device, precision
@@ -75,12 +96,59 @@ def memory_format(ndim: int) -> torch.memory_format:
 class Engine:
     """Run one extractor's model on batches of decoded clips: uint8 (B, T, H, W, C) -> {column: (B, D)}."""
 
-    def __init__(self, extractor: Extractor, model: nn.Module, placement: Placement, naive: bool = False):
+    def __init__(
+        self,
+        extractor: Extractor,
+        model: nn.Module,
+        placement: Placement,
+        naive: bool = False,
+        calibration: CalibrationSet | None = None,
+    ):
         self.extractor, self.placement, self.naive = extractor, placement, naive
         self.device = placement.device
         self.bf16 = placement.precision == "bf16" and not naive
-        self.net = extractor.head(model) if naive else _fuse(extractor.head(model))
+        self.calibration: Calibration | None = None  # int8: what calibrated it and its measured error
+        self.fallback: str | None = None  # int8 requested but not used: why
+        if placement.precision == "int8" and not naive:
+            self.net = self._quantized(extractor.head(model), calibration)
+        else:
+            self.net = extractor.head(model) if naive else _fuse(extractor.head(model))
         self._formatted = False
+
+    def _quantized(self, head: nn.Module, calibration: CalibrationSet | None) -> nn.Module:
+        from pipeline.visual.quantize import QuantizationError, quantize
+
+        column = self.extractor.vector_column(self.extractor.cfg)
+        try:
+            if calibration is None or len(calibration.video_ids) == 0:
+                raise QuantizationError("no decoded clips to calibrate on")
+            qhead, self.calibration = quantize(
+                head,
+                lambda frames: self.extractor.preprocess(torch.from_numpy(frames)).contiguous(),
+                lambda feats, batch: self.extractor.aggregate(feats, batch)[column],
+                calibration.clips,
+                calibration.video_ids,
+                calibration.split,
+                self.extractor.int8_float_layers,
+            )
+        except QuantizationError as err:
+            self.fallback = str(err)
+            self.placement = Placement(self.placement.device, "fp32", self.placement.threads)
+            log.warning("%s: int8 quantisation failed, running fp32 instead: %s", self.extractor.name, err)
+            return _fuse(head)
+        c = self.calibration
+        log.info(
+            "%s: int8 calibrated on %d %s clips; %s in float; features vs fp32 on them: rel. error %.2f%% "
+            "(max %.2f%%), cosine %.4f",
+            self.extractor.name,
+            len(c.video_ids),
+            c.split,
+            ", ".join(c.float_layers) or "no layer",
+            100 * c.rel_error,
+            100 * c.max_rel_error,
+            c.cosine,
+        )
+        return qhead
 
     def _grad_off(self):
         return torch.no_grad() if self.naive else torch.inference_mode()
@@ -97,7 +165,7 @@ class Engine:
             return x.contiguous(memory_format=memory_format(x.dim()))
 
     def run(self, x: torch.Tensor, batch: int) -> dict[str, np.ndarray]:
-        if not self.naive and not self._formatted:
+        if not self.naive and not self._formatted and self.calibration is None:
             self.net = self.net.to(memory_format=memory_format(x.dim()))  # weights in the input's layout
             self._formatted = True
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()

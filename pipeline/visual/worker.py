@@ -28,7 +28,8 @@ from pipeline.execution.job import Job, failure_row
 from pipeline.visual import weights
 from pipeline.visual.batching import Item, extract
 from pipeline.visual.extractor import create, output_paths
-from pipeline.visual.inference import Engine, resolve_placement
+from pipeline.visual.inference import CalibrationSet, Engine, resolve_placement
+from pipeline.visual.quantize import choose_calibration
 
 log = logging.getLogger("visual")
 ROW_GROUP = 256  # videos per Parquet row group of a feature shard
@@ -56,9 +57,17 @@ def store_meta(engine: Engine, loaded: weights.WeightsInfo, decoded_meta: dict[s
     # threads are not stored: in an incremental store, shards may come from different machines.
     # weights_sha256 is in the reuse key: params hold the weights *path*, which stays the same
     # when the file at it is replaced.
+    params = {**ex.output_params(), "precision": rt.precision}
+    extra = {}
+    if engine.calibration is not None:
+        # the calibration clips set the int8 scales: other clips, other features (so in the reuse key)
+        params["int8_calibration"] = list(engine.calibration.video_ids)
+        extra["int8"] = engine.calibration.record()
+    if engine.fallback is not None:
+        extra["int8_fallback"] = engine.fallback  # int8 was asked for; the store holds fp32 (precision says so)
     return store.make_meta(
         "visual",
-        params={**ex.output_params(), "precision": rt.precision},
+        params=params,
         extractor=ex.name,
         weights=loaded.weights,
         dims=ex.dims(),
@@ -67,6 +76,7 @@ def store_meta(engine: Engine, loaded: weights.WeightsInfo, decoded_meta: dict[s
         precision=rt.precision,
         decoded_params_hash=decoded_meta["params_hash"],
         shards=decoded_meta["shards"],
+        **extra,
     )
 
 
@@ -110,17 +120,42 @@ class Built:
     loaded: weights.WeightsInfo  # what was loaded: random, a named source, a file (and its sha256)
 
 
-def build_worker(name: str, cfg: VisualConfig, decoded_root: str) -> Built:
-    """Extractor, weights and engine for ``visual.<name>``, once per worker."""
+def calibration_set(decoded_root: str, manifest: str | None, n: int) -> CalibrationSet:
+    """``n`` decoded clips of the training split (``split`` of the ingest manifest) for int8 calibration.
+
+    Unpadded, readable videos only; every video when the manifest marks none as train (said in the record).
+    """
+    index = decoded.read_index(decoded_root)
+    usable = [r for r in index.select(["video_id", "shard", "padded"]).to_pylist() if not r["padded"]]
+    splits: dict[str, str | None] = {}
+    if manifest and Path(manifest).exists():
+        table = store.read_table(manifest, expect={"stage": "ingest"})
+        if "split" in table.column_names:
+            splits = dict(zip(table.column("video_id").to_pylist(), table.column("split").to_pylist()))
+    ids, split = choose_calibration([r["video_id"] for r in usable], [splits.get(r["video_id"]) for r in usable], n)
+    shard_of = {r["video_id"]: r["shard"] for r in usable}
+    reader = decoded.ShardReader(decoded_root)
+    videos = [reader.read(shard_of[v], v, frames=True, audio=False) for v in ids]
+    good = [v for v in videos if v.frames is not None]
+    clips = np.stack([v.frames for v in good]) if good else np.zeros((0,), np.uint8)
+    return CalibrationSet(tuple(v.video_id for v in good), clips, split)
+
+
+def build_worker(name: str, cfg: VisualConfig, decoded_root: str, manifest: str | None = None) -> Built:
+    """Extractor, weights and engine for ``visual.<name>``, once per worker (int8: calibrated here)."""
     placement = resolve_placement(cfg)
     extractor = create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
     loaded = weights.load(extractor, extractor.cfg.weights, placement.device)
     info = weights.WeightsInfo(loaded.weights, loaded.detail, loaded.sha256)  # without the model
-    return Built(VisualWorker(Engine(extractor, loaded.model, placement), decoded_root, cfg.batch_size), info)
+    calibration = (
+        calibration_set(decoded_root, manifest, cfg.calibration_clips) if placement.precision == "int8" else None
+    )
+    engine = Engine(extractor, loaded.model, placement, calibration=calibration)
+    return Built(VisualWorker(engine, decoded_root, cfg.batch_size), info)
 
 
-def make_worker(name: str, cfg: VisualConfig, decoded_root: str) -> VisualWorker:
-    return build_worker(name, cfg, decoded_root).worker
+def make_worker(name: str, cfg: VisualConfig, decoded_root: str, manifest: str | None = None) -> VisualWorker:
+    return build_worker(name, cfg, decoded_root, manifest).worker
 
 
 def visual_stage(
