@@ -7,6 +7,9 @@ imported inside the graph layers only, so the CTR models never pay for it.
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -199,6 +202,21 @@ class AUGRU(nn.Module):
 # ---- top-K (models.rec) layers: graphs over the n_users + n_items nodes, users first ----
 
 
+@contextmanager
+def quiet_graph_warnings():
+    """Silences two notices every run would print and no user can act on: PyG 2.8 importing
+    ``torch.jit.script`` (deprecated in torch 2.15) and torch's "sparse CSR support is in beta"."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+        yield
+
+
+def to_csr(coo: torch.Tensor) -> torch.Tensor:
+    with quiet_graph_warnings():
+        return coo.coalesce().to_sparse_csr()
+
+
 def bipartite_edges(users: torch.Tensor, items: torch.Tensor, n_users: int) -> torch.Tensor:
     """(E,) user and item codes -> ``(2, 2E)`` edge_index over users then items, both directions."""
     u, i = users.long(), items.long() + n_users
@@ -213,7 +231,8 @@ def sparse_adjacency(edge_index: torch.Tensor, n_nodes: int, norm: str) -> torch
     faster than PyG's gather-scatter on an edge list (measured on 100k edges, one core).
     """
     if norm == "sym":
-        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+        with quiet_graph_warnings():
+            from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
         edge_index, weight = gcn_norm(edge_index, None, n_nodes, add_self_loops=False)
     elif norm == "mean":
@@ -222,8 +241,7 @@ def sparse_adjacency(edge_index: torch.Tensor, n_nodes: int, norm: str) -> torch
     else:
         raise ValueError(f"unknown adjacency norm {norm!r}; valid: sym, mean")
     rows_cols = torch.stack([edge_index[1], edge_index[0]])
-    coo = torch.sparse_coo_tensor(rows_cols, weight, (n_nodes, n_nodes), check_invariants=True)
-    return coo.coalesce().to_sparse_csr()
+    return to_csr(torch.sparse_coo_tensor(rows_cols, weight, (n_nodes, n_nodes), check_invariants=True))
 
 
 class LightPropagation(nn.Module):
@@ -231,7 +249,8 @@ class LightPropagation(nn.Module):
 
     def __init__(self, layers: int):
         super().__init__()
-        from torch_geometric.nn import LGConv
+        with quiet_graph_warnings():
+            from torch_geometric.nn import LGConv
 
         # normalize=False: the adjacency comes normalised once (sparse_adjacency(..., "sym")), not per call
         self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(layers))
@@ -283,8 +302,9 @@ class MetaLinear(nn.Module):
 
     def forward(self, signal: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``(N, S)``, ``(N, d_in)`` -> ``(N, d_out)``: x W_n without materialising N weight matrices."""
-        t = self.t.view(self.shape)  # (S, in, out)
-        return x @ self.m + torch.einsum("ns,ni,sio->no", signal, x, t)
+        s, d_in, d_out = self.shape
+        outer = (signal.unsqueeze(2) * x.unsqueeze(1)).reshape(x.shape[0], s * d_in)  # (N, S * in)
+        return x @ self.m + outer @ self.t.view(s * d_in, d_out)
 
 
 class CPMetaLinear(nn.Module):

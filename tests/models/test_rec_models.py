@@ -197,6 +197,14 @@ def test_neumf_trains_on_four_negatives_with_binary_cross_entropy():
     assert model.loss(*batch(model)).rank.item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
 
 
+def test_neumf_scores_equal_its_pairwise_logits():
+    model = make("neumf").eval()
+    users = torch.tensor([1, 4, 7])
+    with torch.no_grad():
+        pairwise = model.logits(users, torch.arange(N_ITEMS).expand(3, -1))
+        assert torch.allclose(model.scores(users), pairwise, atol=1e-5)
+
+
 def test_knn_graph_links_each_item_to_its_most_similar_present_items():
     x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [1.0, 0.05]])
     present = torch.tensor([True, True, True, True, False])

@@ -18,7 +18,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import LightPropagation, ModalityProjection, bipartite_edges, knn_adjacency, sparse_adjacency
+from models.layers import (
+    LightPropagation,
+    ModalityProjection,
+    bipartite_edges,
+    knn_adjacency,
+    sparse_adjacency,
+    to_csr,
+)
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes, bpr
 from models.rec.zoo._common import Propagated, require_content, seen_items
@@ -34,7 +41,7 @@ def item_graph(content: Content, k: int) -> torch.Tensor:
     indices = torch.cat([g.indices() for g in graphs], dim=1)
     values = torch.cat([g.values() * w[g.indices()[0]] for g, w in zip(graphs, weight)])
     n = graphs[0].shape[0]
-    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True).coalesce().to_sparse_csr()
+    return to_csr(torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True))
 
 
 @MODELS.register("freedom")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.functional import dropout, leaky_relu
 
-from models.layers import MLP, MetaLinear, bipartite_edges, sparse_adjacency
+from models.layers import MLP, MetaLinear, bipartite_edges, quiet_graph_warnings, sparse_adjacency
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes, l2
 from models.rec.zoo._common import Propagated, require_content, seen_items, stacked_content
@@ -30,7 +30,8 @@ class MetaMmf(Propagated):
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
-        from torch_geometric.nn import SAGEConv
+        with quiet_graph_warnings():
+            from torch_geometric.nn import SAGEConv
 
         d, half = sizes.embed_dim, sizes.embed_dim // 2
         self.register_buffer("features", stacked_content(require_content(self.name, content)))

@@ -54,9 +54,19 @@ class NeuMf(RecModel):
         return Loss(rank, l2(*embs, self.item_mlp(items).flatten(0, 1)))
 
     def scores(self, users: torch.Tensor) -> torch.Tensor:
-        n_items = self.sizes.n_items
+        # logits() for every item, split so that no (B, I, 2D) concatenation is built: the prediction layer
+        # is linear, so the GMF branch is one matmul, and the tower's first layer splits into a user part
+        # and an item part computed once each; only the later layers run per (user, item) pair.
+        d = self.sizes.embed_dim
+        first, rest = self.tower.net[0], self.tower.net[1:]
+        w_user, w_item = first.weight.split(d, dim=1)
+        w_gmf, w_mlp = self.predict.weight.split(d, dim=1)  # (1, D), (1, H)
+        gmf = (self.user_gmf(users) * w_gmf) @ self.item_gmf.weight.T  # (B, I)
+        h_user = self.user_mlp(users) @ w_user.T  # (B, H1)
+        h_item = self.item_mlp.weight @ w_item.T + first.bias  # (I, H1)
         step = max(1, PAIRS_PER_CHUNK // max(1, users.shape[0]))
-        codes = torch.arange(n_items, device=users.device)
-        return torch.cat(
-            [self.logits(users, codes[s : s + step].expand(users.shape[0], -1)) for s in range(0, n_items, step)], 1
-        )
+        mlp = [
+            (rest(h_user.unsqueeze(1) + h_item[s : s + step]) @ w_mlp.T).squeeze(-1)
+            for s in range(0, h_item.shape[0], step)
+        ]
+        return gmf + torch.cat(mlp, dim=1) + self.predict.bias
