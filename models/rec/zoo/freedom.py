@@ -21,10 +21,12 @@ from torch import nn
 from models.layers import (
     LightPropagation,
     ModalityProjection,
+    SparseMatmul,
     bipartite_edges,
     knn_adjacency,
     sparse_adjacency,
     to_csr,
+    transpose_csr,
 )
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes, bpr
@@ -56,6 +58,7 @@ class Freedom(Propagated):
         self.features = ModalityProjection(content, sizes.embed_dim)  # the auxiliary loss's projections
         self.register_buffer("seen", seen_items(graph, sizes.n_items))
         self.register_buffer("item_adj", item_graph(content, sizes.knn), persistent=False)
+        self.register_buffer("item_adj_t", transpose_csr(self.item_adj), persistent=False)
         self.register_buffer("edge_users", graph.users.long(), persistent=False)
         self.register_buffer("edge_items", graph.items.long(), persistent=False)
         full = bipartite_edges(self.edge_users, self.edge_items, sizes.n_users)
@@ -81,7 +84,7 @@ class Freedom(Propagated):
         items = self.item.weight * self.seen
         h = items
         for _ in range(ITEM_LAYERS):
-            h = torch.sparse.mm(self.item_adj, h)
+            h = SparseMatmul.apply(self.item_adj, self.item_adj_t, h)
         out = self.propagate(torch.cat([self.user.weight, items]), self.adj if adj is None else adj)
         users, items = out.split([self.sizes.n_users, self.sizes.n_items])
         return users, items + h

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.functional import leaky_relu, normalize
 
-from models.layers import bipartite_edges, sparse_adjacency
+from models.layers import SparseMatmul, bipartite_edges, sparse_adjacency, transpose_csr
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes, l2
 from models.rec.zoo._common import Propagated, require_content, seen_items
@@ -33,10 +33,10 @@ class ModalityGcn(nn.Module):
         for lin in [self.project, *self.self_, *self.combine]:
             nn.init.xavier_normal_(lin.weight)
 
-    def forward(self, feats: torch.Tensor, present: torch.Tensor, ids: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats, present, ids, adj: torch.Tensor, adj_t: torch.Tensor) -> torch.Tensor:
         x = normalize(torch.cat([self.preference, self.project(feats) * present]), dim=1)  # (U + I, D)
         for conv, own, combine in zip(self.conv, self.self_, self.combine):
-            h = leaky_relu(torch.sparse.mm(adj, x @ conv))  # mean over neighbours of x_j W
+            h = leaky_relu(SparseMatmul.apply(adj, adj_t, x @ conv))  # mean over neighbours of x_j W
             x = leaky_relu(combine(h) + leaky_relu(own(x)) + ids)
         return x
 
@@ -59,10 +59,14 @@ class Mmgcn(Propagated):
         self.register_buffer("seen", seen)  # users and warm items keep their ID row; cold items' is zero
         edges = bipartite_edges(graph.users, graph.items, sizes.n_users)
         self.register_buffer("adj", sparse_adjacency(edges, n_nodes, "mean"), persistent=False)
+        self.register_buffer("adj_t", transpose_csr(self.adj), persistent=False)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.ids * self.seen
-        outs = [gcn(getattr(self, f"x{k}"), getattr(self, f"m{k}"), ids, self.adj) for k, gcn in enumerate(self.gcns)]
+        outs = [
+            gcn(getattr(self, f"x{k}"), getattr(self, f"m{k}"), ids, self.adj, self.adj_t)
+            for k, gcn in enumerate(self.gcns)
+        ]
         return torch.stack(outs).mean(0).split([self.sizes.n_users, self.sizes.n_items])
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
