@@ -107,6 +107,24 @@ def test_state_dict_round_trip_gives_identical_scores_and_refresh_is_determinist
     assert torch.equal(first, model.scores(users))
 
 
+ODD = RecSizes(n_users=N_USERS, n_items=N_ITEMS, embed_dim=6, layers=0, mlp=(10,), rank=1, knn=50, dropout=1.0)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("sizes", [ODD, RecSizes(**{**ODD.__dict__, "layers": 3, "mlp": (4, 3, 2), "dropout": 0.9})])
+def test_edge_sizes_still_train_and_score(name, sizes):
+    """No propagation layer, an MLP wider than the embedding, all edges pruned, k above the item count."""
+    model = make(name, sizes=sizes)
+    if model.trainable:
+        loss = model.loss(*batch(model))
+        (loss.rank + loss.l2).backward()
+    model.eval().refresh()
+    out = model.scores(torch.tensor([0, 5]))
+    assert out.shape == (2, N_ITEMS) and torch.isfinite(out).all()
+    if name == "neumf":  # the split scoring path agrees with the pairwise one whatever the widths
+        assert torch.allclose(out, model.logits(torch.tensor([0, 5]), torch.arange(N_ITEMS).expand(2, -1)), atol=1e-5)
+
+
 @pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_cold_items_are_scored_from_content_not_their_id_row(name):
     model = make(name).eval()

@@ -73,7 +73,7 @@ class Freedom(Propagated):
 
     def prune(self) -> torch.Tensor:
         """A fresh denoised user-item adjacency: keeps (1 - dropout) of the edges, ~ 1/sqrt(d_u d_i)."""
-        n_keep = int(self.keep_prob.shape[0] * (1.0 - self.sizes.dropout))
+        n_keep = max(1, int(self.keep_prob.shape[0] * (1.0 - self.sizes.dropout)))  # dropout 1.0: one edge left
         if n_keep >= self.keep_prob.shape[0]:
             return self.adj
         keep = torch.multinomial(self.keep_prob, n_keep)

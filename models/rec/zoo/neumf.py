@@ -60,7 +60,7 @@ class NeuMf(RecModel):
         d = self.sizes.embed_dim
         first, rest = self.tower.net[0], self.tower.net[1:]
         w_user, w_item = first.weight.split(d, dim=1)
-        w_gmf, w_mlp = self.predict.weight.split(d, dim=1)  # (1, D), (1, H)
+        w_gmf, w_mlp = self.predict.weight.split([d, self.tower.d_out], dim=1)  # (1, D), (1, H)
         gmf = (self.user_gmf(users) * w_gmf) @ self.item_gmf.weight.T  # (B, I)
         h_user = self.user_mlp(users) @ w_user.T  # (B, H1)
         h_item = self.item_mlp.weight @ w_item.T + first.bias  # (I, H1)
