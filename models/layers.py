@@ -302,26 +302,55 @@ class LightPropagation(nn.Module):
         return _SelfAdjoint.apply(x, self, adj)
 
 
-def knn_adjacency(x: torch.Tensor, present: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
-    """FREEDOM's frozen item-item graph of one modality: each present item's k most cosine-similar present
-    items (itself included, as the reference code), weight 1/k; absent items get an empty row and column.
-
-    Returns a dense-free ``(N, N)`` COO matrix; rows are computed ``chunk`` at a time (memory O(chunk N)).
+def knn_adjacency(
+    x: torch.Tensor, candidates: torch.Tensor, k: int, rows: torch.Tensor | None = None, chunk: int = 2048
+) -> torch.Tensor:
+    """One modality's item-item kNN graph: each item in ``rows`` (default: the candidates) is linked to its
+    k most cosine-similar ``candidates`` (itself included when it is one, as FREEDOM's reference code),
+    weight 1/k; other items get an empty row. A dense-free ``(N, N)`` COO matrix, rows computed ``chunk``
+    at a time (memory O(chunk N)).
     """
     n = x.shape[0]
-    k = min(k, int(present.sum()))
+    rows = candidates if rows is None else rows
+    k = min(k, int(candidates.sum()))
+    if k == 0 or not rows.any():
+        return torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (n, n)).coalesce()
     unit = nn.functional.normalize(x.float(), dim=1)
-    rows, cols = [], []
-    for start in range(0, n, chunk):
-        sim = unit[start : start + chunk] @ unit.T  # (C, N)
-        sim[:, ~present] = -float("inf")
-        idx = sim.topk(k, dim=1).indices  # (C, k)
-        keep = present[start : start + chunk]
-        rows.append(torch.arange(start, start + idx.shape[0]).repeat_interleave(k).view(-1, k)[keep].reshape(-1))
-        cols.append(idx[keep].reshape(-1))
-    r, c = torch.cat(rows), torch.cat(cols)
-    vals = torch.full((r.shape[0],), 1.0 / max(k, 1))
+    out_rows, out_cols = [], []
+    for start in torch.nonzero(rows).squeeze(1).split(chunk):
+        sim = unit[start] @ unit.T  # (C, N)
+        sim[:, ~candidates] = -float("inf")
+        out_cols.append(sim.topk(k, dim=1).indices.reshape(-1))
+        out_rows.append(start.repeat_interleave(k))
+    r, c = torch.cat(out_rows), torch.cat(out_cols)
+    vals = torch.full((r.shape[0],), 1.0 / k)
     return torch.sparse_coo_tensor(torch.stack([r, c]), vals, (n, n), check_invariants=True).coalesce()
+
+
+def content_knn_graph(
+    content: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    k: int,
+    rows: torch.Tensor | None = None,
+    candidates: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The kNN graphs of every modality, averaged per row over the modalities that item has (CSR).
+
+    ``rows`` / ``candidates``: (n_items,) bool, which items get neighbours and which may be neighbours
+    (default: all); a modality only ever links items that have it.
+    """
+    graphs, weights = [], []
+    for x, present in content.values():
+        present = present.bool()
+        cand = present if candidates is None else present & candidates
+        rws = present if rows is None else present & rows
+        graphs.append(knn_adjacency(x, cand, k, rws))
+        weights.append(rws.float())
+    weight = torch.stack(weights)
+    weight = weight / weight.sum(0).clamp(min=1.0)  # (M, I): row i averages over its modalities
+    indices = torch.cat([g.indices() for g in graphs], dim=1)
+    values = torch.cat([g.values() * w[g.indices()[0]] for g, w in zip(graphs, weight)])
+    n = graphs[0].shape[0]
+    return to_csr(torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True))
 
 
 class MetaLinear(nn.Module):

@@ -145,6 +145,22 @@ def test_cold_items_are_scored_from_content_not_their_id_row(name):
     assert not torch.allclose(before[:, COLD[0]], moved.scores(torch.arange(N_USERS))[:, COLD[0]])
 
 
+@pytest.mark.parametrize("name", ["freedom", "metammf", "mmgcn"])
+def test_graph_models_score_a_cold_item_with_its_warm_content_neighbours(name):
+    model = make(name).eval()
+    adj = model.cold_adj.to_dense()
+    warm = torch.bincount(graph().items, minlength=N_ITEMS) > 0
+    assert not warm[list(COLD)].any()
+    assert adj[warm].sum() == 0 and adj[:, ~warm].sum() == 0  # only cold rows, only warm neighbours
+    assert torch.allclose(adj[~warm].sum(1), torch.ones(int((~warm).sum())))  # a mean (15 has no audio: visual)
+    assert SIZES.knn <= (adj[COLD[0]] > 0).sum() <= 2 * SIZES.knn  # k per modality, some shared
+    with torch.no_grad():
+        users, items = model.embeddings()
+        model.refresh()
+        want = users @ (items + adj @ items).T
+    assert torch.allclose(model.scores(torch.arange(N_USERS)), want, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_a_masked_modality_vector_is_ignored(name):
     feats = content()
@@ -259,6 +275,9 @@ def test_knn_graph_links_each_item_to_its_most_similar_present_items():
     assert adj[2].nonzero().squeeze(1).tolist() == [2, 3]
     assert adj[4].sum() == 0 and adj[:, 4].sum() == 0
     assert torch.allclose(adj[:4].sum(1), torch.ones(4))
+    rows = torch.tensor([False, False, False, False, True])  # item 4 alone gets neighbours, among items 0-3
+    only = knn_adjacency(x, present, k=1, rows=rows).to_dense()
+    assert only.nonzero().tolist() == [[4, 0]] and only[4, 0] == 1.0
 
 
 def test_freedom_prunes_the_user_item_graph_once_per_epoch():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from models.layers import content_knn_graph
 from models.rec.base import Content, Graph, Loss, RecModel, RecSizes, bpr
 
 
@@ -40,6 +41,7 @@ class Propagated(RecModel):
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.register_buffer("cold_adj", None, persistent=False)
         self.register_load_state_dict_post_hook(lambda module, keys: module.drop_cache())
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +60,19 @@ class Propagated(RecModel):
         rank = bpr((u * i_all[pos]).sum(-1), torch.einsum("bd,bnd->bn", u, i_all[neg]))
         return rank, u, i_all
 
+    def impute_cold_items(self, content: Content, graph: Graph) -> None:
+        """At scoring, add to each cold item's representation the mean of its ``sizes.knn`` most
+        content-similar warm items' (cosine, averaged over modalities).
+
+        A graph model gives a cold item no collaborative part (no neighbours), so on its own content path
+        it ranks below every warm item and the cold slice of a full ranking stays empty; the warm
+        neighbours' representations put it back in the space the users were trained against. Training is
+        unchanged: a cold item is only ever a negative there, and imputing it in the loss would push its
+        warm neighbours down with it.
+        """
+        warm = torch.bincount(graph.items, minlength=self.sizes.n_items) > 0
+        self.cold_adj = content_knn_graph(content, self.sizes.knn, rows=~warm, candidates=warm)
+
     def drop_cache(self) -> None:
         self._cache = None
 
@@ -67,7 +82,10 @@ class Propagated(RecModel):
 
     def refresh(self) -> None:
         with torch.no_grad():
-            self._cache = tuple(t.detach() for t in self.embeddings())
+            users, items = self.embeddings()
+            if self.cold_adj is not None:
+                items = items + torch.sparse.mm(self.cold_adj, items)  # warm rows of cold_adj are empty
+            self._cache = (users.detach(), items.detach())
 
     def scores(self, users: torch.Tensor) -> torch.Tensor:
         if self._cache is None:

@@ -10,7 +10,8 @@ re-normalised; scoring uses the full graph. Item = LightGCN item + kNN item; Xav
 
 Loss, as the paper: BPR on those, and, in ``Loss.l2`` (so the loop's ``rec.reg`` is the paper's lambda),
 the BPR of the user embeddings against each modality's projected features. The raw features stay frozen
-(the reference fine-tunes them). A cold item's ID row is zero: its score comes from its kNN neighbours.
+(the reference fine-tunes them). A cold item's ID row is zero: its score comes from its kNN neighbours,
+plus, at scoring, its warm content neighbours' representations (``Propagated.impute_cold_items``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from models.layers import (
     ModalityProjection,
     SparseMatmul,
     bipartite_edges,
-    knn_adjacency,
+    content_knn_graph,
     sparse_adjacency,
-    to_csr,
     transpose_csr,
 )
 from models.rec import MODELS
@@ -33,17 +33,6 @@ from models.rec.base import Content, Graph, Loss, RecSizes, bpr
 from models.rec.zoo._common import Propagated, require_content, seen_items
 
 ITEM_LAYERS = 1  # propagation steps on the item-item graph (the reference's n_mm_layers)
-
-
-def item_graph(content: Content, k: int) -> torch.Tensor:
-    """The mean over modalities of each modality's kNN graph, per item over the modalities it has (CSR)."""
-    graphs = [knn_adjacency(x, m.bool(), k) for x, m in content.values()]
-    present = torch.stack([m.float() for _, m in content.values()])  # (M, I)
-    weight = present / present.sum(0).clamp(min=1.0)  # (M, I): row i averages over i's modalities
-    indices = torch.cat([g.indices() for g in graphs], dim=1)
-    values = torch.cat([g.values() * w[g.indices()[0]] for g, w in zip(graphs, weight)])
-    n = graphs[0].shape[0]
-    return to_csr(torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True))
 
 
 @MODELS.register("freedom")
@@ -57,7 +46,7 @@ class Freedom(Propagated):
         nn.init.xavier_uniform_(self.item.weight)
         self.features = ModalityProjection(content, sizes.embed_dim)  # the auxiliary loss's projections
         self.register_buffer("seen", seen_items(graph, sizes.n_items))
-        self.register_buffer("item_adj", item_graph(content, sizes.knn), persistent=False)
+        self.register_buffer("item_adj", content_knn_graph(content, sizes.knn), persistent=False)
         self.register_buffer("item_adj_t", transpose_csr(self.item_adj), persistent=False)
         self.register_buffer("edge_users", graph.users.long(), persistent=False)
         self.register_buffer("edge_items", graph.items.long(), persistent=False)
@@ -70,6 +59,7 @@ class Freedom(Propagated):
         self.pruned: torch.Tensor | None = None
         self.positives_seen = 0  # training positives since the last pruning: an epoch is n_edges of them
         self.propagate = LightPropagation(sizes.layers)
+        self.impute_cold_items(content, graph)
 
     def prune(self) -> torch.Tensor:
         """A fresh denoised user-item adjacency: keeps (1 - dropout) of the edges, ~ 1/sqrt(d_u d_i)."""

@@ -47,6 +47,7 @@ class MetaMmf(Propagated):
         # SAGEConv sums over this row-normalised adjacency: the mean over neighbours, on the fast CSR path
         self.register_buffer("adj", sparse_adjacency(edges, sizes.n_users + sizes.n_items, "mean"), persistent=False)
         self.convs = nn.ModuleList(SAGEConv(d, d, aggr="sum") for _ in range(sizes.layers))
+        self.impute_cold_items(content, graph)
 
     def meta_layer(self, d_in: int, d_out: int) -> nn.Module:
         return MetaLinear(SIGNAL_DIM, d_in, d_out)

@@ -60,6 +60,7 @@ class Mmgcn(Propagated):
         edges = bipartite_edges(graph.users, graph.items, sizes.n_users)
         self.register_buffer("adj", sparse_adjacency(edges, n_nodes, "mean"), persistent=False)
         self.register_buffer("adj_t", transpose_csr(self.adj), persistent=False)
+        self.impute_cold_items(content, graph)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.ids * self.seen
