@@ -42,6 +42,7 @@ class Propagated(RecModel):
         super().__init__(sizes, graph, content)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.register_buffer("cold_adj", None, persistent=False)
+        self.register_buffer("cold_rows", None, persistent=False)
         self.register_load_state_dict_post_hook(lambda module, keys: module.drop_cache())
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,17 +62,23 @@ class Propagated(RecModel):
         return rank, u, i_all
 
     def impute_cold_items(self, content: Content, graph: Graph) -> None:
-        """At scoring, add to each cold item's representation the mean of its ``sizes.knn`` most
-        content-similar warm items' (cosine, averaged over modalities).
+        """At scoring, a cold item's representation is the mean of its ``sizes.knn`` most content-similar
+        warm items' (cosine, averaged over modalities), scaled to their mean length.
 
         A graph model gives a cold item no collaborative part (no neighbours), so on its own content path
-        it ranks below every warm item and the cold slice of a full ranking stays empty; the warm
-        neighbours' representations put it back in the space the users were trained against. Training is
+        it ranks below every warm item and the cold slice of a full ranking stays empty; its warm
+        neighbours' representations estimate the collaborative one it lacks. On the synthetic dataset
+        (rec_sample, 40 epochs) this took cold Recall@20 from 0 to 0.05 (mmgcn), 0.23 (freedom), 0.06
+        (metammf) and raised overall Recall@20 too; adding the mean to the item's own representation
+        over-ranked MMGCN's cold items (overall 0.22 -> 0.15), the plain mean (too short) changed nothing.
+        Training is
         unchanged: a cold item is only ever a negative there, and imputing it in the loss would push its
         warm neighbours down with it.
         """
         warm = torch.bincount(graph.items, minlength=self.sizes.n_items) > 0
         self.cold_adj = content_knn_graph(content, self.sizes.knn, rows=~warm, candidates=warm)
+        # the cold items that have neighbours (one without any modality keeps its own representation)
+        self.cold_rows = (self.cold_adj.crow_indices().diff() > 0).unsqueeze(1)
 
     def drop_cache(self) -> None:
         self._cache = None
@@ -84,7 +91,11 @@ class Propagated(RecModel):
         with torch.no_grad():
             users, items = self.embeddings()
             if self.cold_adj is not None:
-                items = items + torch.sparse.mm(self.cold_adj, items)  # warm rows of cold_adj are empty
+                imputed = torch.sparse.mm(self.cold_adj, items)  # (I, D), zero on warm rows
+                # a mean of diverse vectors is shorter than each: give it the neighbours' mean length
+                length = torch.sparse.mm(self.cold_adj, items.norm(dim=1, keepdim=True))
+                imputed = imputed * length / imputed.norm(dim=1, keepdim=True).clamp(min=1e-12)
+                items = torch.where(self.cold_rows, imputed, items)
             self._cache = (users.detach(), items.detach())
 
     def scores(self, users: torch.Tensor) -> torch.Tensor:
