@@ -32,8 +32,20 @@ def test_models_imports_no_pipeline_module():
 def test_registry_names_need_no_torch():
     code = (
         "import sys; from models.ctr import MODELS; from models.classify import AGGREGATIONS, FUSIONS; "
-        "names = MODELS.names(), AGGREGATIONS.names(), FUSIONS.names(); "
+        "from models.rec import MODELS as REC; "
+        "names = MODELS.names(), AGGREGATIONS.names(), FUSIONS.names(), REC.names(); "
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')), all(names))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]", "True"], out.stdout + out.stderr
+
+
+def test_rec_registry_lists_the_zoo_without_importing_it():
+    code = (
+        "import sys; from models.rec import MODELS; names = MODELS.names(); "
+        "print(','.join(names), any(m == 'torch' or m.startswith(('torch.', 'torch_geometric')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    names, imported = out.stdout.split()
+    expected = {"pop", "bpr_mf", "neumf", "lightgcn", "vbpr", "mmgcn", "metammf", "metammf_cp", "freedom"}
+    assert expected <= set(names.split(",")) and imported == "False", out.stdout + out.stderr

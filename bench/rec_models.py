@@ -1,0 +1,126 @@
+"""Top-K model speed: seconds per training epoch and per full scoring of every user, for each model in
+``models.rec.MODELS``, on a generated problem (default 5,000 users x 5,000 items x 100,000 edges, two
+content modalities of 128 and 64 dims that are noisy projections of the items' latent factors).
+
+An epoch is one pass over the edges in batches of ``--batch`` positives with ``model.negatives`` uniform
+negatives each (Adam), timed with a minimal loop of this script's own: it times the models, not the
+pipeline's training loop (``rec_train``). Evaluation = ``refresh()`` plus ``scores`` for all users in
+batches of 1,024 (the full-ranking matrix, without top-K). Prints a Markdown table and the machine.
+
+    python bench/rec_models.py [--users 5000 --items 5000 --edges 100000] [--threads 1] [--device cpu] [--models a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from models.rec import MODELS, build
+from models.rec.base import Graph, RecSizes
+
+
+def problem(n_users: int, n_items: int, n_edges: int, seed: int = 0):
+    """Power-law item popularity, latent-factor tastes; content = noisy projections of the item factors."""
+    g = torch.Generator().manual_seed(seed)
+    z_u, z_i = torch.randn(n_users, 16, generator=g), torch.randn(n_items, 16, generator=g)
+    popularity = (torch.arange(1, n_items + 1).float() ** -0.8)[torch.randperm(n_items, generator=g)]
+    users = torch.randint(0, n_users, (3 * n_edges,), generator=g)
+    items = torch.multinomial(popularity, 3 * n_edges, replacement=True, generator=g)
+    keep = (z_u[users] * z_i[items]).sum(1) > 0  # users interact with items that match their taste
+    pairs = torch.unique(torch.stack([users[keep], items[keep]]), dim=1)[:, :n_edges]
+    content = {
+        name: (
+            (z_i @ torch.randn(16, d, generator=g)) + torch.randn(n_items, d, generator=g),
+            torch.ones(n_items, dtype=torch.bool),
+        )
+        for name, d in (("visual", 128), ("audio", 64))
+    }
+    return Graph(pairs[0], pairs[1]), content
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench(name: str, graph: Graph, content, sizes: RecSizes, batch: int, device: torch.device, epochs: int):
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    model = build(name, sizes, graph, content).to(device)
+    built = time.perf_counter() - start
+    users, items = graph.users.to(device), graph.items.to(device)
+    per_epoch = float("nan")
+    if model.trainable:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        times = []
+        for _ in range(epochs):
+            model.train()
+            sync(device)
+            start = time.perf_counter()
+            order = torch.randperm(users.shape[0], device=device)
+            for s in range(0, order.shape[0], batch):
+                idx = order[s : s + batch]
+                neg = torch.randint(0, sizes.n_items, (idx.shape[0], model.negatives), device=device)
+                loss = model.loss(users[idx], items[idx], neg)
+                opt.zero_grad()
+                (loss.rank + 1e-4 * loss.l2).backward()
+                opt.step()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        per_epoch = min(times)
+    model.eval()
+    sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        model.refresh()
+        for s in range(0, sizes.n_users, 1024):
+            model.scores(torch.arange(s, min(s + 1024, sizes.n_users), device=device))
+    sync(device)
+    return built, per_epoch, time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--items", type=int, default=5000)
+    ap.add_argument("--edges", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=2048)
+    ap.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest is reported)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", default=",".join(MODELS.names()))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import torch_geometric.nn  # noqa: F401  (imported once here, so no model's build time includes it)
+
+    device = torch.device(args.device)
+    graph, content = problem(args.users, args.items, args.edges)
+    sizes = RecSizes(n_users=args.users, n_items=args.items)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    print(f"{args.users} users x {args.items} items x {graph.users.shape[0]} edges, batch {args.batch}, {where}")
+    print(f"machine: {machine()}\n")
+    print("| model | negatives | build s | s / epoch | full scoring s |")
+    print("|---|---|---|---|---|")
+    for name in args.models.split(","):
+        built, epoch, scoring = bench(name, graph, content, sizes, args.batch, device, args.epochs)
+        cls = MODELS.get(name)
+        negatives, per_epoch = (cls.negatives, f"{epoch:.2f}") if cls.trainable else ("–", "– (no training)")
+        print(f"| {name} | {negatives} | {built:.2f} | {per_epoch} | {scoring:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
