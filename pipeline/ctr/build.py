@@ -122,23 +122,39 @@ def _side_features(
     return cols
 
 
+def given_times(inter: pa.Table) -> np.ndarray:
+    """The timestamps, or 0 for every row of a format without them (lattice): histories then stay empty."""
+    if "timestamp" not in inter.column_names:
+        return np.zeros(inter.num_rows, np.int64)
+    return inter.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def given_split(inter: pa.Table) -> np.ndarray | None:
+    """The dataset's own split (0/1/2 per interaction), or None when the stage splits (``ctr_data.split``)."""
+    if "split" not in inter.column_names:
+        return None
+    return inter.column("split").to_numpy(zero_copy_only=False).astype(np.int8)
+
+
 def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     summary: dict[str, Any] = {"interactions_in": raw.interactions.num_rows}
     inter = _drop_unknown(raw, cfg.unknown, summary)
     explicit = "label" in inter.column_names
-    for name in ("timestamp", "label") if explicit else ("timestamp",):
+    for name in [c for c in ("timestamp", "label") if c in inter.column_names]:
         # every adapter's cells end up here: an empty one would become -2**63 (or overflow) below
         if nulls := inter.column(name).null_count:
             raise DataError(f"{nulls} interactions have an empty {name!r}; every interaction needs one")
     users_vocab = vocabulary(inter.column("user_id"), *([raw.users.column("user_id")] if raw.users else []))
     items_vocab = vocabulary(inter.column("video_id"), *([raw.items.column("video_id")] if raw.items else []))
     u, i = encode(inter.column("user_id"), users_vocab), encode(inter.column("video_id"), items_vocab)
-    t = inter.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
+    t = given_times(inter)
+    given = given_split(inter)  # a split the dataset fixes (mmrec x_label, lattice files) is used as is
     y = inter.column("label").to_numpy(zero_copy_only=False).astype(np.int64) if explicit else np.ones(len(u), np.int64)
     if explicit:
         check_labels(y)
     order, summary["duplicates_dropped"] = dedupe_sort(u, i, t)
     u, i, t, y = u[order], i[order], t[order], y[order]
+    given = given[order] if given is not None else None
     if not len(u):
         raise DataError("no interactions left after dropping unknown ids")
     counts = np.bincount(u, minlength=len(users_vocab) + 1)
@@ -149,8 +165,9 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
         neg = sample_negatives(u, len(items_vocab), cfg.negatives, u, i, rng)  # (P, N)
         u, t = np.concatenate([u, np.repeat(u, cfg.negatives)]), np.concatenate([t, np.repeat(t, cfg.negatives)])
         i, y = np.concatenate([i, neg.reshape(-1)]), np.concatenate([y, np.zeros(neg.size, np.int64)])
+        given = np.concatenate([given, np.repeat(given, cfg.negatives)]) if given is not None else None
     hist, hist_len = histories(u, t, i, u[: len(pos)][pos], t[: len(pos)][pos], i[: len(pos)][pos], cfg.history)
-    split = assign_splits(t, cfg.split)
+    split = given if given is not None else assign_splits(t, cfg.split)
     train_items = np.zeros(len(items_vocab) + 1, bool)
     train_items[i[split == 0]] = True
     spec: dict[str, Any] = {
@@ -185,6 +202,7 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     }
     summary |= {
         "explicit_labels": explicit,
+        "given_split": given is not None,
         "users": len(users_vocab),
         "items": len(items_vocab),
         "test_cold_samples": int((~train_items[i[split == 2]]).sum()),
