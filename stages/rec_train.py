@@ -20,7 +20,7 @@ from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.core.params import load_params
 from pipeline.rec import data as rec_data
-from pipeline.rec.train import ContentError, fit, save_checkpoint, test_metrics
+from pipeline.rec.train import ContentError, final_metrics, fit, save_checkpoint
 from registry import UnknownName
 
 log = logging.getLogger("stage.rec_train")
@@ -34,7 +34,7 @@ def main() -> None:
         torch.set_num_threads(cfg.threads)
     data = rec_data.read(paths.rec_data)
     result = fit(cfg, data)
-    metrics = test_metrics(result.model, data, cfg.eval_batch)
+    metrics = final_metrics(result.model, data, cfg.eval_batch)
     metrics |= {
         "model": cfg.model,
         "best_epoch": result.best_epoch,

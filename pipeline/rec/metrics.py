@@ -65,6 +65,11 @@ def evaluate(
     top_k = min(max(ks), n_items)
     cold_t = torch.from_numpy(cold) if cold is not None else None
     slices = {"": None} | ({"cold/": cold_t} if cold_t is not None else {})
+    # targets per user in each slice, from the lists (a sum over (B, n_items) would cost as much as the ranking)
+    n_targets = {"": torch.from_numpy(counts)}
+    if cold is not None:
+        per_user = np.repeat(np.arange(len(counts)), counts)
+        n_targets["cold/"] = torch.from_numpy(np.bincount(per_user[cold[targets.items]], minlength=len(counts)))
     sums = {s: {f"{m}@{k}": 0.0 for m in METRICS for k in ks} for s in slices}
     evaluated = {s: 0 for s in slices}
     discount = 1.0 / torch.log2(torch.arange(2, top_k + 2, dtype=torch.float64))  # (K,)
@@ -73,20 +78,26 @@ def evaluate(
         for start in range(0, len(users), batch):
             ub = users[start : start + batch]
             s = scores(torch.from_numpy(ub)).float()
+            if (
+                s._is_view() or s.requires_grad
+            ):  # e.g. pop's expanded counts: masking in place would write the model's buffer
+                s = s.detach().clone()
             for pairs in exclude:
                 rows, cols = pairs.batch(ub)
-                s = s.index_put((rows, cols), torch.tensor(float("-inf")))  # out of place: never the model's buffer
-            top = torch.topk(s, top_k, dim=1).indices  # (B, K)
+                s[rows, cols] = float("-inf")  # in place: a copy of (B, n_items) would cost as much as the ranking
+            best, top = torch.topk(s, top_k, dim=1)  # (B, K)
             rows, cols = targets.batch(ub)
             truth = torch.zeros(len(ub), n_items, dtype=torch.bool)
             truth[rows, cols] = True
+            # is the item at each rank a target; a masked item (-inf) fills ranks only when a user has
+            # fewer than K unmasked items, and never counts
+            found = truth.gather(1, top) & (best > float("-inf"))
             for prefix, mask in slices.items():
-                t = truth if mask is None else truth & mask
-                n_pos = t.sum(1)
+                n_pos = n_targets[prefix][torch.from_numpy(ub)]
                 keep = n_pos > 0
                 if not keep.any():
                     continue
-                hits = t.gather(1, top)[keep].double()  # (B', K)
+                hits = (found if mask is None else found & mask[top])[keep].double()  # (B', K)
                 n_pos = n_pos[keep].double()
                 evaluated[prefix] += int(keep.sum())
                 for k in ks:

@@ -139,7 +139,7 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
             optimiser.zero_grad(set_to_none=True)
             objective.backward()
             optimiser.step()
-            total += float(objective) * len(users[sl])
+            total += float(objective.detach()) * len(users[sl])
         train_seconds += time.perf_counter() - start
         valid = rank(model, data, 1, ks=(20,), batch=cfg.eval_batch)
         result.curve.append(
@@ -156,7 +156,7 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
     return result
 
 
-def test_metrics(model: RecModel, data: RecData, batch: int) -> dict[str, Any]:
+def final_metrics(model: RecModel, data: RecData, batch: int) -> dict[str, Any]:
     """``metrics/rec.json``'s numbers: test overall (top level) and cold (``cold``), users evaluated/skipped."""
     start = time.perf_counter()
     m = rank(model, data, 2, batch=batch, cold=True)

@@ -6,7 +6,7 @@
 - ``<modality>_feat.npy`` (``image_feat.npy``, ``text_feat.npy``, ``audio_feat.npy``, ...): float
   arrays (n_items, D), row i = item i. Without feature files n_items is the largest itemID + 1.
 
-Checks: one ``.inter`` file; its required columns; ids whole and in range (an itemID beyond the
+Checks (errors name the data row, from 1 after the header): one ``.inter`` file; its required columns; ids whole and in range (an itemID beyond the
 feature rows is an error naming the row); every feature file with n_items rows and finite values.
 """
 
@@ -80,6 +80,6 @@ def _in_range(path: Path, column: str, values: np.ndarray, low: int, high: int |
     if np.any(bad):
         rows = np.flatnonzero(bad)
         raise SourceError(
-            f"{path}: line {rows[0] + 2} column {column!r}: {values[rows[0]]} is not {wanted}"
+            f"{path}: {tables.where(path, int(rows[0]))} column {column!r}: {values[rows[0]]} is not {wanted}"
             + (f" ({len(rows)} rows like this)" if len(rows) > 1 else "")
         )
