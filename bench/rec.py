@@ -20,6 +20,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +32,14 @@ from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
 from pipeline.rec.metrics import Pairs, evaluate
 from pipeline.rec.train import final_metrics, fit
+
+LINES: list[str] = []
+
+
+def emit(line: str = "") -> None:
+    """Print a line of the report (also written to bench/out/rec.md at the end)."""
+    print(line, flush=True)
+    LINES.append(line)
 
 
 def machine() -> str:
@@ -63,19 +72,24 @@ def load(spec: str, params) -> tuple[str, rec_data.RecData]:
     return name, rec_data.build(read_source(source, path, cfg.label), cfg)[0]
 
 
-def compare(name: str, data: rec_data.RecData, models: list[str], seeds: list[int], epochs: int | None, params):
+def compare(
+    name, data: rec_data.RecData, models: list[str], seeds: list[int], epochs: int | None, lr: float | None, params
+):
     s = data.summary
-    print(
+    emit(
         f"\n{name}: {data.n_users} users x {data.n_items} items; train {s['train_interactions']} / valid "
         f"{s['valid_interactions']} / test {s['test_interactions']} ({s['test_cold_interactions']} test on "
-        f"{s['cold_items']} cold items); seeds {seeds}\n"
+        f"{s['cold_items']} cold items); seeds {seeds}; rec.* from params.yaml with epochs <= "
+        f"{epochs or params.rec.epochs}, lr {lr or params.rec.lr}\n"
     )
-    print("| model | recall@20 | ndcg@20 | cold recall@20 | cold ndcg@20 | epochs | s/epoch | eval s |")
-    print("|---|---|---|---|---|---|---|---|")
+    emit("| model | recall@20 | ndcg@20 | cold recall@20 | cold ndcg@20 | epochs | s/epoch | eval s |")
+    emit("|---|---|---|---|---|---|---|---|")
     for model in models:
         runs = []
         for seed in seeds:
-            cfg = dataclasses.replace(params.rec, model=model, seed=seed, epochs=epochs or params.rec.epochs)
+            cfg = dataclasses.replace(
+                params.rec, model=model, seed=seed, epochs=epochs or params.rec.epochs, lr=lr or params.rec.lr
+            )
             result = fit(cfg, data)
             runs.append(final_metrics(result.model, data, cfg.eval_batch) | {"spe": result.seconds_per_epoch})
             runs[-1]["epochs"] = len(result.curve)
@@ -84,7 +98,7 @@ def compare(name: str, data: rec_data.RecData, models: list[str], seeds: list[in
         spe = np.mean([r["spe"] for r in runs])
         cells += [f"{np.mean([r['epochs'] for r in runs]):.0f}", f"{spe:.2f}" if spe else "-"]
         cells.append(f"{np.mean([r['eval_seconds'] for r in runs]):.2f}")
-        print(f"| {model} | " + " | ".join(cells) + " |", flush=True)
+        emit(f"| {model} | " + " | ".join(cells) + " |")
 
 
 def eval_speed(n_users: int, n_items: int, repeats: int = 3) -> float:
@@ -107,6 +121,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS.names())
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=None, help="cap on epochs (default rec.epochs)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default rec.lr)")
     ap.add_argument("--dataset", nargs="+", default=["synthetic"], help="synthetic | NAME=SOURCE:PATH")
     ap.add_argument("--eval-users", type=int, default=10_000)
     ap.add_argument("--eval-items", type=int, default=10_000)
@@ -116,17 +131,20 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
     torch.set_num_threads(args.threads or params.rec.threads or torch.get_num_threads())
-    print(f"machine: {machine()}")
+    emit(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
     seconds = eval_speed(args.eval_users, args.eval_items)
-    print(
+    emit(
         f"\nfull-ranking evaluation, {args.eval_users} users x {args.eval_items} items, K = 10/20/50, "
         f"4 metrics: {seconds:.2f} s (best of 3)"
     )
-    if args.eval_only:
-        return
-    for spec in args.dataset:
-        name, data = load(spec, params)
-        compare(name, data, args.models, args.seeds, args.epochs, params)
+    if not args.eval_only:
+        for spec in args.dataset:
+            name, data = load(spec, params)
+            compare(name, data, args.models, args.seeds, args.epochs, args.lr, params)
+    emit(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    out = Path("bench/out/rec.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(LINES) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
