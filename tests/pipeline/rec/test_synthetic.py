@@ -31,7 +31,7 @@ def test_popularity_is_skewed_and_features_follow_the_dims():
     d = synthetic.generate(SAMPLE)
     counts = np.sort(np.bincount(d.item, minlength=SAMPLE.n_items))[::-1]
     assert counts[: SAMPLE.n_items // 10].sum() > 0.25 * counts.sum()  # the top 10% of items: over a quarter
-    assert {m: x.shape for m, x in d.features.items()} == {"image": (200, 16), "text": (200, 8)}
+    assert {m: x.shape for m, x in d.features.items()} == {"image": (300, 32), "text": (300, 16)}
 
 
 def test_written_files_read_back_through_the_mmrec_adapter(tmp_path):

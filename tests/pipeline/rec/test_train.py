@@ -18,7 +18,7 @@ from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
 from pipeline.rec.train import final_metrics, fit, load_checkpoint, rank, sample_negatives, save_checkpoint
 
-SAMPLE = RecSampleConfig("tiny", 0, 300, 200, 8, 15, 0.8, 0.15, 0.1, 0.2, (16, 8), 0.3)
+SAMPLE = RecSampleConfig("tiny", 0, 500, 300, 8, 15, 0.8, 0.15, 0.1, 0.2, (32, 16), 0.5)
 DATA_CFG = RecDataConfig(
     "mmrec",
     "x",
