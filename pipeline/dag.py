@@ -141,12 +141,16 @@ def _keys(section: str, cls: type, *, skip: tuple[str, ...] = ()) -> list[str]:
 
 NOT_OUTPUTS = ("workers", "threads", "max_failure_rate")  # change speed or strictness, never the outputs
 EXTRACTORS = "pipeline.visual.extractors"
+DATASETS = "pipeline.datasets.adapters"
 # The registry plugin packages whose members' code a stage runs. Every stage reads the extractors'
 # config classes when it validates params; only these stages compute with them.
 PLUGINS = {
     "visual": (EXTRACTORS,),
     "reduce": (EXTRACTORS,),  # each extractor's reduce defaults and vector column
+    "ctr_data": (DATASETS,),
     "ctr_train": ("models.ctr.zoo",),
+    "rec_data": (DATASETS,),
+    "rec_train": ("models.rec.zoo",),
     "classify": ("models.classify.aggregations", "models.classify.fusions", EXTRACTORS),
 }
 
@@ -244,6 +248,8 @@ def stages(params: Params) -> dict[str, Any]:
             "outs": ["${paths.ctr_model}", {"${paths.ctr_plots}": {"cache": False}}],
             "metrics": [{"${paths.ctr_metrics}": {"cache": False}}],
         },
+        # The top-K pipeline needs no video: its deps follow rec_data.source (see rec_stages).
+        **rec_stages(params, code),
         "classify": {
             "cmd": "python -m stages.classify",
             "deps": ["${paths.items}", *stores, "${paths.reduce_state}", *code("classify")],
@@ -266,6 +272,39 @@ def stages(params: Params) -> dict[str, Any]:
     }
 
 
+def rec_stages(params: Params, code: Any) -> dict[str, Any]:
+    """``rec_sample`` -> ``rec_data`` -> ``rec_train``. ``rec_data`` depends on ``${rec_data.path}`` (the
+    synthetic dataset when it lies in ``paths.rec_sample``, else the user's folder), so ``dvc exp run
+    rec_train -S rec_data.path=...`` or ``-S rec.model=...`` runs no video stage; only ``source: log``
+    (the video pipeline's own interactions and item features) depends on ``paths.items``, which then
+    brings the video stages in (regenerate dvc.yaml after switching to or from ``log``)."""
+    if params.rec_data.source == "log":
+        deps, keys = ["${data.interactions}", "${paths.items}"], ["data.interactions"]
+    else:
+        deps, keys = ["${rec_data.path}"], []
+    return {
+        "rec_sample": {
+            "cmd": "python -m stages.rec_sample",
+            "deps": code("rec_sample"),
+            "params": _keys("rec_sample", P.RecSampleConfig),
+            "outs": ["${paths.rec_sample}"],
+        },
+        "rec_data": {
+            "cmd": "python -m stages.rec_data",
+            "deps": [*deps, *code("rec_data")],
+            "params": [*keys, *_keys("rec_data", P.RecDataConfig)],
+            "outs": ["${paths.rec_data}"],
+        },
+        "rec_train": {
+            "cmd": "python -m stages.rec_train",
+            "deps": ["${paths.rec_data}", *code("rec_train")],
+            "params": _keys("rec", P.RecConfig, skip=(*NOT_OUTPUTS, "eval_batch")),
+            "outs": ["${paths.rec_model}", {"${paths.rec_plots}": {"cache": False}}],
+            "metrics": [{"${paths.rec_metrics}": {"cache": False}}],
+        },
+    }
+
+
 def _inside(path: str, folder: str) -> bool:
     return Path(folder) in Path(path).parents
 
@@ -283,6 +322,13 @@ PLOTS = [
             "x": "epoch",
             "y": ["train_logloss", "valid_logloss", "valid_auc"],
             "title": "ctr_train training curves",
+        }
+    },
+    {
+        "${paths.rec_plots}/training.csv": {
+            "x": "epoch",
+            "y": ["valid_recall@20", "valid_ndcg@20"],
+            "title": "rec_train validation ranking per epoch",
         }
     },
 ]

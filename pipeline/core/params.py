@@ -17,10 +17,11 @@ import yaml
 
 from models.classify import AGGREGATIONS, FUSIONS
 from models.ctr import MODELS
+from models.rec import MODELS as REC_MODELS
 from pipeline.audio.features import FEATURE_SETS
 from pipeline.core.config import ConfigError, FieldError, Sections, build
 from pipeline.core.modality import ModalityReduceConfig
-from pipeline.ctr.adapters import ADAPTERS
+from pipeline.datasets import ADAPTERS
 from pipeline.execution.job import EXECUTORS
 from pipeline.visual.extractor import EXTRACTORS
 
@@ -48,6 +49,11 @@ class PathsConfig:
     classify_model: str  # classify: checkpoint folder (model.pt: state dict + config JSON)
     classify_predictions: str  # classify: test-split predictions (Parquet)
     classify_live: str  # classify: the dvclive folder (metrics.json, plots/metrics/*.tsv, plots/sklearn/*.json)
+    rec_sample: str  # rec_sample: the built-in synthetic top-K dataset, in MMRec's layout
+    rec_data: str  # rec_data: interactions.parquet (codes + split), users/items.parquet, summary.json
+    rec_model: str  # rec_train: checkpoint (model.pt)
+    rec_metrics: str  # rec_train: test Recall/NDCG/Precision/HitRate@K, overall and cold
+    rec_plots: str  # rec_train: training.csv (per-epoch loss and validation recall@20 / ndcg@20)
 
 
 @dataclass(frozen=True)
@@ -252,7 +258,7 @@ class CtrFeatures:
 
 @dataclass(frozen=True)
 class CtrDataConfig:
-    source: str  # a name in pipeline.ctr.adapters.ADAPTERS: log (data.interactions + the ingest manifest) | movielens | amazon
+    source: str  # a name in pipeline.datasets.ADAPTERS: log (data.interactions + the ingest manifest) | movielens | amazon | mmrec | lattice
     path: str | None  # the adapter's input (movielens: a folder; amazon: a .json[.gz] file or folder)
     label: LabelRule  # rating-based sources only
     negatives: int  # sampled per positive when the log has no explicit labels
@@ -267,7 +273,7 @@ class CtrDataConfig:
     def __post_init__(self) -> None:
         if self.negatives < 1 or self.history < 1 or self.max_multi < 1:
             raise ValueError("need negatives >= 1, history >= 1 and max_multi >= 1")
-        ADAPTERS.check(self.source)
+        ADAPTERS.check(self.source, "ctr_data.source")
 
 
 @dataclass(frozen=True)
@@ -381,6 +387,94 @@ class ClassifyConfig:
 
 
 @dataclass(frozen=True)
+class RecSampleConfig:
+    """Section ``rec_sample``: the synthetic top-K dataset (``pipeline.rec.synthetic``)."""
+
+    name: str  # the .inter file is <name>.inter
+    seed: int
+    n_users: int
+    n_items: int
+    factors: int  # latent dimensions of users and items
+    interactions_per_user: int  # mean; each user gets at least 5
+    popularity: float  # exponent of the power-law item popularity (0: uniform)
+    cold_items: float  # fraction of items held out of training: their interactions are valid/test only
+    valid: float  # fraction of each user's warm interactions in valid, then test
+    test: float
+    dims: tuple[int, ...]  # feature dims of the modalities image, text, audio (1 to 3 of them)
+    noise: float  # feature noise, relative to the signal's scale
+
+    def __post_init__(self) -> None:
+        _at_least(self, 2, "n_users", "n_items")
+        _at_least(self, 1, "factors", "interactions_per_user")
+        _non_negative(self, "popularity", "noise")
+        if not 0 <= self.cold_items < 1:
+            raise FieldError("cold_items", f"must be in [0, 1), got {self.cold_items!r}")
+        if not (0 < self.valid and 0 < self.test and self.valid + self.test < 1):
+            raise ValueError("need 0 < valid, 0 < test and valid + test < 1")
+        if not 1 <= len(self.dims) <= 3 or any(not d >= 1 for d in self.dims):
+            raise FieldError("dims", f"must list 1 to 3 sizes >= 1 (image, text, audio), got {list(self.dims)}")
+
+
+@dataclass(frozen=True)
+class RecFeaturesConfig:
+    """How precomputed per-item features enter the item table: ``reduce``'s PCA + normaliser, fitted on
+    training items (items with a training interaction)."""
+
+    n_components: int | float | None  # int: components; float in (0, 1): variance kept; null: no PCA
+    whiten: bool
+    norm: Literal["minmax", "zscore", "none"]
+
+    def __post_init__(self) -> None:
+        ModalityReduceConfig(True, None, self.n_components, self.whiten, self.norm)  # the same checks as reduce.<m>
+
+
+@dataclass(frozen=True)
+class RecDataConfig:
+    source: str  # a name in pipeline.datasets.ADAPTERS: mmrec | lattice (rec_data.path) | log (data.interactions + paths.items) | movielens | amazon
+    path: str | None  # the dataset folder (or file) of every source but log; the default is the synthetic sample
+    label: LabelRule  # rating-based sources (movielens, amazon): which ratings are positives
+    split: CtrSplitConfig  # only for sources without a given split (log, movielens, amazon)
+    features: RecFeaturesConfig
+    unseen_users: Literal["drop", "error"]  # a valid/test user without training interactions: dropped (counted) | error
+    seed: int
+
+    def __post_init__(self) -> None:
+        ADAPTERS.check(self.source, "rec_data.source")
+        if self.source != "log" and not self.path:
+            raise FieldError("path", f"is needed by rec_data.source {self.source!r}: the dataset's folder or file")
+
+
+@dataclass(frozen=True)
+class RecConfig:
+    model: str  # a name in models.rec.MODELS
+    embed_dim: int
+    layers: int  # graph propagation layers
+    mlp: tuple[int, ...]
+    rank: int  # metammf_cp: CP rank
+    knn: int  # item-item content graph neighbours
+    dropout: float
+    content: tuple[str, ...]  # modalities of the item table the model sees; empty: all of them
+    lr: float
+    reg: float  # weight of the model's L2 term (Loss.l2)
+    batch_size: int  # training positives per step
+    epochs: int
+    patience: int  # early stopping: epochs without a better validation recall@20
+    eval_batch: int  # users per full-ranking batch
+    seed: int
+    threads: int  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "embed_dim", "rank", "knn", "batch_size", "epochs", "patience", "eval_batch")
+        _at_least(self, 0, "layers", "seed", "threads")
+        if any(not size >= 1 for size in self.mlp):
+            raise FieldError("mlp", f"sizes must be >= 1, got {list(self.mlp)}")
+        _positive(self, "lr")
+        _non_negative(self, "reg")
+        _fraction(self, "dropout")
+        REC_MODELS.check(self.model)
+
+
+@dataclass(frozen=True)
 class ExecutorConfig:
     """Where per-video work runs (``pipeline.execution.executors``); never changes outputs, so no stage lists it."""
 
@@ -413,6 +507,9 @@ class Params:
     ctr: CtrConfig
     executor: ExecutorConfig
     classify: ClassifyConfig
+    rec_sample: RecSampleConfig
+    rec_data: RecDataConfig
+    rec: RecConfig
 
     def __post_init__(self) -> None:
         # Cross-section checks: keys of two sections that are each valid but wrong together.

@@ -124,10 +124,24 @@ def _side_features(
     return cols
 
 
+def given_times(inter: pa.Table) -> np.ndarray:
+    """The timestamps, or 0 for every row of a format without them (lattice): histories then stay empty."""
+    if "timestamp" not in inter.column_names:
+        return np.zeros(inter.num_rows, np.int64)
+    return inter.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def given_split(inter: pa.Table) -> np.ndarray | None:
+    """The dataset's own split (0/1/2 per interaction), or None when the stage splits (``ctr_data.split``)."""
+    if "split" not in inter.column_names:
+        return None
+    return inter.column("split").to_numpy(zero_copy_only=False).astype(np.int8)
+
+
 def _negatives(
-    u: np.ndarray, i: np.ndarray, t: np.ndarray, n_items: int, cfg: CtrDataConfig, summary: dict[str, Any]
+    u: np.ndarray, i: np.ndarray, split: np.ndarray, n_items: int, cfg: CtrDataConfig, summary: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each positive's split, then ``cfg.negatives`` sampled items per positive, the whole sample's split.
+    """``cfg.negatives`` sampled items per positive (of split ``split``), and the whole sample's split.
 
     A positive and its negatives share a split (they are one impression group). Training negatives
     come from ``cfg.negative_pool``: with ``train``, an item without a training positive gets no
@@ -135,7 +149,6 @@ def _negatives(
     content) instead of learning "never clicked". Valid and test negatives come from every item, so
     the cold slice holds cold negatives to rank the cold positives against.
     """
-    split = assign_splits(t, cfg.split)  # (P,)
     rng = np.random.default_rng(cfg.seed)
     pool = np.unique(i[split == 0]) if cfg.negative_pool == "train" else None
     summary["negative_pool_items"] = n_items if pool is None else int(len(pool))
@@ -149,28 +162,30 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     summary: dict[str, Any] = {"interactions_in": raw.interactions.num_rows}
     inter = _drop_unknown(raw, cfg.unknown, summary)
     explicit = "label" in inter.column_names
-    for name in ("timestamp", "label") if explicit else ("timestamp",):
+    for name in [c for c in ("timestamp", "label") if c in inter.column_names]:
         # every adapter's cells end up here: an empty one would become -2**63 (or overflow) below
         if nulls := inter.column(name).null_count:
             raise DataError(f"{nulls} interactions have an empty {name!r}; every interaction needs one")
     users_vocab = vocabulary(inter.column("user_id"), *([raw.users.column("user_id")] if raw.users else []))
     items_vocab = vocabulary(inter.column("video_id"), *([raw.items.column("video_id")] if raw.items else []))
     u, i = encode(inter.column("user_id"), users_vocab), encode(inter.column("video_id"), items_vocab)
-    t = inter.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
+    t = given_times(inter)
+    given = given_split(inter)  # a split the dataset fixes (mmrec x_label, lattice files) is used as is
     y = inter.column("label").to_numpy(zero_copy_only=False).astype(np.int64) if explicit else np.ones(len(u), np.int64)
     if explicit:
         check_labels(y)
     order, summary["duplicates_dropped"] = dedupe_sort(u, i, t)
     u, i, t, y = u[order], i[order], t[order], y[order]
+    given = given[order] if given is not None else None
     if not len(u):
         raise DataError("no interactions left after dropping unknown ids")
     counts = np.bincount(u, minlength=len(users_vocab) + 1)
     summary["users_with_one_interaction"] = int((counts == 1).sum())
     pos = y == 1
-    if explicit:
-        split = assign_splits(t, cfg.split)
-    else:
-        split, neg = _negatives(u, i, t, len(items_vocab), cfg, summary)
+    # a split the dataset fixes is used as is; otherwise each positive's split, which its negatives share
+    split = given if given is not None else assign_splits(t, cfg.split)
+    if not explicit:
+        split, neg = _negatives(u, i, split, len(items_vocab), cfg, summary)
         u, t = np.concatenate([u, np.repeat(u, cfg.negatives)]), np.concatenate([t, np.repeat(t, cfg.negatives)])
         i, y = np.concatenate([i, neg.reshape(-1)]), np.concatenate([y, np.zeros(neg.size, np.int64)])
     hist = histories(u, t, i, u[: len(pos)][pos], t[: len(pos)][pos], i[: len(pos)][pos], cfg.history)
@@ -210,6 +225,7 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     }
     summary |= {
         "explicit_labels": explicit,
+        "given_split": given is not None,
         "users": len(users_vocab),
         "items": len(items_vocab),
         "test_cold_samples": int((~train_items[i[split == 2]]).sum()),

@@ -96,3 +96,23 @@ def test_ingest_never_makes_dvc_walk_the_input_folder(tmp_path):
     assert "${paths.sample}" in ingest["deps"]  # the default input lives in the sample corpus
     elsewhere = dataclasses.replace(params, data=dataclasses.replace(params.data, input=str(tmp_path)))
     assert [d for d in dag.stages(elsewhere)["ingest"]["deps"] if not d.endswith(".py")] == []
+
+
+def test_rec_stages_need_no_video_and_follow_rec_data_source():
+    """The top-K pipeline's data dep is ${rec_data.path} (`dvc exp run -S rec_data.path=...` needs no new
+    dvc.yaml) unless the source is the video pipeline's own log, which then brings paths.items in."""
+    params = load_params(ROOT / "params.yaml")
+    rec = dag.stages(params)
+    data_deps = [d for d in rec["rec_data"]["deps"] if not d.endswith(".py")]
+    assert data_deps == ["${rec_data.path}"] and rec["rec_train"]["deps"][0] == "${paths.rec_data}"
+    assert "${paths.rec_sample}" in rec["rec_sample"]["outs"]
+    assert [d for d in rec["rec_train"]["deps"] if not d.endswith(".py")] == ["${paths.rec_data}"]
+    assert "pipeline/datasets/adapters/mmrec.py" in _code_deps("rec_data")
+    assert "pipeline/datasets/adapters/lattice.py" in _code_deps("ctr_data")
+    assert "models/rec/zoo/bpr_mf.py" in _code_deps("rec_train")
+    log = dataclasses.replace(params, rec_data=dataclasses.replace(params.rec_data, source="log"))
+    deps = dag.stages(log)["rec_data"]["deps"]
+    assert (
+        deps[:2] == ["${data.interactions}", "${paths.items}"]
+        and "data.interactions" in dag.stages(log)["rec_data"]["params"]
+    )

@@ -97,10 +97,11 @@ def test_adapters_name_the_expected_files(tmp_path):
     with pytest.raises(SourceError, match="reviewerID, asin, overall, unixReviewTime"):
         read_source("amazon", tmp_path / "nothing_here", RULE)
     with pytest.raises(
-        UnknownName, match="unknown dataset adapter 'netflix' in ctr_data.source; registered: amazon, log, movielens"
+        UnknownName,
+        match="unknown dataset adapter 'netflix' in ctr_data.source / rec_data.source; registered: amazon, lattice, log",
     ):
         read_source("netflix", tmp_path, RULE)
-    assert ADAPTERS.names() == ["amazon", "log", "movielens"]
+    assert ADAPTERS.names() == ["amazon", "lattice", "log", "mmrec", "movielens"]
 
 
 def test_amazon_rows_missing_fields_are_an_error(tmp_path):

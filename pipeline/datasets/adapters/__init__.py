@@ -1,0 +1,1 @@
+"""One module per dataset adapter (module name = the name ``ctr_data.source`` / ``rec_data.source`` take)."""
