@@ -118,7 +118,17 @@ def test_lattice_bad_inputs(tmp_path):
 def test_ctr_data_keeps_a_given_split_and_needs_no_timestamps(tmp_path):
     raw = read_source("lattice", write_lattice(tmp_path / "d", n_users=2, n_items=6, text=np.eye(6, 4)), RULE)
     cfg = CtrDataConfig(
-        "lattice", str(tmp_path), RULE, 1, 5, 4, CtrSplitConfig("time", 0.2, 0.2, 0), "drop", CtrFeatures((), (), ()), 0
+        "lattice",
+        str(tmp_path),
+        RULE,
+        1,
+        "all",
+        5,
+        4,
+        CtrSplitConfig("time", 0.2, 0.2, 0),
+        "drop",
+        CtrFeatures((), (), ()),
+        0,
     )
     built = build_samples(raw, cfg)
     assert built.summary["given_split"] is True
