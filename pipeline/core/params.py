@@ -402,13 +402,15 @@ class Params:
 
     def frames_problem(self, extractor: str) -> str | None:
         """Why ``visual.<extractor>.num_frames`` does not fit ``decode.num_frames``, or None when it does."""
-        frames = self.decode.num_frames
+        flow = EXTRACTORS.get(extractor).source == "flow"  # the flow store holds T - 1 frames (one per pair)
+        frames = self.decode.num_frames - flow
         wanted = getattr(self.visual.sections.get(extractor), "num_frames", 0)  # 0: every decoded frame
         if wanted <= frames:
             return None
+        store = f"the flow store's {frames} frames (decode.num_frames - 1)" if flow else f"decode.num_frames ({frames})"
         return (
-            f"visual.{extractor}.num_frames ({wanted}) exceeds decode.num_frames ({frames}): the extractor "
-            f"would repeat decoded frames, at {wanted / frames:.3g}x the compute for no new information; "
+            f"visual.{extractor}.num_frames ({wanted}) exceeds {store}: the extractor "
+            f"would repeat frames, at {wanted / max(frames, 1):.3g}x the compute for no new information; "
             f"lower visual.{extractor}.num_frames or raise decode.num_frames"
         )
 
