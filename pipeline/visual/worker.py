@@ -168,5 +168,6 @@ def extract_store(
 ) -> Summary:
     """Bring ``visual_<name>.parquet`` up to date with the decoded store; ``job`` runs on ``executor``."""
     stage = visual_stage(worker, out_dir, meta, job=job, max_failure_rate=max_failure_rate)
-    index = decoded.read_index(worker.decoded_root)
+    source = worker.engine.extractor.source  # "decoded", or "flow": the flow store has the decoded layout
+    index = decoded.read_index(worker.decoded_root, expect={"stage": "flow"} if source == "flow" else None)
     return runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), executor)
