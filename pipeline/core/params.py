@@ -380,7 +380,7 @@ class CtrConfig:
 @dataclass(frozen=True)
 class ClassifyModalityConfig:
     input: Literal["sequence", "vector"]  # sequence: per-frame / per-segment features; vector: items.parquet
-    vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d | mfcc, pyaa)
+    vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d, scene, scene_action, i3d_two_stream | mfcc, pyaa)
     aggregation: str  # of a sequence: a name in models.classify.AGGREGATIONS
     project: bool  # a sequence's steps through reduce's fitted PCA + normaliser of `vector` (same input space)
 
