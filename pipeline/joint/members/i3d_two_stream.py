@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.core.modality import ModalityReduceConfig
+from pipeline.core.store import StoreError
 from pipeline.joint.feature import Input, Joint, register
 
 
@@ -32,8 +33,8 @@ class TwoStream(Joint):
         return {"rgb": Input("i3d", f"i3d_{out}"), "flow": Input("i3d_flow", f"i3d_flow_{out}")}
 
     def dim(self, dims: Mapping[str, int]) -> int:
-        if dims["rgb"] != dims["flow"]:
-            raise ValueError(f"i3d_two_stream: the streams differ in size ({dims['rgb']} vs {dims['flow']})")
+        if dims["rgb"] != dims["flow"]:  # e.g. a flow stream with another head than the RGB one
+            raise StoreError(f"i3d_two_stream: the streams' vectors differ in size ({dims['rgb']} vs {dims['flow']})")
         return dims["rgb"]
 
     def combine(self, x: Mapping[str, np.ndarray]) -> np.ndarray:
