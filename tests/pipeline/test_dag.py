@@ -96,3 +96,21 @@ def test_ingest_never_makes_dvc_walk_the_input_folder(tmp_path):
     assert "${paths.sample}" in ingest["deps"]  # the default input lives in the sample corpus
     elsewhere = dataclasses.replace(params, data=dataclasses.replace(params.data, input=str(tmp_path)))
     assert [d for d in dag.stages(elsewhere)["ingest"]["deps"] if not d.endswith(".py")] == []
+
+
+def test_flow_stage_exists_only_while_an_extractor_reads_flow():
+    params = load_params(ROOT / "params.yaml")
+    assert "flow" not in DVC and "${paths.flow}" not in DVC["visual"]["do"]["deps"]
+    visual = dataclasses.replace(params.visual, extractors=(*params.visual.extractors, "i3d_flow"))
+    stages = yaml.safe_load(dag.render(dataclasses.replace(params, visual=visual)))["stages"]
+    assert stages["flow"]["outs"] == [{"${paths.flow}": {"persist": True}}]
+    assert "pipeline/flow/optical.py" in stages["flow"]["deps"]
+    assert set(stages["flow"]["params"]) == {"flow.method", "flow.bound", "flow.farneback", "flow.tvl1"}
+    assert "${paths.flow}" in stages["visual"]["do"]["deps"]
+
+
+def test_joint_stages_read_the_visual_stores_and_feed_reduce():
+    joint = DVC["joint"]
+    assert joint["foreach"] == "${joint.features}" and "${paths.visual_features}" in joint["do"]["deps"]
+    assert "pipeline/joint/members/scene_action.py" in joint["do"]["deps"]
+    assert "${paths.joint_features}" in DVC["reduce"]["deps"] and "joint.features" in DVC["reduce"]["params"]

@@ -14,6 +14,7 @@ is linear, so applying it to that global mean gives the head's own logits.
 from __future__ import annotations
 
 import warnings
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -32,8 +33,8 @@ KINETICS_CLASSES = 400
 
 @dataclass(frozen=True)
 class I3DConfig:
-    weights: str  # random | kinetics | path to a state dict
-    num_frames: int  # frames per I3D clip, taken from the decoded frames
+    weights: str  # random | kinetics (i3d) | kinetics_flow (i3d_flow: a local file) | path to a state dict
+    num_frames: int  # frames per I3D clip, taken from the decoded frames (i3d_flow: from the T - 1 flow frames)
     sampling: Literal["uniform", "clips"]  # one clip spread over all frames | consecutive clips, averaged
     probs: bool  # also store the Kinetics-400 class probabilities (<name>_probs; the scene_action joint reads them)
 
@@ -86,9 +87,9 @@ class I3DBase(Extractor):
         make = uniform_clip if self.cfg.sampling == "uniform" else covering_clips
         return make(self.num_frames, self.cfg.num_frames)  # (n_clips, num_frames)
 
+    @abstractmethod
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B*T, C, H, W) float frames in [0, 1] -> the network's normalised input, in place."""
-        raise NotImplementedError
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         from pipeline.visual.clips import gather_clips, to_float_frames
