@@ -82,7 +82,8 @@ def main() -> None:
                 )
                 continue
             for seed in args.seeds:
-                run("dvc", "exp", "run", *set_args({**overrides, "classify.seed": str(seed)}))
+                # target classify: a row that changes visual.extractors runs the stages classify needs, not ctr_train
+                run("dvc", "exp", "run", *set_args({**overrides, "classify.seed": str(seed)}), "classify")
                 runs.setdefault(name, []).append(json.loads((live / "metrics.json").read_text()))
                 print(f"{name}, seed {seed}: accuracy {runs[name][-1]['test']['accuracy']:.3f}", file=sys.stderr)
     finally:

@@ -167,7 +167,7 @@ class TVL1Config:
 class FlowConfig:
     """Section ``flow``: optical flow between consecutive decoded frames (``pipeline.flow``)."""
 
-    method: Literal["farneback", "tvl1"]  # farneback: fast (the default) | tvl1: TV-L1 as in I3D, ~100x slower
+    method: Literal["farneback", "tvl1"]  # farneback: fast (the default) | tvl1: TV-L1 as in I3D, ~50x slower
     bound: float  # flow clipped to +-bound pixels and stored as uint8 (I3D and TSN: 20)
     farneback: FarnebackConfig
     tvl1: TVL1Config
