@@ -1,5 +1,5 @@
 """Classify ablation: visual only, audio only, concat fusion, attention fusion, attention fusion +
-shared/private losses, each over seeds, through ``dvc exp run -S ...`` on the current corpus.
+shared/private losses, the scene x action and two-stream I3D vectors alone, each over seeds, through ``dvc exp run -S ...`` on the current corpus.
 
 Run after ``dvc repro`` (upstream stores up to date: only ``classify`` runs per experiment). Prints
 a markdown table (mean ± std over seeds of test accuracy and macro-F1, epochs, training seconds),
@@ -22,7 +22,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from pipeline.classify.ablation import CONFIGS, fusion_margin, replace_section, set_args, table  # noqa: E402
+import yaml  # noqa: E402
+
+from pipeline.classify.ablation import (  # noqa: E402
+    CONFIGS,
+    NEEDS_FLOW,
+    fusion_margin,
+    replace_section,
+    set_args,
+    table,
+)
 from pipeline.core.params import load_params  # noqa: E402
 
 
@@ -63,9 +72,18 @@ def main() -> None:
     saved = snapshot(kept)
     runs: dict[str, list[dict]] = {}
     try:
+        has_flow = "flow" in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
         for name, overrides in CONFIGS.items():
+            if name in NEEDS_FLOW and not has_flow:
+                print(
+                    f"{name}: skipped, dvc.yaml has no flow stage (list i3d_flow in visual.extractors, "
+                    "then python -m pipeline.dag)",
+                    file=sys.stderr,
+                )
+                continue
             for seed in args.seeds:
-                run("dvc", "exp", "run", *set_args({**overrides, "classify.seed": str(seed)}))
+                # target classify: a row that changes visual.extractors runs the stages classify needs, not ctr_train
+                run("dvc", "exp", "run", *set_args({**overrides, "classify.seed": str(seed)}), "classify")
                 runs.setdefault(name, []).append(json.loads((live / "metrics.json").read_text()))
                 print(f"{name}, seed {seed}: accuracy {runs[name][-1]['test']['accuracy']:.3f}", file=sys.stderr)
     finally:

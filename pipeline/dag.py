@@ -26,6 +26,7 @@ from pipeline.core import params as P
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.core.params import Params, load_params
+from pipeline.visual.extractor import EXTRACTORS as EXTRACTOR_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ("pipeline", "stages", "models", "registry")  # top-level names whose files are deps
@@ -142,16 +143,18 @@ def _keys(section: str, cls: type, *, skip: tuple[str, ...] = ()) -> list[str]:
 NOT_OUTPUTS = ("workers", "threads", "max_failure_rate")  # change speed or strictness, never the outputs
 EXTRACTORS = "pipeline.visual.extractors"
 DATASETS = "pipeline.datasets.adapters"
+JOINTS = "pipeline.joint.members"
 # The registry plugin packages whose members' code a stage runs. Every stage reads the extractors'
 # config classes when it validates params; only these stages compute with them.
 PLUGINS = {
     "visual": (EXTRACTORS,),
-    "reduce": (EXTRACTORS,),  # each extractor's reduce defaults and vector column
+    "joint": (JOINTS,),
+    "reduce": (EXTRACTORS, JOINTS),  # each extractor's / joint feature's reduce defaults and vector column
     "ctr_data": (DATASETS,),
     "ctr_train": ("models.ctr.zoo",),
     "rec_data": (DATASETS,),
     "rec_train": ("models.rec.zoo",),
-    "classify": ("models.classify.aggregations", "models.classify.fusions", EXTRACTORS),
+    "classify": ("models.classify.aggregations", "models.classify.fusions", EXTRACTORS, JOINTS),
 }
 
 
@@ -166,9 +169,20 @@ def stages(params: Params) -> dict[str, Any]:
     # reduce and classify depend on the folder of stores, not on each store: which stores they read follows
     # visual.extractors / audio.feature_sets / classify.*, so `dvc exp run -S visual.extractors=[...]` needs
     # no other dvc.yaml (DVC connects a folder dep to the stages whose outs lie inside it).
-    stores = [feat] + (
+    stores = [feat, "${paths.joint_features}"] + (
         [] if _inside(params.paths.audio_features, params.paths.visual_features) else ["${paths.audio_features}"]
     )
+    # The flow stage and the visual stages' dep on its store exist only while a listed extractor reads flow
+    # (i3d_flow): flow is the slowest stage, so a pipeline that does not use it never runs it.
+    flow = any(EXTRACTOR_REGISTRY.get(name).source == "flow" for name in params.visual.extractors)
+    flow_stage = {
+        "flow": {
+            "cmd": "python -m stages.flow",
+            "deps": ["${paths.decoded}", *code("flow")],
+            "params": _keys("flow", P.FlowConfig, skip=NOT_OUTPUTS),
+            "outs": [{"${paths.flow}": {"persist": True}}],
+        }
+    }
     return {
         "sample": {
             "cmd": "python -m stages.sample",
@@ -202,15 +216,35 @@ def stages(params: Params) -> dict[str, Any]:
             "outs": [{"${paths.placement}": {"cache": False}}],
             "always_changed": True,
         },
+        **(flow_stage if flow else {}),
         # one stage per extractor in visual.extractors: visual@resnet152, ...; precision changes the numbers
         "visual": {
             "foreach": "${visual.extractors}",
             "do": {
                 "cmd": "python -m stages.visual ${item}",
                 # the manifest's split picks the int8 calibration clips (visual.precision: int8)
-                "deps": ["${paths.decoded}", "${paths.manifest}", "${paths.placement}", *code("visual")],
+                "deps": [
+                    "${paths.decoded}",
+                    "${paths.manifest}",
+                    *(["${paths.flow}"] if flow else []),
+                    "${paths.placement}",
+                    *code("visual"),
+                ],
                 "params": ["visual.${item}", "visual.precision", "visual.calibration_clips"],
                 "outs": [{store: {"persist": True}}, {f"{feat}/visual_${{item}}_failures.parquet": {"persist": True}}],
+            },
+        },
+        # one stage per joint feature in joint.features: joint@scene_action, ...; reads the folder of visual stores
+        "joint": {
+            "foreach": "${joint.features}",
+            "do": {
+                "cmd": "python -m stages.joint ${item}",
+                "deps": ["${paths.decoded}", feat, *code("joint")],
+                "params": ["joint.${item}"],
+                "outs": [
+                    {"${paths.joint_features}/joint_${item}.parquet": {"persist": True}},
+                    {"${paths.joint_features}/joint_${item}_failures.parquet": {"persist": True}},
+                ],
             },
         },
         "audio": {
@@ -225,6 +259,7 @@ def stages(params: Params) -> dict[str, Any]:
             "deps": ["${paths.manifest}", *stores, *code("reduce")],
             "params": [
                 "visual.extractors",
+                "joint.features",
                 "audio.feature_sets",
                 *[f"reduce.{name}" for name in sorted(params.reduce.modalities)],
                 *_keys("reduce", P.ReduceConfig),

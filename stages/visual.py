@@ -1,7 +1,8 @@
 """Stage ``visual@<name>``: visual features of every decoded video with one registered extractor.
 
-``python -m stages.visual resnet152``. Reads ``paths.decoded``, params ``visual.*`` and, with
-``visual.precision: int8``, the ``split`` column of ``paths.manifest`` (the calibration clips); updates
+``python -m stages.visual resnet152``. Reads ``paths.decoded`` (``paths.flow`` for an extractor whose
+source is flow: ``i3d_flow``), params ``visual.*`` and, with ``visual.precision: int8``, the ``split``
+column of ``paths.manifest`` (the calibration clips); updates
 ``<paths.visual_features>/visual_<name>.parquet`` (a folder of shards: video_id, fingerprint, vector
 columns, padded; metadata: extractor, weights, dims, params, precision) and
 ``visual_<name>_failures.parquet``. Incremental (the per-video stage runner): only new or
@@ -33,7 +34,7 @@ log = logging.getLogger("stage.visual")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.visual")
-    parser.add_argument("extractor", help="a registered extractor name (resnet152, c3d, i3d)")
+    parser.add_argument("extractor", help="a registered extractor name (resnet152, c3d, i3d, scene, i3d_flow)")
     name = parser.parse_args(argv).extractor
     params = load_params()
     cfg = params.visual
@@ -43,7 +44,14 @@ def main(argv: list[str] | None = None) -> None:
         problem = params.frames_problem(name)  # load_params checked only the listed extractors
         if problem:
             raise ConfigError(problem)
-    root = params.paths.decoded
+    flow = EXTRACTORS.get(name).source == "flow"  # i3d_flow reads the flow store, which has the decoded layout
+    root = params.paths.flow if flow else params.paths.decoded
+    expect = {"stage": "flow"} if flow else None
+    if flow and not os.path.exists(os.path.join(root, decoded.INDEX_NAME)):
+        raise store.StoreError(
+            f"{root}: no complete flow store (paths.flow), which visual@{name} reads: run `python -m stages.flow` "
+            f"(in dvc.yaml once {name} is in visual.extractors and `python -m pipeline.dag` has rewritten it)"
+        )
     built = build_worker(name, cfg, root, params.paths.manifest)
     if built.loaded.weights == "random":
         log.warning(
@@ -75,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     stage = visual_stage(
         built.worker, params.paths.visual_features, meta, job=job, max_failure_rate=cfg.max_failure_rate
     )
-    runner.run(stage, decoded.read_index(root).select(["video_id", "fingerprint"]).to_pylist(), params.executor)
+    index = decoded.read_index(root, expect=expect)
+    runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), params.executor)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def make_backbone(name: str, visual: VisualConfig, num_frames: int, pretrained: 
     from pipeline.visual import weights  # only a backbone run pays for these imports
 
     extractor = visual_extractor.create(name, visual, num_frames)
+    if getattr(extractor.cfg, "probs", False):  # fine-tuning trains the pooled features, not the class head
+        extractor = type(extractor)(replace(extractor.cfg, probs=False), num_frames)
     if pretrained:
         model = weights.load(extractor, extractor.cfg.weights).model
     else:

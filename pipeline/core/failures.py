@@ -27,6 +27,7 @@ REASONS = {
     "corrupt_stream": "ffmpeg decoded the video but reported damaged data (decode.on_corrupt: fail)",
     "bad_frames": "the decoded frames blob is missing or not of the store's shape",
     "extract_error": "a feature extractor failed on the video (model error, non-finite input or features)",
+    "missing_input": "an input store of a joint feature has no current row for the video (it failed there, or is stale)",
     "worker_error": "an executor worker raised on the video (pipeline.execution.executors turns it into this row)",
 }
 

@@ -23,6 +23,7 @@ from pipeline.core.config import ConfigError, FieldError, Sections, build
 from pipeline.core.modality import ModalityReduceConfig
 from pipeline.datasets import ADAPTERS
 from pipeline.execution.job import EXECUTORS
+from pipeline.joint.feature import JOINTS
 from pipeline.visual.extractor import EXTRACTORS
 
 PARAMS_FILE = "params.yaml"
@@ -42,6 +43,8 @@ class PathsConfig:
     reduce_metrics: str
     reduce_plots: str  # reduce: one cumulative explained-variance CSV per modality
     visual_features: str  # folder of visual_<extractor>.parquet stores (+ their failures tables)
+    flow: str  # flow: optical flow of the decoded frames (the decoded store's layout, (T - 1, S, S, 2) uint8)
+    joint_features: str  # folder of joint_<name>.parquet stores (+ their failures tables)
     ctr_data: str  # ctr_data: train/valid/test sample tables, vocabularies, summary.json
     ctr_model: str  # ctr_train: checkpoint and test predictions (not `models/`, the source package)
     ctr_metrics: str
@@ -133,6 +136,58 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class FarnebackConfig:
+    """cv2.calcOpticalFlowFarneback's parameters (OpenCV's documented example values are the defaults)."""
+
+    pyr_scale: float  # image scale between pyramid levels (< 1)
+    levels: int  # pyramid levels
+    winsize: int  # averaging window: larger is smoother and more robust, blurs motion boundaries
+    iterations: int  # per pyramid level
+    poly_n: int  # pixel neighbourhood of the polynomial expansion (5 or 7)
+    poly_sigma: float  # Gaussian std of that expansion (1.1 for poly_n 5, 1.5 for 7)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.pyr_scale < 1:
+            raise FieldError("pyr_scale", f"must be in (0, 1), got {self.pyr_scale!r}")
+        _at_least(self, 1, "levels", "winsize", "iterations", "poly_n")
+        _positive(self, "poly_sigma")
+
+
+@dataclass(frozen=True)
+class TVL1Config:
+    """cv2.optflow.DualTVL1OpticalFlow's main parameters (the defaults are OpenCV's, as the I3D paper used)."""
+
+    tau: float  # time step of the numerical scheme
+    lambda_weight: float  # weight of the data term (OpenCV's lambda): smaller is smoother
+    theta: float  # tightness of the attachment
+    scales: int  # pyramid levels
+    warps: int  # warpings per scale
+    epsilon: float  # stopping threshold
+
+    def __post_init__(self) -> None:
+        _positive(self, "tau", "lambda_weight", "theta", "epsilon")
+        _at_least(self, 1, "scales", "warps")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Section ``flow``: optical flow between consecutive decoded frames (``pipeline.flow``)."""
+
+    method: Literal["farneback", "tvl1"]  # farneback: fast (the default) | tvl1: TV-L1 as in I3D, ~50x slower
+    bound: float  # flow clipped to +-bound pixels and stored as uint8 (I3D and TSN: 20)
+    farneback: FarnebackConfig
+    tvl1: TVL1Config
+    workers: int  # videos computed in parallel (threads; OpenCV releases the GIL); 0 = one per core
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        _positive(self, "bound")
+        if self.workers < 0:
+            raise FieldError("workers", "must be >= 0 (0 = one per core)")
+
+
+@dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int  # features are computed at this rate; other decoded rates are resampled (soxr_hq)
     window_ms: float  # librosa STFT window (n_fft = win_length) for mfcc and logmel_segments
@@ -166,7 +221,7 @@ class AudioConfig:
 def reduce_modalities() -> list[str]:
     """Every modality reduce can read: each registered extractor, and each audio feature set that is a vector."""
     audio = [name for name, fs in FEATURE_SETS.items() if fs.reduce_defaults is not None]
-    return sorted({*EXTRACTORS.names(), *audio})
+    return sorted({*EXTRACTORS.names(), *JOINTS.names(), *audio})
 
 
 @dataclass(frozen=True)
@@ -218,6 +273,29 @@ class VisualConfig:
             raise FieldError("calibration_clips", "must be >= 1")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """Section ``joint``: features computed from other visual stores (``pipeline.joint``)."""
+
+    features: tuple[str, ...]  # registered joint features to compute: one DVC stage joint@<name> each
+    max_failure_rate: float
+    # joint.<name>: each registered joint feature's own section, built with the config class its module declares
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    __sections__: ClassVar[Sections] = Sections(
+        "sections", "joint feature", JOINTS.names, lambda name: JOINTS.get(name).config
+    )
+
+    def __post_init__(self) -> None:
+        _check_rate(self.max_failure_rate)
+        for i, name in enumerate(self.features):
+            JOINTS.check(name, f"joint.features[{i}]")
+            if name not in self.sections:
+                raise ValueError(f"joint feature {name!r} is in features but has no joint.{name} section")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features lists a name twice")
 
 
 @dataclass(frozen=True)
@@ -330,7 +408,7 @@ class CtrConfig:
 @dataclass(frozen=True)
 class ClassifyModalityConfig:
     input: Literal["sequence", "vector"]  # sequence: per-frame / per-segment features; vector: items.parquet
-    vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d | mfcc, pyaa)
+    vector: str  # the items.parquet column used when input is vector (resnet152, c3d, i3d, scene, scene_action, i3d_two_stream | mfcc, pyaa)
     aggregation: str  # of a sequence: a name in models.classify.AGGREGATIONS
     project: bool  # a sequence's steps through reduce's fitted PCA + normaliser of `vector` (same input space)
 
@@ -501,6 +579,8 @@ class Params:
     ingest: IngestConfig
     decode: DecodeConfig
     visual: VisualConfig
+    flow: FlowConfig
+    joint: JointConfig
     audio: AudioConfig
     reduce: ReduceConfig
     ctr_data: CtrDataConfig
@@ -518,16 +598,22 @@ class Params:
             problem = self.frames_problem(name)
             if problem:
                 raise ValueError(problem)
+        for name in self.joint.features:  # a joint feature's inputs must be computed
+            problem = JOINTS.get(name)(self.joint.sections[name]).problem(self.visual)
+            if problem:
+                raise ValueError(problem)
 
     def frames_problem(self, extractor: str) -> str | None:
         """Why ``visual.<extractor>.num_frames`` does not fit ``decode.num_frames``, or None when it does."""
-        frames = self.decode.num_frames
+        flow = EXTRACTORS.get(extractor).source == "flow"  # the flow store holds T - 1 frames (one per pair)
+        frames = self.decode.num_frames - flow
         wanted = getattr(self.visual.sections.get(extractor), "num_frames", 0)  # 0: every decoded frame
         if wanted <= frames:
             return None
+        store = f"the flow store's {frames} frames (decode.num_frames - 1)" if flow else f"decode.num_frames ({frames})"
         return (
-            f"visual.{extractor}.num_frames ({wanted}) exceeds decode.num_frames ({frames}): the extractor "
-            f"would repeat decoded frames, at {wanted / frames:.3g}x the compute for no new information; "
+            f"visual.{extractor}.num_frames ({wanted}) exceeds {store}: the extractor "
+            f"would repeat frames, at {wanted / max(frames, 1):.3g}x the compute for no new information; "
             f"lower visual.{extractor}.num_frames or raise decode.num_frames"
         )
 

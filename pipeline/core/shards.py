@@ -43,7 +43,9 @@ Key = tuple[str, str]  # (video_id, fingerprint)
 # named weights, so such stores written before it existed stay reusable.
 REUSE_KEYS = ("params_hash", "decoded_params_hash", "weights_sha256")
 REMAP_BYTES = 64 << 20  # a shard writer's spill is read through a fresh memory map after this many bytes
-TRANSIENT = {"worker_error"}  # failure reasons retried every run (a killed worker says nothing about the video)
+# failure reasons retried every run: a killed worker says nothing about the video, and a joint feature's
+# missing input may be there on the next run
+TRANSIENT = {"worker_error", "missing_input"}
 
 
 def shard_of(fingerprint: str, shards: int) -> int:

@@ -23,6 +23,7 @@ from pipeline.audio.features import FEATURE_SETS
 from pipeline.core import store
 from pipeline.core.modality import ModalityReduceConfig
 from pipeline.core.params import Params, ReduceConfig
+from pipeline.joint import feature as joint
 from pipeline.reduce.fit import ModalityState, fit_modality
 from pipeline.visual.extractor import EXTRACTORS, output_paths
 
@@ -36,8 +37,8 @@ class Source:
 
 
 def modality_configs(params: Params) -> dict[str, ModalityReduceConfig]:
-    """Every modality the enabled stages produce, in column order (visual.extractors, then the vector audio
-    feature sets): its ``reduce.<name>`` section, or the defaults its extractor or feature set declares,
+    """Every modality the enabled stages produce, in column order (visual.extractors, joint.features, then
+    the vector audio feature sets): its ``reduce.<name>`` section, or the defaults its extractor or feature set declares,
     with the column resolved. Disabled ones (``enabled: false``) are left out."""
     given = params.reduce.modalities
     out: dict[str, ModalityReduceConfig] = {}
@@ -45,6 +46,9 @@ def modality_configs(params: Params) -> dict[str, ModalityReduceConfig]:
         extractor = EXTRACTORS.get(name)
         cfg = given.get(name, extractor.reduce_defaults)
         out[name] = replace(cfg, column=cfg.column or extractor.vector_column(params.visual.sections[name]))
+    for name in params.joint.features:
+        cfg = given.get(name, joint.JOINTS.get(name).reduce_defaults)
+        out[name] = replace(cfg, column=cfg.column or name)
     for name, spec in FEATURE_SETS.members().items():
         if spec.reduce_defaults is not None and name in params.audio.feature_sets:
             cfg = given.get(name, spec.reduce_defaults)
@@ -58,6 +62,9 @@ def modality_sources(params: Params) -> dict[str, Source]:
     for name, cfg in modality_configs(params).items():
         if name in FEATURE_SETS:
             sources[name] = Source(params.paths.audio_features, cfg.column, "has_audio", {"stage": "audio"})
+        elif name in params.joint.features:
+            path = joint.output_paths(params.paths.joint_features, name)[0]
+            sources[name] = Source(str(path), cfg.column, None, {"joint": name})
         else:
             path = output_paths(params.paths.visual_features, name)[0]
             sources[name] = Source(str(path), cfg.column, None, {"extractor": name})

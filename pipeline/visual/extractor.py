@@ -41,6 +41,9 @@ class Extractor(ABC):
     local_only_weights: ClassVar[Mapping[str, str]] = {}
     # precision int8: module paths in ``head(model)`` kept in float (measured to quantise badly)
     int8_float_layers: ClassVar[tuple[str, ...]] = ()
+    # The frame store the extractor reads: "decoded" (RGB, C = 3) or "flow" (paths.flow: C = 2, T - 1 frames).
+    source: ClassVar[str] = "decoded"
+    channels: ClassVar[int] = 3
 
     def __init__(self, cfg: Any, num_frames: int):
         self.cfg = cfg  # the frozen dataclass of params section visual.<name>
@@ -56,7 +59,7 @@ class Extractor(ABC):
 
     @abstractmethod
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W, C) uint8 on the target device -> float32 model input."""
+        """(B, T, H, W, C) uint8 on the target device (C = ``channels``) -> float32 model input."""
 
     @abstractmethod
     def head(self, model: nn.Module) -> nn.Module:

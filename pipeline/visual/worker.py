@@ -125,7 +125,8 @@ def calibration_set(decoded_root: str, manifest: str | None, n: int) -> Calibrat
 
     Unpadded, readable videos only; every video when the manifest marks none as train (said in the record).
     """
-    index = decoded.read_index(decoded_root)
+    # the flow store has the decoded layout under another stage name: read its index as it says it is
+    index = decoded.read_index(decoded_root, expect={"stage": decoded.read_meta(decoded_root)["stage"]})
     usable = [r for r in index.select(["video_id", "shard", "padded"]).to_pylist() if not r["padded"]]
     splits: dict[str, str | None] = {}
     if manifest and Path(manifest).exists():
@@ -203,5 +204,6 @@ def extract_store(
 ) -> Summary:
     """Bring ``visual_<name>.parquet`` up to date with the decoded store; ``job`` runs on ``executor``."""
     stage = visual_stage(worker, out_dir, meta, job=job, max_failure_rate=max_failure_rate)
-    index = decoded.read_index(worker.decoded_root)
+    source = worker.engine.extractor.source  # "decoded", or "flow": the flow store has the decoded layout
+    index = decoded.read_index(worker.decoded_root, expect={"stage": "flow"} if source == "flow" else None)
     return runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), executor)

@@ -116,3 +116,21 @@ def test_rec_stages_need_no_video_and_follow_rec_data_source():
         deps[:2] == ["${data.interactions}", "${paths.items}"]
         and "data.interactions" in dag.stages(log)["rec_data"]["params"]
     )
+
+
+def test_flow_stage_exists_only_while_an_extractor_reads_flow():
+    params = load_params(ROOT / "params.yaml")
+    assert "flow" not in DVC and "${paths.flow}" not in DVC["visual"]["do"]["deps"]
+    visual = dataclasses.replace(params.visual, extractors=(*params.visual.extractors, "i3d_flow"))
+    stages = yaml.safe_load(dag.render(dataclasses.replace(params, visual=visual)))["stages"]
+    assert stages["flow"]["outs"] == [{"${paths.flow}": {"persist": True}}]
+    assert "pipeline/flow/optical.py" in stages["flow"]["deps"]
+    assert set(stages["flow"]["params"]) == {"flow.method", "flow.bound", "flow.farneback", "flow.tvl1"}
+    assert "${paths.flow}" in stages["visual"]["do"]["deps"]
+
+
+def test_joint_stages_read_the_visual_stores_and_feed_reduce():
+    joint = DVC["joint"]
+    assert joint["foreach"] == "${joint.features}" and "${paths.visual_features}" in joint["do"]["deps"]
+    assert "pipeline/joint/members/scene_action.py" in joint["do"]["deps"]
+    assert "${paths.joint_features}" in DVC["reduce"]["deps"] and "joint.features" in DVC["reduce"]["params"]

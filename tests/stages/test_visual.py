@@ -20,7 +20,13 @@ from tests.pipeline.visual.helpers import REPO, random_frames, write_decoded
 
 T, S = 8, 32
 REAL = REPO.parent / "shared" / "data" / "videos"
-DIMS = {"resnet152": ("resnet152_pool", 2048), "c3d": ("c3d_fc6", 4096), "i3d": ("i3d_pool", 2048)}
+DIMS = {
+    "resnet152": {"resnet152_pool": 2048},
+    "c3d": {"c3d_fc6": 4096},
+    "i3d": {"i3d_pool": 2048, "i3d_probs": 400},
+    "scene": {"scene_pool": 4096, "scene_probs": 365},
+}
+FROM_DECODED = [n for n in registry.EXTRACTORS.names() if registry.EXTRACTORS.get(n).source == "decoded"]
 
 
 def use_params(tmp_path: Path, monkeypatch, decoded: Path, **sections) -> Path:
@@ -37,22 +43,22 @@ def use_params(tmp_path: Path, monkeypatch, decoded: Path, **sections) -> Path:
     return tmp_path / "features"
 
 
-@pytest.mark.parametrize("name", registry.EXTRACTORS.names())
+@pytest.mark.parametrize("name", FROM_DECODED)
 def test_stage_writes_store_and_failures(name, tmp_path, monkeypatch):
     vids = [(f"v{i}", random_frames(i, T, S), i == 0) for i in range(3)] + [("broken", b"\x01\x02", False)]
     out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S))
     stage.main([name])
-    col, dim = DIMS[name]
     table = store.read_table(out / f"visual_{name}.parquet")
     meta = store.read_meta(out / f"visual_{name}.parquet")
     assert sorted(table.column("video_id").to_pylist()) == ["v0", "v1", "v2"]
-    assert table.schema.field(col).type == store.vector_type(dim)
+    for col, dim in DIMS[name].items():
+        assert table.schema.field(col).type == store.vector_type(dim)
+        assert np.isfinite(store.vectors(table.column(col))).all()
     assert dict(zip(table.column("video_id").to_pylist(), table.column("padded").to_pylist()))["v0"] is True
-    assert np.isfinite(store.vectors(table.column(col))).all()
     assert (meta["extractor"], meta["weights"], meta["dims"], meta["precision"]) == (
         name,
         "random",
-        {col: [dim]},
+        {col: [dim] for col, dim in DIMS[name].items()},
         "fp32",
     )
     assert meta["params"]["weights"] == "random" and meta["params"]["input_frames"] == T
@@ -113,11 +119,28 @@ def real_store(tmp_path_factory):
     return write_decoded(tmp_path_factory.mktemp("real") / "dec", videos, 4, S, shards=3), [v[0] for v in videos]
 
 
-@pytest.mark.parametrize("name", registry.EXTRACTORS.names())
+@pytest.mark.parametrize("name", FROM_DECODED)
 def test_real_clips_all_produce_rows(name, real_store, tmp_path, monkeypatch):
     root, ids = real_store
     out = use_params(tmp_path, monkeypatch, root)
     stage.main([name])
     table = store.read_table(out / f"visual_{name}.parquet")
     assert sorted(table.column("video_id").to_pylist()) == sorted(ids)
-    assert np.isfinite(store.vectors(table.column(DIMS[name][0]))).all()
+    assert np.isfinite(store.vectors(table.column(next(iter(DIMS[name]))))).all()
+
+
+def test_flow_stream_stage_reads_the_flow_store(tmp_path, monkeypatch):
+    from pipeline.flow.worker import compute_store
+
+    vids = [(f"v{i}", random_frames(i, T, S), False) for i in range(2)]
+    out = use_params(tmp_path, monkeypatch, write_decoded(tmp_path / "dec", vids, T, S), i3d_flow={"num_frames": 4})
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["paths"]["flow"] = str(tmp_path / "flow")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(store.StoreError, match=r"no complete flow store \(paths.flow\).*python -m stages.flow"):
+        stage.main(["i3d_flow"])
+    compute_store(load_params().flow, tmp_path / "dec", tmp_path / "flow")
+    stage.main(["i3d_flow"])
+    meta = store.read_meta(out / "visual_i3d_flow.parquet")
+    assert meta["dims"] == {"i3d_flow_pool": [2048]} and meta["params"]["input_frames"] == T - 1
+    assert store.read_table(out / "visual_i3d_flow.parquet").num_rows == 2

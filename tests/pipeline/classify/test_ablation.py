@@ -36,3 +36,14 @@ def test_replace_section_keeps_the_rest():
     assert replace_section(text, "new") == f"a\n{START}\nnew\n{END}\nb\n"
     with pytest.raises(ValueError, match="ablation"):
         replace_section("no markers", "x")
+
+
+def test_feature_rows_stay_outside_the_fusion_margin():
+    runs = {
+        "visual only": [run(0.5, 0.4)],
+        "audio only": [run(0.4, 0.3)],
+        "concat fusion": [run(0.7, 0.7)],
+        "scene x action only": [run(0.1, 0.1)],  # an input, not a fusion: must not lower the margin
+    }
+    assert fusion_margin(runs) == pytest.approx(0.2)
+    assert CONFIGS["scene x action only"]["classify.visual.vector"] == "scene_action"

@@ -183,3 +183,25 @@ def _leaf_keys(raw: dict, where: str = "") -> list[str]:
         full = f"{where}.{key}" if where else key
         keys += _leaf_keys(value, full) if isinstance(value, dict) else [full]
     return keys
+
+
+def test_joint_features_need_their_inputs_computed(tmp_path):
+    with pytest.raises(ConfigError, match=r"joint.scene_action reads scene_probs \(scene\): add scene to visual"):
+        _load_with(tmp_path, **{"joint.features": ["scene_action"]})
+    with pytest.raises(ConfigError, match=r"set visual.i3d.probs: true"):
+        _load_with(
+            tmp_path,
+            **{"joint.features": ["scene_action"], "visual.extractors": ["scene", "i3d"], "visual.i3d.probs": False},
+        )
+    ok = _load_with(tmp_path, **{"joint.features": ["scene_action"], "visual.extractors": ["scene", "i3d"]})
+    assert ok.joint.features == ("scene_action",)
+    with pytest.raises(ConfigError, match=r"unknown joint feature 'scene_actoin'.*did you mean 'scene_action'"):
+        _load_with(tmp_path, **{"joint.features": ["scene_actoin"]})
+
+
+def test_flow_extractor_frames_count_the_flow_store(tmp_path):
+    # the flow store holds decode.num_frames - 1 frames: 32 decoded -> at most 31 for i3d_flow
+    ok = _load_with(tmp_path, **{"visual.extractors": ["i3d_flow"], "visual.i3d_flow.num_frames": 31})
+    assert ok.frames_problem("i3d_flow") is None
+    with pytest.raises(ConfigError, match=r"visual.i3d_flow.num_frames \(32\) exceeds the flow store's 31 frames"):
+        _load_with(tmp_path, **{"visual.extractors": ["i3d_flow"], "visual.i3d_flow.num_frames": 32})

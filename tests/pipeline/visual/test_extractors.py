@@ -17,14 +17,20 @@ from tests.pipeline.visual.helpers import random_frames, visual_config
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 T, S = 8, 32  # tiny clips: ResNet and I3D pool globally (any size >= 32); C3D resizes to 112 itself
-EXPECTED = {"resnet152": {"resnet152_pool": [2048]}, "c3d": {"c3d_fc6": [4096]}, "i3d": {"i3d_pool": [2048]}}
+EXPECTED = {
+    "resnet152": {"resnet152_pool": [2048]},
+    "c3d": {"c3d_fc6": [4096]},
+    "i3d": {"i3d_pool": [2048], "i3d_probs": [400]},
+    "scene": {"scene_pool": [4096], "scene_probs": [365]},
+    "i3d_flow": {"i3d_flow_pool": [2048]},
+}
 FP32 = Placement(torch.device("cpu"), "fp32", torch.get_num_threads())
 BF16 = Placement(torch.device("cpu"), "bf16", torch.get_num_threads())
 NAMES = registry.EXTRACTORS.names()
 
 
-def frames(n: int = 2) -> np.ndarray:
-    return np.stack([random_frames(i, T, S) for i in range(n)])  # (B, T, S, S, 3)
+def frames(n: int = 2, channels: int = 3) -> np.ndarray:
+    return np.stack([random_frames(i, T, S)[..., :channels] for i in range(n)])  # (B, T, S, S, C)
 
 
 def rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,11 +52,11 @@ def loaded(name: str):
 @functools.cache
 def reference(name: str) -> dict[str, np.ndarray]:
     ex, lw = loaded(name)
-    return Engine(ex, lw.model, FP32)(frames())
+    return Engine(ex, lw.model, FP32)(frames(channels=ex.channels))
 
 
-def test_registry_lists_the_three_extractors():
-    assert NAMES == ["c3d", "i3d", "resnet152"]
+def test_registry_lists_the_extractors():
+    assert NAMES == ["c3d", "i3d", "i3d_flow", "resnet152", "scene"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -70,7 +76,7 @@ def test_dims_dtypes_and_finite(name):
 def test_same_features_whatever_the_batch_size(name):
     ex, lw = loaded(name)
     engine = Engine(ex, lw.model, FP32)
-    clips = frames()
+    clips = frames(channels=ex.channels)
     singles = {k: np.concatenate([engine(clips[i : i + 1])[k] for i in range(2)]) for k in EXPECTED[name]}
     for col, ref in reference(name).items():
         assert rel(singles[col], ref) < 1e-4
@@ -79,7 +85,7 @@ def test_same_features_whatever_the_batch_size(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_fast_path_matches_the_naive_fp32_path(name):
     ex, lw = loaded(name)
-    naive = Engine(ex, lw.model, FP32, naive=True)(frames())
+    naive = Engine(ex, lw.model, FP32, naive=True)(frames(channels=ex.channels))
     for col, ref in reference(name).items():
         assert rel(naive[col], ref) < 1e-4
 
@@ -92,7 +98,7 @@ def test_bf16_close_to_fp32(name):
             f"{name} takes minutes at bf16; resnet152 still checks the bf16 path"
         )
     ex, lw = loaded(name)
-    out = Engine(ex, lw.model, BF16)(frames())
+    out = Engine(ex, lw.model, BF16)(frames(channels=ex.channels))
     for col, ref in reference(name).items():
         assert rel(out[col], ref) < 0.03
 
@@ -100,7 +106,7 @@ def test_bf16_close_to_fp32(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_across_loads(name):
     ex = registry.create(name, visual_config(), T)
-    again = Engine(ex, weights.load(ex, "random").model, FP32)(frames())
+    again = Engine(ex, weights.load(ex, "random").model, FP32)(frames(channels=ex.channels))
     for col, ref in reference(name).items():
         np.testing.assert_allclose(again[col], ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
 
@@ -114,8 +120,8 @@ def test_state_dict_round_trip(name, tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)  # DataParallel style
     lw = weights.load(ex, str(path))
     assert lw.weights == f"file:{path}" and "sha256" in lw.detail
-    got = Engine(ex, lw.model, FP32)(frames())
-    want = Engine(ex, model, FP32)(frames())
+    got = Engine(ex, lw.model, FP32)(frames(channels=ex.channels))
+    want = Engine(ex, model, FP32)(frames(channels=ex.channels))
     for col, ref in reference(name).items():
         np.testing.assert_allclose(got[col], want[col], rtol=1e-5, atol=1e-6 * np.abs(want[col]).max())
         assert rel(got[col], ref) > 1e-2  # really the file's weights, not the random ones
@@ -176,3 +182,40 @@ def test_resnet152_runs_on_an_even_subset_of_frames():
     np.testing.assert_allclose(
         sub["resnet152_pool"], full["resnet152_pool"], rtol=1e-4, atol=1e-4 * abs(full["resnet152_pool"]).max()
     )
+
+
+@pytest.mark.parametrize("name", ["scene", "i3d"])
+def test_class_probabilities_are_distributions(name):
+    probs = reference(name)[f"{name}_probs"]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert (probs >= 0).all()
+
+
+def test_i3d_probs_off_leaves_the_pooled_features_unchanged():
+    ex, lw = fresh("i3d", i3d={"probs": False})
+    out = Engine(ex, lw.model, FP32)(frames())
+    assert set(out) == {"i3d_pool"} and ex.dims() == {"i3d_pool": [2048]}
+    np.testing.assert_allclose(out["i3d_pool"], reference("i3d")["i3d_pool"], rtol=1e-5, atol=1e-6)
+
+
+def test_scene_classes_follow_the_weights_file(tmp_path):
+    from pipeline.visual.extractors.scene import classes_in
+
+    ex, _ = loaded("scene")
+    model = ex.build()
+    model.classifier[6] = torch.nn.Linear(4096, 7)  # a 7-scene head
+    path = tmp_path / "scenes7.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    assert classes_in(str(path)) == 7 and classes_in("random") == 365
+    ex7 = registry.create("scene", visual_config(scene={"weights": str(path)}), T)
+    assert ex7.dims()["scene_probs"] == [7]
+    out = Engine(ex7, weights.load(ex7, str(path)).model, FP32)(frames(1))
+    assert out["scene_probs"].shape == (1, 7) and abs(out["scene_probs"].sum() - 1) < 1e-5
+
+
+def test_flow_stream_takes_two_channels_only():
+    ex, lw = loaded("i3d_flow")
+    assert ex.source == "flow" and ex.channels == 2
+    assert lw.model.blocks[0].conv.weight.shape[1] == 2
+    with pytest.raises(RuntimeError):  # RGB frames do not fit the 2-channel first conv
+        Engine(ex, lw.model, FP32)(frames(1, channels=3))
