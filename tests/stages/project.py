@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -51,7 +52,8 @@ class Project:
                 shutil.copy2(ROOT / rel, root / rel)
         (root / "dvc.lock").unlink(missing_ok=True)
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-        self.set_params(deep_update(deep_update({}, TINY), patch or {}))
+        # copies: deep_update shares the patch's nested dicts, so a later patch would edit TINY itself
+        self.set_params(deep_update(copy.deepcopy(TINY), copy.deepcopy(patch or {})))
 
     def set_params(self, patch: dict) -> None:
         raw = yaml.safe_load((ROOT / "params.yaml").read_text())
