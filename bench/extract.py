@@ -38,6 +38,8 @@ import torch
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
+from report import cpu_name  # noqa: E402
+
 from pipeline.core.params import DecodeConfig, load_params  # noqa: E402
 from pipeline.decode import decoded  # noqa: E402
 from pipeline.decode.worker import decoded_meta  # noqa: E402
@@ -47,14 +49,6 @@ from pipeline.visual.batching import Item, extract, read_shard  # noqa: E402
 from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
 from pipeline.visual.inference import CalibrationSet, Engine, Placement, resolve_placement  # noqa: E402
 from pipeline.visual.worker import VisualWorker, extract_store, store_meta  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "CPU")
-    except OSError:
-        return "CPU"
 
 
 def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:

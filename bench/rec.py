@@ -17,13 +17,12 @@ import argparse
 import dataclasses
 import logging
 import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from report import Report, cpu_name, usable_cores
 
 from models.rec import MODELS
 from pipeline.core.params import load_params
@@ -33,23 +32,12 @@ from pipeline.rec import synthetic
 from pipeline.rec.metrics import Pairs, evaluate
 from pipeline.rec.train import final_metrics, fit
 
-LINES: list[str] = []
-
-
-def emit(line: str = "") -> None:
-    """Print a line of the report (also written to bench/out/rec.md at the end)."""
-    print(line, flush=True)
-    LINES.append(line)
+REPORT = Report()  # printed as it goes, written to bench/out/rec.md at the end
+emit = REPORT.emit
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu, cores = cpu_name(), usable_cores()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{cpu}, {cores} cores usable, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
 
@@ -142,9 +130,7 @@ def main() -> None:
             name, data = load(spec, params)
             compare(name, data, args.models, args.seeds, args.epochs, args.lr, params)
     emit(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
-    out = Path("bench/out/rec.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    REPORT.save("bench/out/rec.md")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import Report, cpu_name, usable_cores
 
 from pipeline.core.params import load_params
 from pipeline.datasets import read_source
@@ -56,22 +56,12 @@ from pipeline.rec.train import fit, rank
 RECBOLE = "recbole==1.2.1"
 PINS = ["numpy<2", "pandas<3", "scipy<1.12", "setuptools<81"]
 MODELS = {"bpr_mf": "BPR", "lightgcn": "LightGCN"}
-LINES: list[str] = []
-
-
-def emit(line: str = "") -> None:
-    print(line, flush=True)
-    LINES.append(line)
+REPORT = Report()  # printed as it goes, written to bench/out/recbole_speed.md at the end
+emit = REPORT.emit
 
 
 def machine(threads: int) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu, cores = cpu_name(), usable_cores()
     load = "/".join(f"{x:.1f}" for x in os.getloadavg())
     return f"{cpu}, {cores} cores usable, torch threads per side: {threads}, load average {load} (1/5/15 min)"
 
@@ -332,9 +322,7 @@ def main() -> None:
                 f"{theirs['recall@20']:.4f} | {theirs['ndcg@20']:.4f} | 1x |"
             )
     emit(f"\nload average at the end: {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
-    out = Path("bench/out/recbole_speed.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    REPORT.save("bench/out/recbole_speed.md")
 
 
 if __name__ == "__main__":

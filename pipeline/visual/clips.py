@@ -44,6 +44,22 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     return x.sub_(m).div_(s)
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ImageNet's normalisation (the Places365 models use it too)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_frames(frames: torch.Tensor, used: int) -> torch.Tensor:
+    """(B, T, H, W, C) uint8 -> (B*F, 3, H, W): ``used`` frames evenly spread over T, ImageNet-normalised.
+
+    The input of the per-frame 2-D networks (resnet152, scene).
+    """
+    num_frames = frames.shape[1]
+    if used != num_frames:
+        idx = torch.as_tensor(uniform_clip(num_frames, used)[0], device=frames.device)
+        frames = frames.index_select(1, idx)  # (B, F, H, W, C)
+    return normalize(to_float_frames(frames), IMAGENET_MEAN, IMAGENET_STD)
+
+
 def resize_center_crop(x: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
     """(N, C, H, W) square frames -> resized to ``resize`` (antialiased bilinear), centre ``crop``."""
     if x.shape[-1] != resize or x.shape[-2] != resize:

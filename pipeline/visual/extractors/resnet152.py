@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DIMS = {"pool": 2048, "logits": 1000}
 
 
@@ -72,14 +70,9 @@ class ResNet152(Extractor):
         return self.cfg.num_frames or self.num_frames
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        import torch
+        from pipeline.visual.clips import imagenet_frames
 
-        from pipeline.visual.clips import normalize, to_float_frames, uniform_clip
-
-        if self.frames_used != self.num_frames:
-            idx = torch.as_tensor(uniform_clip(self.num_frames, self.frames_used)[0], device=frames.device)
-            frames = frames.index_select(1, idx)  # (B, F, H, W, C)
-        return normalize(to_float_frames(frames), IMAGENET_MEAN, IMAGENET_STD)  # (B*F, 3, H, W)
+        return imagenet_frames(frames, self.frames_used)  # (B*F, 3, H, W)
 
     def head(self, model: nn.Module) -> nn.Module:
         from torch import nn

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the Places365 PyTorch models use ImageNet's normalisation
-IMAGENET_STD = (0.229, 0.224, 0.225)
 POOL_DIM = 4096  # fc7
 PLACES_CLASSES = 365
 CLASSIFIER_KEY = "classifier.6.weight"
@@ -97,14 +95,9 @@ class Scene(Extractor):
         return vgg16(weights=None, num_classes=self.n_classes)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        import torch
+        from pipeline.visual.clips import imagenet_frames
 
-        from pipeline.visual.clips import normalize, to_float_frames, uniform_clip
-
-        if self.frames_used != self.num_frames:
-            idx = torch.as_tensor(uniform_clip(self.num_frames, self.frames_used)[0], device=frames.device)
-            frames = frames.index_select(1, idx)  # (B, F, H, W, C)
-        return normalize(to_float_frames(frames), IMAGENET_MEAN, IMAGENET_STD)  # (B*F, 3, H, W)
+        return imagenet_frames(frames, self.frames_used)  # (B*F, 3, H, W)
 
     def head(self, model: nn.Module) -> nn.Module:
         import torch
