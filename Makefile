@@ -7,6 +7,8 @@ RUN := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
 # mkdocs-material prints an end-of-life banner on every build (not a build warning); keep the log clean
 DOCS := NO_MKDOCS_2_WARNING=1
 PYTEST_ARGS ?=
+# two pytest workers: most tests are single-threaded Python and subprocesses (docs/development.md)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint docs docs-serve bench clean
 setup:
@@ -18,7 +20,7 @@ demo:
 	@$(RUN) python -m pipeline.show --outputs
 
 test: setup lint docs
-	$(RUN) python -m pytest $(PYTEST_ARGS)
+	$(RUN) python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
 	$(RUN) ruff check .

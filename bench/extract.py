@@ -1,7 +1,7 @@
 """Benchmark the visual extractors: naive baseline vs the pipeline's paths, this machine's peaks, peak memory.
 
     python bench/extract.py [--videos 20] [--frames 8] [--extractors resnet152,c3d,i3d]
-                            [--precisions fp32,int8] [--rss]
+                            [--precisions fp32,int8] [--frozen] [--rss]
 
 Reads ``paths.decoded`` (run ``dvc repro decode`` first) and params ``visual.*``; prints a
 markdown table. For each extractor, on the same ``--videos`` decoded videos (``--frames``
@@ -13,8 +13,10 @@ bf16 where native) + the batched runner with background preparation, precision f
 the smallest cosine similarity. ``--precisions`` runs the pipeline path once per precision (int8:
 calibrated on ``visual.calibration_clips`` of the same clips, as the stage does on training clips).
 The first table is this machine's matmul peak per precision (GFLOP/s; int8: GOP/s of fbgemm's
-quantised linear); each path's achieved GFLOP/s (``torch.utils.flop_counter`` on one video) is
+quantised linear; the best of 1024² and 2048²); each path's achieved GFLOP/s (``torch.utils.flop_counter`` on one video) is
 then printed as a share of the peak of its precision.
+``--frozen`` adds a probe row for CPUs without bf16 units: the fp32 fused head traced and frozen
+(``torch.jit.freeze`` + ``optimize_for_inference``), timed on prepared inputs (network only).
 ``--rss`` runs the whole store path (``extract_store``) in a fresh process on 20 and on 200
 videos (the 20 repeated under new ids, at 112 px to keep it short) and reports peak RSS.
 """
@@ -38,7 +40,7 @@ import torch
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from report import cpu_name  # noqa: E402
+from report import Report, cpu_name  # noqa: E402
 
 from pipeline.core.params import DecodeConfig, load_params  # noqa: E402
 from pipeline.decode import decoded  # noqa: E402
@@ -48,7 +50,7 @@ from pipeline.visual import weights  # noqa: E402
 from pipeline.visual.batching import Item, extract, read_shard  # noqa: E402
 from pipeline.visual.clips import resize_center_crop, uniform_clip  # noqa: E402
 from pipeline.visual.inference import CalibrationSet, Engine, Placement, resolve_placement  # noqa: E402
-from pipeline.visual.worker import VisualWorker, extract_store, store_meta  # noqa: E402
+from pipeline.visual.worker import VisualWorker, calibration_set, extract_store, store_meta  # noqa: E402
 
 
 def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:
@@ -83,20 +85,24 @@ def _rate(fn, work: float, seconds: float = 2.0) -> float:
     return n * work / (time.perf_counter() - start) / 1e9
 
 
-def matmul_peaks(size: int = 2048) -> dict[str, float]:
-    """This machine's dense matmul throughput, GFLOP/s (int8: GOP/s), per precision, on torch's threads."""
+def matmul_peaks(sizes: tuple[int, ...] = (1024, 2048)) -> dict[str, float]:
+    """This machine's dense matmul throughput, GFLOP/s (int8: GOP/s), per precision, on torch's threads.
+
+    The best of square sizes 1024 and 2048 (which one wins depends on the cache and the kernel)."""
     from torch.ao.nn.quantized import Linear as QLinear
 
-    work = 2.0 * size**3
-    a = torch.randn(size, size)
-    peaks = {"fp32": _rate(lambda: a @ a, work)}
-    ab = a.bfloat16()
-    peaks["bf16"] = _rate(lambda: ab @ ab, work)
     torch.backends.quantized.engine = "x86"
-    lin = QLinear(size, size)
-    lin.set_weight_bias(torch.quantize_per_tensor(a, 0.05, 0, torch.qint8), None)
-    xq = torch.quantize_per_tensor(a.abs(), 0.05, 0, torch.quint8)
-    peaks["int8"] = _rate(lambda: lin(xq), work)
+    peaks: dict[str, float] = {}
+    for size in sizes:
+        work = 2.0 * size**3
+        a = torch.randn(size, size)
+        ab = a.bfloat16()
+        lin = QLinear(size, size)
+        lin.set_weight_bias(torch.quantize_per_tensor(a, 0.05, 0, torch.qint8), None)
+        xq = torch.quantize_per_tensor(a.abs(), 0.05, 0, torch.quint8)
+        paths = {"fp32": (torch.matmul, a, a), "bf16": (torch.matmul, ab, ab), "int8": (lin, xq)}
+        for precision, (fn, *args) in paths.items():
+            peaks[precision] = max(peaks.get(precision, 0.0), _rate(lambda: fn(*args), work))  # noqa: B023
     return peaks
 
 
@@ -112,7 +118,34 @@ def flops_per_video(ex, model, clip: np.ndarray) -> float:
     return float(counter.get_total_flops())
 
 
-def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: int, precisions: list[str]) -> list[dict]:
+def frozen_row(ex, model, clips: np.ndarray, batch_size: int, ref: np.ndarray, col: str) -> dict:
+    """The probe for fp32-only CPUs: the fused head traced, frozen and ``optimize_for_inference``'d (oneDNN
+    weights packed once instead of on every call). Times the network only: the inputs are prepared first."""
+    from pipeline.visual.inference import _fuse
+
+    chunks = [clips[i : i + batch_size] for i in range(0, len(clips), batch_size)]
+    with torch.no_grad():
+        inputs = [ex.preprocess(torch.from_numpy(c)) for c in chunks]
+        start = time.perf_counter()
+        net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_fuse(ex.head(model)), inputs[0])))
+        net(inputs[0])  # the first calls still specialise the graph
+        build = time.perf_counter() - start
+        start = time.perf_counter()
+        got = np.concatenate([ex.aggregate(net(x), len(c))[col].numpy() for x, c in zip(inputs, chunks)])
+        seconds = time.perf_counter() - start
+    return {
+        "path": "frozen (probe)",
+        "precision": "fp32",
+        "s": seconds,
+        "build_s": build,
+        "diff": rel_diff(got, ref),
+        "cos": min_cos(got, ref),
+    }
+
+
+def bench_one(
+    name: str, clips: np.ndarray, placement: Placement, batch_size: int, precisions: list[str], frozen: bool
+) -> list[dict]:
     cfg = load_params().visual
     ex = registry.create(name, cfg, clips.shape[1])
     model = weights.load(ex, "random").model
@@ -153,6 +186,9 @@ def bench_one(name: str, clips: np.ndarray, placement: Placement, batch_size: in
                 "cos": min_cos(got, ref[col]),
             }
         )
+    if frozen:
+        row = frozen_row(ex, model, clips, batch_size, ref[col], col)
+        rows.append({**row, "name": name, "n": n, "t": t, "flops": flops})
     return rows
 
 
@@ -198,13 +234,15 @@ def write_store(root: Path, clips: np.ndarray, copies: int) -> Path:
     return root
 
 
-def rss_child(root: str, out: str, name: str) -> None:
-    """Run the store path on ``root`` and print the peak RSS in MiB."""
+def rss_child(root: str, out: str, name: str, precision: str) -> None:
+    """Run the store path on ``root`` and print the peak RSS in MiB (int8: calibrated on the store's clips)."""
     cfg = load_params().visual
+    cfg = cfg if precision == "params" else dataclasses.replace(cfg, precision=precision)
     placement = resolve_placement(cfg)
     ex = registry.create(name, cfg, decoded.read_meta(root)["dims"]["frames"][0])
     lw = weights.load(ex, "random")
-    engine = Engine(ex, lw.model, placement)
+    calibration = calibration_set(str(root), None, cfg.calibration_clips) if placement.precision == "int8" else None
+    engine = Engine(ex, lw.model, placement, calibration=calibration)
     summary = extract_store(
         VisualWorker(engine, str(root), cfg.batch_size),
         out,
@@ -219,48 +257,55 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--extractors", default="resnet152,c3d,i3d")
     ap.add_argument("--precisions", default="params", help="comma-separated: fp32,bf16,int8; params = visual.precision")
+    ap.add_argument("--frozen", action="store_true", help="add the fp32 frozen-graph probe (torch.jit) row")
     ap.add_argument("--rss", action="store_true")
     ap.add_argument("--rss-extractor", default="i3d")
+    ap.add_argument("--rss-precision", default="params", help="fp32, bf16, int8; params = visual.precision")
     ap.add_argument("--rss-child", nargs=2, metavar=("ROOT", "OUT"))
     args = ap.parse_args()
     if args.rss_child:
-        return rss_child(*args.rss_child, args.rss_extractor)
+        return rss_child(*args.rss_child, args.rss_extractor, args.rss_precision)
     params = load_params()
     placement = resolve_placement(params.visual)
     precisions = [placement.precision if p == "params" else p for p in args.precisions.split(",")]
     ids, clips = load_videos(params.paths.decoded, args.videos, args.frames)
-    print(
+    head = (
         f"{cpu_name()}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()}); device "
         f"{placement.device}, {placement.threads} threads, torch {torch.__version__}, {len(ids)} videos x "
         f"{clips.shape[1]} frames at {clips.shape[2]} px, batch_size {params.visual.batch_size}\n"
     )
     peaks = matmul_peaks()
-    print("| matmul peak | fp32 | bf16 | int8 |\n|---|---|---|---|")
-    print(
-        f"| GFLOP/s (int8: GOP/s), 2048², {placement.threads} threads | "
+    report = Report()
+    report.emit(head)
+    report.emit("| matmul peak | fp32 | bf16 | int8 |\n|---|---|---|---|")
+    report.emit(
+        f"| GFLOP/s (int8: GOP/s), best of 1024² and 2048², {placement.threads} threads | "
         + " | ".join(f"{peaks[p]:.0f}" for p in ("fp32", "bf16", "int8"))
         + " |\n"
     )
-    print(
-        "| extractor | path | precision | frames/s | speed-up | GFLOP/s | share of peak | max rel diff vs fp32 | min cos |"
+    report.emit(
+        "| extractor | path | precision | frames/s | speed-up | GFLOP/s | share of peak | setup s "
+        "| max rel diff vs fp32 | min cos |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    report.emit("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.extractors.split(","):
-        rows = bench_one(name, clips, placement, params.visual.batch_size, precisions)
+        rows = bench_one(name, clips, placement, params.visual.batch_size, precisions, args.frozen)
         base = rows[0]["s"]
         for r in rows:
             frames, gflops = r["n"] * r["t"], r["n"] * r["flops"] / r["s"] / 1e9
             diff = f"{r['diff']:.2e} | {r['cos']:.5f}" if "diff" in r else "- | -"
-            print(
+            setup = f"{r['build_s']:.1f}" if "build_s" in r else "-"
+            report.emit(
                 f"| {name} | {r['path']} | {r['precision']} | {frames / r['s']:.1f} | {base / r['s']:.2f}x | "
-                f"{gflops:.0f} | {gflops / peaks[r['precision']]:.0%} | {diff} |",
-                flush=True,
+                f"{gflops:.0f} | {gflops / peaks[r['precision']]:.0%} | {setup} | {diff} |"
             )
+    report.save(Path(__file__).parent / "out/extract.md")
     if args.rss:
         x = torch.from_numpy(clips).flatten(0, 1).permute(0, 3, 1, 2).float()  # (N*T, C, H, W)
         x = resize_center_crop(x, 112, 112).round().clamp(0, 255).to(torch.uint8)
         clips112 = x.permute(0, 2, 3, 1).reshape(len(ids), clips.shape[1], 112, 112, 3).numpy()
-        print(f"\n| peak RSS ({args.rss_extractor}, whole store path, 112 px) | videos | MiB |\n|---|---|---|")
+        print(f"\n| peak RSS ({args.rss_extractor}, {args.rss_precision}, whole store path, 112 px) | videos | MiB |")
+        print("|---|---|---|")
         with tempfile.TemporaryDirectory(prefix="bench-visual-") as tmp:
             for copies in (1, 10):
                 root = write_store(Path(tmp) / f"dec{copies}", clips112, copies)
@@ -272,6 +317,8 @@ def main() -> None:
                     str(Path(tmp) / f"out{copies}"),
                     "--rss-extractor",
                     args.rss_extractor,
+                    "--rss-precision",
+                    args.rss_precision,
                 ]
                 rows, mib = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-2:]
                 print(f"| {args.rss_extractor} | {rows} | {mib} |", flush=True)

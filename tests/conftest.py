@@ -66,3 +66,17 @@ def ray_cluster():
     yield cluster, worker
     ray.shutdown()
     cluster.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Ray tests share one xdist worker; whole-pipeline (``slow``) tests start first.
+
+    ``make test`` runs two workers (``-n 2 --dist loadgroup``). Two Ray runtimes on two cores starve each
+    other's raylets (node-death timeouts then fire), so every test that starts Ray is in one group.
+    The slow tests go first so that neither worker is left with a long test at the end.
+    """
+    for item in items:
+        uses_ray = {"ray_runtime", "ray_cluster"} & set(getattr(item, "fixturenames", ())) or "ray" in item.path.name
+        if uses_ray:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise

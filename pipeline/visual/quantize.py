@@ -85,6 +85,9 @@ def quantize(
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     head = copy.deepcopy(head).eval()
+    unknown = sorted(set(float_layers) - {name for name, _ in head.named_modules()})
+    if unknown:  # QConfigMapping ignores a name it does not find: that layer would silently be int8
+        raise QuantizationError(f"int8_float_layers not in the head: {', '.join(unknown)}")
     # get_default_qconfig("x86") with its reduce_range spelled as the range it means: 7-bit activations
     qconfig = QConfig(
         activation=HistogramObserver.with_args(dtype=torch.quint8, quant_min=0, quant_max=127),

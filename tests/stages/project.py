@@ -25,6 +25,14 @@ TINY = {
     },
     "decode": {"num_frames": 8, "size": 32, "shards": 2},
 }
+# For tests that run the whole default DAG and assert on its stores, not on what the models learn:
+# the trainers' defaults (150 classify epochs, 2000 x 1500 synthetic rec users x items) dominate their time.
+QUICK_TRAINING = {
+    "ctr": {"epochs": 2, "patience": 1},
+    "classify": {"epochs": 3, "patience": 1},
+    "rec_sample": {"n_users": 120, "n_items": 90},
+    "rec": {"epochs": 2, "patience": 1},
+}
 
 
 def deep_update(base: dict, patch: dict) -> dict:
@@ -36,21 +44,28 @@ def deep_update(base: dict, patch: dict) -> dict:
     return base
 
 
+def copy_worktree(dest: Path) -> None:
+    """The repository's tracked and untracked (not ignored) files, without tests/ and dvc.lock, into ``dest``.
+
+    Also used by bench/precision.py, which runs experiments in such a copy."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file() and not rel.startswith("tests/"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+
+
 class Project:
     def __init__(self, root: Path, patch: dict | None = None):
         self.root = root
-        files = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-        for rel in filter(None, files):
-            if (ROOT / rel).is_file() and not rel.startswith("tests/"):
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / rel, root / rel)
-        (root / "dvc.lock").unlink(missing_ok=True)
+        copy_worktree(root)
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
         # copies: deep_update shares the patch's nested dicts, so a later patch would edit TINY itself
         self.set_params(deep_update(copy.deepcopy(TINY), copy.deepcopy(patch or {})))

@@ -97,24 +97,30 @@ def assert_equal_stores(clean: Path, chaos: Path) -> None:
         assert pq.read_table(clean / fail).equals(pq.read_table(chaos / fail)), fail
 
 
-@pytest.mark.slow
-def test_killed_stages_resume_to_the_clean_result_and_leave_no_process(tmp_path):
-    clean = Project(tmp_path / "clean", PATCH)
-    done = clean.run("dvc", "repro", *TARGET)
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Project:
+    """The reference: the same targets run once without a kill (once per xdist worker that needs it)."""
+    proj = Project(tmp_path_factory.mktemp("clean"), PATCH)
+    done = proj.run("dvc", "repro", *TARGET)
     assert done.returncode == 0, done.stdout + done.stderr
-    for seed, module in enumerate(TARGETS):  # a fresh project each: the killed stage runs for the first time
-        chaos = Project(tmp_path / f"chaos{seed}", PATCH)
-        rc, descendants = repro_and_kill(chaos, module, seed)
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in descendants) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = {p: cmdline(p) for p in descendants if alive(p)}
-        assert not left, f"processes of the killed stages.{module} still running: {left}"
-        if rc != 0:  # killed mid-run: what it wrote never reads as complete
-            for path in STORES[1:]:
-                if (chaos.root / path).is_dir() and store.completion(chaos.root / path) is None:
-                    with pytest.raises(store.StoreError, match="incomplete"):
-                        store.read_table(chaos.root / path)
-        done = chaos.run("dvc", "repro", *TARGET)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert_equal_stores(clean.root, chaos.root)
+    return proj
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, module", list(enumerate(TARGETS)), ids=TARGETS)
+def test_killed_stages_resume_to_the_clean_result_and_leave_no_process(clean, tmp_path, seed, module):
+    chaos = Project(tmp_path / "chaos", PATCH)  # a fresh project: the killed stage runs for the first time
+    rc, descendants = repro_and_kill(chaos, module, seed)
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in descendants) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {p: cmdline(p) for p in descendants if alive(p)}
+    assert not left, f"processes of the killed stages.{module} still running: {left}"
+    if rc != 0:  # killed mid-run: what it wrote never reads as complete
+        for path in STORES[1:]:
+            if (chaos.root / path).is_dir() and store.completion(chaos.root / path) is None:
+                with pytest.raises(store.StoreError, match="incomplete"):
+                    store.read_table(chaos.root / path)
+    done = chaos.run("dvc", "repro", *TARGET)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_equal_stores(clean.root, chaos.root)

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.media_fixtures import REAL_CLIPS, make_bad_inputs, real_clips
-from tests.stages.project import Project
+from tests.stages.project import QUICK_TRAINING, Project
 
 
 def rows(path) -> list[dict]:
@@ -15,7 +15,7 @@ def rows(path) -> list[dict]:
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
-    proj = Project(tmp_path)
+    proj = Project(tmp_path, QUICK_TRAINING)
     first = proj.run("dvc", "repro")
     assert first.returncode == 0, first.stdout + first.stderr
     manifest = rows(tmp_path / "data/ingest/manifest.parquet")

@@ -15,7 +15,7 @@ from pipeline.decode import decoded
 from pipeline.visual import weights
 from pipeline.visual.extractor import Extractor, create, output_paths
 from pipeline.visual.inference import CalibrationSet, Engine, Placement
-from pipeline.visual.quantize import choose_calibration
+from pipeline.visual.quantize import QuantizationError, choose_calibration, quantize
 from pipeline.visual.worker import VisualWorker, calibration_set, extract_store, store_meta
 from tests.pipeline.visual.helpers import random_frames, visual_config, write_decoded
 
@@ -85,11 +85,30 @@ def test_int8_resnet152_features_close_to_fp32_and_the_measured_error_is_true(re
     ref, got = fp32(x)["resnet152_pool"], int8(x)["resnet152_pool"]
     assert int8.placement.precision == "int8" and int8.fallback is None
     rel = np.linalg.norm(got - ref, axis=1) / np.linalg.norm(ref, axis=1)
-    assert rel.max() < 0.05  # the tolerance docs/stages/visual.md states for random weights at 48 px
+    assert rel.max() < 0.03  # measured 1.6% here (48 px, random weights); docs/stages/visual.md: ~2%
     cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
-    assert cos.min() > 0.995
+    assert cos.min() > 0.999
     c = int8.calibration
-    assert c.video_ids == calib().video_ids and 0 < c.rel_error <= c.max_rel_error < 0.05 and c.cosine > 0.995
+    assert c.video_ids == calib().video_ids and 0 < c.rel_error <= c.max_rel_error < 0.03 and c.cosine > 0.999
+    # the first block of each stage stays in float, as the extractor names it; the rest is int8
+    assert c.float_layers == ("4.0", "5.0", "6.0", "7.0") == int8.extractor.int8_float_layers
+    modules = dict(int8.net.named_modules())
+    quantised = {name for name, m in modules.items() if ".quantized" in type(m).__module__}
+    assert not {f"{block}.conv{i}" for block in c.float_layers for i in (1, 2, 3)} & quantised
+    assert {"4.1.conv1", "4.1.conv2", "7.2.conv3"} <= quantised
+
+
+@pytest.mark.parametrize("name", ["resnet152", "c3d", "i3d", "i3d_flow"])
+def test_the_layers_an_extractor_keeps_in_float_are_in_its_head(name):
+    ex = create(name, visual_config(), 16)
+    names = {n for n, _ in ex.head(ex.build()).named_modules()}
+    assert ex.int8_float_layers and set(ex.int8_float_layers) <= names
+
+
+def test_a_float_layer_missing_from_the_head_is_a_quantisation_error():
+    ex = TinyConv()
+    with pytest.raises(QuantizationError, match="int8_float_layers not in the head: 0.9"):
+        quantize(ex.head(ex.build()), ex.preprocess, lambda f, b: f, clips(2), ("a", "b"), "train", ("0.9",))
 
 
 def test_calibration_is_deterministic():
