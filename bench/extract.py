@@ -127,7 +127,8 @@ def frozen_row(ex, model, clips: np.ndarray, batch_size: int, ref: np.ndarray, c
     with torch.no_grad():
         inputs = [ex.preprocess(torch.from_numpy(c)) for c in chunks]
         start = time.perf_counter()
-        net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_fuse(ex.head(model)), inputs[0])))
+        head = _fuse(ex.head(model).eval()).eval()
+        net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(head, inputs[0])))
         net(inputs[0])  # the first calls still specialise the graph
         build = time.perf_counter() - start
         start = time.perf_counter()
