@@ -58,6 +58,15 @@ class Registry(Generic[T]):
 
         return add if member is None else add(member)
 
+    def register_class(self, name: str) -> Callable[[T], T]:
+        """Class decorator: ``register(name)`` that also sets the class's ``name`` (extractors, joints)."""
+
+        def add(cls: T) -> T:
+            cls.name = name  # type: ignore[attr-defined]
+            return self.register(name, cls)
+
+        return add
+
     def get(self, name: str) -> T:
         self.check(name)
         if name not in self._members:  # a plugin module not imported yet: importing it registers the member

@@ -68,8 +68,13 @@ def load_videos(root: str, n: int, frames: int) -> tuple[list[str], np.ndarray]:
     return ids, np.stack(clips)
 
 
+def rel_errors(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Per row ||b - a|| / ||a|| (also read by bench/precision.py)."""
+    return np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)
+
+
 def rel_diff(b: np.ndarray, a: np.ndarray) -> float:
-    return float(np.max(np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)))
+    return float(np.max(rel_errors(b, a)))
 
 
 def min_cos(b: np.ndarray, a: np.ndarray) -> float:

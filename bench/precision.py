@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from extract import min_cos, rel_errors
 from report import Report, cpu_name, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,9 +104,8 @@ def compare(ref: dict, got: dict) -> tuple[float, float, float]:
     """Mean and max relative L2 error and smallest cosine of ``got`` against ``ref``, over the shared videos."""
     ids = sorted(set(ref) & set(got))
     a, b = np.stack([ref[i] for i in ids]), np.stack([got[i] for i in ids])
-    rel = np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return float(rel.mean()), float(rel.max()), float(cos.min())
+    rel = rel_errors(b, a)
+    return float(rel.mean()), float(rel.max()), min_cos(b, a)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ store as modality ``<name>``, so the classifier and the CTR / top-K content can 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -71,14 +71,7 @@ class Joint(ABC):
         return plain(self.cfg)
 
 
-def register(name: str) -> Callable[[type[Joint]], type[Joint]]:
-    """Class decorator: ``JOINTS.register(name)`` that also sets the class's ``name``."""
-
-    def deco(cls: type[Joint]) -> type[Joint]:
-        cls.name = name
-        return JOINTS.register(name, cls)
-
-    return deco
+register = JOINTS.register_class  # @register("name"): registers the class and sets its ``name``
 
 
 def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:

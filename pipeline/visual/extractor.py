@@ -83,14 +83,7 @@ class Extractor(ABC):
         return cls.name
 
 
-def register(name: str) -> Callable[[type[Extractor]], type[Extractor]]:
-    """Class decorator: ``EXTRACTORS.register(name)`` that also sets the class's ``name``."""
-
-    def deco(cls: type[Extractor]) -> type[Extractor]:
-        cls.name = name
-        return EXTRACTORS.register(name, cls)
-
-    return deco
+register = EXTRACTORS.register_class  # @register("name"): registers the class and sets its ``name``
 
 
 def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
