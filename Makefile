@@ -35,7 +35,7 @@ docs-serve: setup
 bench:
 	@EXTRAS=dev,bench bash scripts/bootstrap.sh  # bench: deepctr-torch, the reference for bench/ctr.py
 	$(RUN) python bench/decode.py
-	$(RUN) python bench/extract.py --rss --precisions fp32,int8 --frozen
+	$(RUN) python bench/extract.py --rss --precisions fp32,int8 --compiled
 	$(RUN) python bench/precision.py  # the sample pipeline at fp32 and int8 (dvc exp run, ~15 min)
 	$(RUN) python bench/audio.py
 	$(RUN) python bench/ctr.py

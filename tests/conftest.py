@@ -73,10 +73,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     ``make test`` runs two workers (``-n 2 --dist loadgroup``). Two Ray runtimes on two cores starve each
     other's raylets (node-death timeouts then fire), so every test that starts Ray is in one group.
+    The chaos tests share one worker too: their module-scoped clean reference then runs once, not per worker.
     The slow tests go first so that neither worker is left with a long test at the end.
     """
     for item in items:
         uses_ray = {"ray_runtime", "ray_cluster"} & set(getattr(item, "fixturenames", ())) or "ray" in item.path.name
         if uses_ray:
             item.add_marker(pytest.mark.xdist_group("ray"))
+        elif item.path.name == "test_chaos.py":
+            item.add_marker(pytest.mark.xdist_group("chaos"))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise

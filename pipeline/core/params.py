@@ -252,6 +252,7 @@ class VisualConfig:
     threads: int  # CPU threads for torch; 0 = one per core
     max_failure_rate: float
     calibration_clips: int  # precision int8: training-split clips the activation ranges are calibrated on
+    compiled: tuple[str, ...]  # extractors whose fp32 head runs through torch.compile (a speed choice)
     # visual.<name>: each registered extractor's own section, built with the config class its module declares
     sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -267,6 +268,8 @@ class VisualConfig:
                 raise ValueError(f"extractor {name!r} is in extractors but has no visual.{name} section")
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("extractors lists a name twice")
+        for i, name in enumerate(self.compiled):
+            EXTRACTORS.check(name, f"visual.compiled[{i}]")
         if self.batch_size < 1 or self.threads < 0:
             raise ValueError("need batch_size >= 1 and threads >= 0 (0 = one per core)")
         if self.calibration_clips < 1:

@@ -6,7 +6,10 @@ channels_last_3d (3-D) memory format, bf16 autocast where the hardware runs bf16
 (``precision: auto``), uint8 frames moved to the device before conversion (4x less copy). With
 ``precision: int8`` (opt-in, CPU) the head is quantised on a calibration set of decoded clips
 (``pipeline.visual.quantize``); if that fails, the engine runs fp32, says why in the log, and its
-``placement.precision`` (hence the store's metadata and reuse key) says fp32.
+``placement.precision`` (hence the store's metadata and reuse key) says fp32. ``compile`` (params
+``visual.compiled``, fp32 only) replaces the fused head by ``torch.compile``'s inductor graph with frozen
+weights (oneDNN weights packed once instead of on every call); the features stay those of the eager head
+to float rounding, so the reuse key does not change.
 ``naive=True`` is the common-script baseline kept for the benchmark and the fp32 reference:
 fp32, default memory format, ``torch.no_grad``.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -109,6 +113,8 @@ class Engine:
         self.bf16 = placement.precision == "bf16" and not naive
         self.calibration: Calibration | None = None  # int8: what calibrated it and its measured error
         self.fallback: str | None = None  # int8 requested but not used: why
+        self.graph: Literal["eager", "compiled"] = "eager"
+        self._rows = 0  # compiled: the model-input rows (frames or clips) of the one compiled shape
         if placement.precision == "int8" and not naive:
             self.net = self._quantized(extractor.head(model), calibration)
         else:
@@ -150,6 +156,37 @@ class Engine:
         )
         return qhead
 
+    def compile(self, example: np.ndarray) -> None:
+        """Run the fp32 head compiled by ``torch.compile`` (inductor, weights frozen), on batches of
+        ``example``'s shape: uint8 clips, as many as a full batch, of the store's frame shape.
+
+        A speed choice for CPUs without bf16 units (measured in ``bench/extract.py``). Shorter batches are
+        zero-padded to this size, so the one compiled graph serves every batch (a new shape would compile
+        again). At another precision, or where compiling fails (no C++ compiler), the head stays eager and
+        the log says why."""
+        name = self.extractor.name
+        if self.naive or self.placement.precision != "fp32":
+            log.info("%s: visual.compiled applies to fp32; this run is %s, eager", name, self.placement.precision)
+            return
+        import torch._inductor.config
+
+        start = time.perf_counter()
+        x = self.prepare(example)
+        net = self.net.to(memory_format=memory_format(x.dim())).eval()
+        compiled = torch.compile(net, dynamic=False)
+        try:
+            with self._grad_off(), torch._inductor.config.patch(freezing=True):
+                compiled(x)  # compiles here, not in the first batch's time
+        except (RuntimeError, OSError) as err:
+            log.warning("%s: torch.compile failed, the fp32 head runs eager: %s", name, str(err).splitlines()[0])
+            return
+        self.net, self._formatted, self.graph, self._rows = compiled, True, "compiled", x.shape[0]
+        log.info(
+            "%s: fp32 head compiled (torch.compile, inductor, frozen weights) in %.1f s",
+            name,
+            time.perf_counter() - start,
+        )
+
     def _grad_off(self):
         return torch.no_grad() if self.naive else torch.inference_mode()
 
@@ -171,9 +208,17 @@ class Engine:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         with self._grad_off():
             with autocast:
-                feats = self.net(x)  # (N, D) per frame or clip
+                feats = self._forward(x)  # (N, D) per frame or clip
             out = self.extractor.aggregate(feats, batch)
         return {k: v.float().cpu().numpy() for k, v in out.items()}  # (B, D) each
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        short = self._rows - x.shape[0]
+        if self.graph != "compiled" or short <= 0:
+            return self.net(x)
+        # rows are frames or clips, each its own sample (eval mode): zero rows change no other row
+        padded = torch.cat([x, x.new_zeros((short, *x.shape[1:]))]).contiguous(memory_format=memory_format(x.dim()))
+        return self.net(padded)[: x.shape[0]]
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         return self.run(self.prepare(frames), frames.shape[0])

@@ -65,6 +65,8 @@ def store_meta(engine: Engine, loaded: weights.WeightsInfo, decoded_meta: dict[s
         extra["int8"] = engine.calibration.record()
     if engine.fallback is not None:
         extra["int8_fallback"] = engine.fallback  # int8 was asked for; the store holds fp32 (precision says so)
+    # the kernels of the run that wrote it: not in the reuse key (the same features to float rounding)
+    extra["graph"] = engine.graph
     return store.make_meta(
         "visual",
         params=params,
@@ -152,6 +154,9 @@ def build_worker(name: str, cfg: VisualConfig, decoded_root: str, manifest: str 
         calibration_set(decoded_root, manifest, cfg.calibration_clips) if placement.precision == "int8" else None
     )
     engine = Engine(extractor, loaded.model, placement, calibration=calibration)
+    if name in cfg.compiled:
+        frame_shape = decoded.read_meta(decoded_root)["dims"]["frames"]
+        engine.compile(np.zeros((cfg.batch_size, *frame_shape), np.uint8))
     return Built(VisualWorker(engine, decoded_root, cfg.batch_size), info)
 
 

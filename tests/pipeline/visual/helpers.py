@@ -7,10 +7,13 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from pipeline.core.params import DecodeConfig, VisualConfig, load_params
 from pipeline.decode.decoded import DecodedWriter
 from pipeline.decode.worker import decoded_meta
+from pipeline.visual.extractor import Extractor
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -67,3 +70,30 @@ def write_decoded(
         )
     writer.close()
     return root
+
+
+class TinyConv(Extractor):
+    """Two convolutions and a pooled 16-d vector per frame, mean over frames: the engine's mechanics, fast."""
+
+    name = "tinyconv"
+
+    def __init__(self, num_frames: int = 2):
+        super().__init__(cfg={"weights": "random"}, num_frames=num_frames)
+
+    def build(self) -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+        ).eval()
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # (B*T, 3, H, W)
+
+    def head(self, model: nn.Module) -> nn.Module:
+        return nn.Sequential(model, nn.Flatten(1))
+
+    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        return {"tinyconv": feats.float().view(batch, -1, feats.shape[1]).mean(1)}
+
+    def dims(self) -> dict[str, list[int]]:
+        return {"tinyconv": [16]}

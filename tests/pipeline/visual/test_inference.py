@@ -1,8 +1,9 @@
-"""Device, precision and params validation for the visual stages (no model runs)."""
+"""Device, precision, the compiled head and params validation for the visual stages (tiny models only)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -81,3 +82,67 @@ def test_random_resnet152_is_numerically_sane_at_either_precision():
     assert rel < 0.02
     spread = np.linalg.norm(out["fp32"] - out["fp32"].mean(0))  # the differences between videos survive bf16
     assert np.linalg.norm((out["bf16"] - out["bf16"].mean(0)) - (out["fp32"] - out["fp32"].mean(0))) < 0.1 * spread
+
+
+def test_compiled_head_gives_the_eager_store_for_every_batch_length(tmp_path, keep_threads):
+    """visual.compiled: one graph compiled for a full batch serves the shorter last batch (zero-padded rows),
+    the store's features equal the eager ones to float rounding, its metadata says compiled, and a store
+    written eager is reused as it is (compiling changes the speed, not the reuse key)."""
+    from pipeline.core import store
+    from pipeline.decode import decoded
+    from pipeline.visual.extractor import output_paths
+    from pipeline.visual.weights import WeightsInfo
+    from pipeline.visual.worker import VisualWorker, extract_store, store_meta
+    from tests.pipeline.visual.helpers import TinyConv, random_frames, write_decoded
+
+    root = write_decoded(tmp_path / "dec", [(f"v{i}", random_frames(i, 2, 24), False) for i in range(5)], 2, 24)
+    ex = TinyConv()
+    fp32 = engine.Placement(torch.device("cpu"), "fp32", 1)
+
+    def run(graph: str, out: str):
+        eng = engine.Engine(ex, ex.build(), fp32)
+        if graph == "compiled":
+            eng.compile(np.zeros((2, 2, 24, 24, 3), np.uint8))  # batches of 2 videos: 2, 2, then 1
+        assert eng.graph == graph
+        meta = store_meta(eng, WeightsInfo("random", None, None), decoded.read_meta(root))
+        summary = extract_store(VisualWorker(eng, str(root), 2), tmp_path / out, meta)
+        path = output_paths(tmp_path / out, "tinyconv")[0]
+        return summary, store.read_meta(path)["graph"], store.vectors(store.read_table(path).column("tinyconv"))
+
+    _, graph, eager = run("eager", "eager")
+    summary, graph_c, compiled = run("compiled", "compiled")
+    assert (graph, graph_c, summary.computed) == ("eager", "compiled", 5)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+    again, _, _ = run("compiled", "eager")  # the eager store, extended by a compiled run: nothing to do
+    assert again.computed == 0
+
+
+def test_compile_stays_eager_at_other_precisions_and_when_it_fails(monkeypatch, caplog):
+    from tests.pipeline.visual.helpers import TinyConv
+
+    ex = TinyConv()
+    example = np.zeros((1, 2, 16, 16, 3), np.uint8)
+    bf16 = engine.Engine(ex, ex.build(), engine.Placement(torch.device("cpu"), "bf16", 1))
+    with caplog.at_level(logging.INFO, logger="visual.engine"):
+        bf16.compile(example)
+    assert bf16.graph == "eager" and "visual.compiled applies to fp32; this run is bf16" in caplog.text
+
+    def no_compiler(net, dynamic):
+        def fail(x):
+            raise RuntimeError("InductorError: CppCompileError: C++ compile error\nmore lines")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    fp32 = engine.Engine(ex, ex.build(), engine.Placement(torch.device("cpu"), "fp32", 1))
+    with caplog.at_level(logging.WARNING, logger="visual.engine"):
+        fp32.compile(example)
+    assert fp32.graph == "eager" and "torch.compile failed, the fp32 head runs eager: InductorError" in caplog.text
+    assert fp32(example)["tinyconv"].shape == (1, 16)  # and it runs
+
+
+def test_compiled_names_registered_extractors():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())["visual"]
+    assert build(VisualConfig, raw | {"compiled": ["resnet152"]}).compiled == ("resnet152",)
+    with pytest.raises(ConfigError, match=r"unknown visual extractor 'resnet50' in visual.compiled\[0\]"):
+        build(VisualConfig, raw | {"compiled": ["resnet50"]}, "visual")

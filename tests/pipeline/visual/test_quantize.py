@@ -13,42 +13,15 @@ from torch import nn
 from pipeline.core import store
 from pipeline.decode import decoded
 from pipeline.visual import weights
-from pipeline.visual.extractor import Extractor, create, output_paths
+from pipeline.visual.extractor import create, output_paths
 from pipeline.visual.inference import CalibrationSet, Engine, Placement
 from pipeline.visual.quantize import QuantizationError, choose_calibration, quantize
 from pipeline.visual.worker import VisualWorker, calibration_set, extract_store, store_meta
-from tests.pipeline.visual.helpers import random_frames, visual_config, write_decoded
+from tests.pipeline.visual.helpers import TinyConv, random_frames, visual_config, write_decoded
 
 T, S = 2, 48  # ResNet-152 at 48 px: every layer runs, in a fraction of a second
 INT8 = Placement(torch.device("cpu"), "int8", 1)
 FP32 = Placement(torch.device("cpu"), "fp32", 1)
-
-
-class TinyConv(Extractor):
-    """Two convolutions and a pooled 16-d vector per frame, mean over frames: the int8 mechanics, fast."""
-
-    name = "tinyconv"
-
-    def __init__(self):
-        super().__init__(cfg={"weights": "random"}, num_frames=T)
-
-    def build(self) -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Sequential(
-            nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
-        ).eval()
-
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        return frames.flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # (B*T, 3, H, W)
-
-    def head(self, model: nn.Module) -> nn.Module:
-        return nn.Sequential(model, nn.Flatten(1))
-
-    def aggregate(self, feats: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-        return {"tinyconv": feats.float().view(batch, -1, feats.shape[1]).mean(1)}
-
-    def dims(self) -> dict[str, list[int]]:
-        return {"tinyconv": [16]}
 
 
 def clips(n: int, offset: int = 0) -> np.ndarray:

@@ -219,3 +219,18 @@ def test_random_weights_stores_written_before_the_weights_hash_stay_reusable(tmp
     new, feats_new, _ = _weights_stage(tmp_path, root, "random")
     assert new.computed == 0 and np.array_equal(feats_new, feats_old)
     assert store.read_meta(final)["weights_sha256"] is None  # the seed is its identity
+
+
+def test_build_worker_compiles_the_extractors_visual_compiled_lists_for_a_full_batch(tmp_path, monkeypatch):
+    from pipeline.visual.worker import build_worker
+    from tests.pipeline.visual.helpers import visual_config
+
+    root = write_decoded(tmp_path / "dec", [("v0", random_frames(0, 2, 32), False)], 2, 32)
+    seen = []
+    monkeypatch.setattr(Engine, "compile", lambda self, example: seen.append((self.extractor.name, example.shape)))
+    small = {"num_frames": 2, "keep_sequence": False}
+    build_worker("resnet152", visual_config(precision="fp32", batch_size=3, resnet152=small), str(root))
+    assert seen == []  # visual.compiled: [] (the default)
+    cfg = visual_config(precision="fp32", batch_size=3, compiled=("resnet152",), resnet152=small)
+    build_worker("resnet152", cfg, str(root))
+    assert seen == [("resnet152", (3, 2, 32, 32, 3))]  # batch_size clips of the decoded store's frame shape
