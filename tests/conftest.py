@@ -68,13 +68,16 @@ def ray_cluster():
     cluster.shutdown()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
     """Ray tests share one xdist worker; whole-pipeline (``slow``) tests start first.
 
     ``make test`` runs two workers (``-n 2 --dist loadgroup``). Two Ray runtimes on two cores starve each
     other's raylets (node-death timeouts then fire), so every test that starts Ray is in one group.
     The chaos tests share one worker too: their module-scoped clean reference then runs once, not per worker.
     The slow tests go first so that neither worker is left with a long test at the end.
+    A wrapper: the marks are set before pytest-xdist reads them, and checked after it has (it appends
+    ``@<group>`` to each marked test's id, which is what its scheduler groups by).
     """
     for item in items:
         uses_ray = {"ray_runtime", "ray_cluster"} & set(getattr(item, "fixturenames", ())) or "ray" in item.path.name
@@ -83,3 +86,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif item.path.name == "test_chaos.py":
             item.add_marker(pytest.mark.xdist_group("chaos"))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+    result = yield
+    if getattr(config.option, "loadgroup", False):  # set on the workers of --dist loadgroup
+        lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if lost:  # pytest 9.2 with pytest-xdist 3.8 did this silently: every group ran spread over both workers
+            raise pytest.UsageError(
+                f"--dist loadgroup ignored the xdist_group marks (e.g. {lost[0]}) with pytest {pytest.__version__}: "
+                "use the versions pinned in pyproject.toml"
+            )
+    return result
