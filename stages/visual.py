@@ -4,7 +4,7 @@
 source is flow: ``i3d_flow``), params ``visual.*`` and, with ``visual.precision: int8``, the ``split``
 column of ``paths.manifest`` (the calibration clips); updates
 ``<paths.visual_features>/visual_<name>.parquet`` (a folder of shards: video_id, fingerprint, vector
-columns, padded; metadata: extractor, weights, dims, params, precision) and
+columns, padded; metadata: extractor, weights, dims, params, precision, graph) and
 ``visual_<name>_failures.parquet``. Incremental (the per-video stage runner): only new or
 changed videos run through the model.
 """
