@@ -147,7 +147,8 @@ def calibration_set(decoded_root: str, manifest: str | None, n: int) -> Calibrat
 def build_worker(name: str, cfg: VisualConfig, decoded_root: str, manifest: str | None = None) -> Built:
     """Extractor, weights and engine for ``visual.<name>``, once per worker (int8: calibrated here)."""
     placement = resolve_placement(cfg)
-    extractor = create(name, cfg, int(decoded.read_meta(decoded_root)["dims"]["frames"][0]))
+    frame_shape = decoded.read_meta(decoded_root)["dims"]["frames"]  # (T, H, W, C)
+    extractor = create(name, cfg, int(frame_shape[0]))
     loaded = weights.load(extractor, extractor.cfg.weights, placement.device)
     info = weights.WeightsInfo(loaded.weights, loaded.detail, loaded.sha256)  # without the model
     calibration = (
@@ -155,7 +156,6 @@ def build_worker(name: str, cfg: VisualConfig, decoded_root: str, manifest: str 
     )
     engine = Engine(extractor, loaded.model, placement, calibration=calibration)
     if name in cfg.compiled:
-        frame_shape = decoded.read_meta(decoded_root)["dims"]["frames"]
         engine.compile(np.zeros((cfg.batch_size, *frame_shape), np.uint8))
     return Built(VisualWorker(engine, decoded_root, cfg.batch_size), info)
 

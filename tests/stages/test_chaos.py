@@ -99,7 +99,7 @@ def assert_equal_stores(clean: Path, chaos: Path) -> None:
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory) -> Project:
-    """The reference: the same targets run once without a kill (once per xdist worker that needs it)."""
+    """The reference: the same targets run once without a kill (the chaos tests share one xdist worker)."""
     proj = Project(tmp_path_factory.mktemp("clean"), PATCH)
     done = proj.run("dvc", "repro", *TARGET)
     assert done.returncode == 0, done.stdout + done.stderr
