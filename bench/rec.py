@@ -30,8 +30,9 @@ from pipeline.datasets import read_source
 from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
 from pipeline.rec.metrics import Pairs, evaluate
-from pipeline.rec.train import final_metrics, fit
+from pipeline.rec.train import final_metrics, fit, valid_metrics
 
+PROFILES = ("realistic", "easy")  # the synthetic dataset's profiles (rec_sample.profile)
 REPORT = Report()  # printed as it goes, written to bench/out/rec.md at the end
 emit = REPORT.emit
 
@@ -50,9 +51,10 @@ def fmt(values: list[float | None]) -> str:
 def load(spec: str, params) -> tuple[str, rec_data.RecData]:
     name, _, where = spec.partition("=")
     cfg = params.rec_data
-    if name == "synthetic":
+    if name in PROFILES:
         folder = tempfile.mkdtemp(prefix="rec_bench_")
-        synthetic.write(synthetic.generate(params.rec_sample), folder, params.rec_sample.name)
+        sample = dataclasses.replace(params.rec_sample, profile=name)
+        synthetic.write(synthetic.generate(sample), folder, sample.name)
         source, path = "mmrec", folder
     else:
         source, _, path = where.partition(":")
@@ -67,11 +69,13 @@ def compare(
     emit(
         f"\n{name}: {data.n_users} users x {data.n_items} items; train {s['train_interactions']} / valid "
         f"{s['valid_interactions']} / test {s['test_interactions']} ({s['test_cold_interactions']} test on "
-        f"{s['cold_items']} cold items); seeds {seeds}; rec.* from params.yaml with epochs <= "
-        f"{epochs or params.rec.epochs}, lr {lr or params.rec.lr}\n"
+        f"{s['cold_items']} cold items); seeds {seeds}; rec.* from params.yaml (null lr / reg / dropout: each "
+        f"model's default) with epochs <= {epochs or params.rec.epochs}"
+        + (f", lr {lr}" if lr else "")
+        + "\n"
     )
-    emit("| model | recall@20 | ndcg@20 | cold recall@20 | cold ndcg@20 | epochs | s/epoch | eval s |")
-    emit("|---|---|---|---|---|---|---|---|")
+    emit("| model | valid recall@20 | recall@20 | ndcg@20 | cold recall@20 | cold ndcg@20 | epochs | s/epoch | eval s |")
+    emit("|---|---|---|---|---|---|---|---|---|")
     for model in models:
         runs = []
         for seed in seeds:
@@ -80,8 +84,9 @@ def compare(
             )
             result = fit(cfg, data)
             runs.append(final_metrics(result.model, data, cfg.eval_batch) | {"spe": result.seconds_per_epoch})
-            runs[-1]["epochs"] = len(result.curve)
-        cells = [fmt([r[k] for r in runs]) for k in ("recall@20", "ndcg@20")]
+            runs[-1] |= {"epochs": result.epochs, "valid": valid_metrics(result.model, data, cfg.eval_batch)["recall@20"]}
+        cells = [fmt([r["valid"] for r in runs])]
+        cells += [fmt([r[k] for r in runs]) for k in ("recall@20", "ndcg@20")]
         cells += [fmt([r["cold"].get(k) for r in runs]) for k in ("recall@20", "ndcg@20")]
         spe = np.mean([r["spe"] for r in runs])
         cells += [f"{np.mean([r['epochs'] for r in runs]):.0f}", f"{spe:.2f}" if spe else "-"]
@@ -110,7 +115,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=None, help="cap on epochs (default rec.epochs)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default rec.lr)")
-    ap.add_argument("--dataset", nargs="+", default=["synthetic"], help="synthetic | NAME=SOURCE:PATH")
+    ap.add_argument("--dataset", nargs="+", default=list(PROFILES), help="realistic | easy | NAME=SOURCE:PATH")
     ap.add_argument("--eval-users", type=int, default=10_000)
     ap.add_argument("--eval-items", type=int, default=10_000)
     ap.add_argument("--eval-only", action="store_true")

@@ -20,7 +20,7 @@ from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.core.params import load_params
 from pipeline.rec import data as rec_data
-from pipeline.rec.train import ContentError, final_metrics, fit, save_checkpoint
+from pipeline.rec.train import ContentError, final_metrics, fit, save_checkpoint, valid_metrics
 from registry import UnknownName
 
 log = logging.getLogger("stage.rec_train")
@@ -38,16 +38,20 @@ def main() -> None:
     metrics |= {
         "model": cfg.model,
         "best_epoch": result.best_epoch,
-        "epochs": len(result.curve),
+        "epochs": result.epochs,
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
+        "valid": valid_metrics(result.model, data, cfg.eval_batch) | {"epoch": result.best_epoch},
+        "cold_placement": dict(zip(("spread", "shift"), result.model.cold_affine.tolist())),
     }
     save_checkpoint(Path(paths.rec_model) / "model.pt", result.model, cfg)
     store.write_text(paths.rec_metrics, json.dumps(metrics, indent=2, sort_keys=True))
     rows = "".join(",".join(f"{r[k]:.6g}" for k in CURVE) + "\n" for r in result.curve)
     store.write_text(Path(paths.rec_plots) / "training.csv", ",".join(CURVE) + "\n" + rows)
     log.info(
-        "%s: test recall@20 %.4f, ndcg@20 %.4f; cold recall@20 %s (%d users); %d users skipped; best epoch %d",
+        "%s: valid recall@20 %.4f; test recall@20 %.4f, ndcg@20 %.4f; cold recall@20 %s (%d users); "
+        "%d users skipped; best epoch %d",
         cfg.model,
+        metrics["valid"]["recall@20"],
         metrics["recall@20"],
         metrics["ndcg@20"],
         metrics["cold"].get("recall@20"),

@@ -4,7 +4,8 @@ A model is built from plain sizes (``RecSizes``), the training user-item graph (
 training positive) and optional item content (``Content``), never from a params object. The loop calls
 ``loss(users, pos, neg)`` on batches of (user, positive item, ``negatives`` sampled negatives) and
 adds ``reg * l2`` to the ranking loss; evaluation calls ``refresh()`` once (eval mode, no grad: graph
-models propagate and cache there), then ``scores(users)`` for batches of users against all items.
+models propagate and cache there), then ``ranked_scores(users)`` (``scores`` plus the cold items' offset)
+for batches of users against all items.
 """
 
 from __future__ import annotations
@@ -48,10 +49,26 @@ class Loss:
 class RecModel(nn.Module):
     negatives: int = 1  # sampled negatives per positive that the training loop draws
     trainable: bool = True  # False: no training (pop); the loop only evaluates
+    # the model's defaults for rec.lr / rec.reg / rec.dropout when params leave them null (sane on both
+    # synthetic profiles, chosen on validation recall: docs/stages/rec.md)
+    lr: float = 1e-3
+    reg: float = 1e-4
+    dropout: float = 0.0
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__()
         self.sizes = sizes
+        self.register_buffer("cold", torch.bincount(graph.items, minlength=sizes.n_items) == 0, persistent=False)
+        # content models set a module that scores items from content alone (``scores(users)``; trained by
+        # the loop after the model, with its own ``loss``): ``ranked_scores`` ranks the cold items with it
+        self.cold_scorer: nn.Module | None = None
+        # (spread, shift) placing a user's cold items among its warm ones, in units of the user's warm-score
+        # std; spread 0 = uncalibrated (cold items keep the model's own scores). Fitted on validation by the loop.
+        self.register_buffer("cold_affine", torch.zeros(2))
+
+    def lr_groups(self) -> list[tuple[list[nn.Parameter], float]]:
+        """The trainable parameters in groups, each with its learning rate as a multiple of ``rec.lr``."""
+        return [([p for p in self.parameters() if p.requires_grad], 1.0)]
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
         """users (B,), pos (B,), neg (B, negatives) -> the batch's loss."""
@@ -63,6 +80,21 @@ class RecModel(nn.Module):
     def scores(self, users: torch.Tensor) -> torch.Tensor:
         """users (B,) -> (B, n_items) scores against every item (higher ranks first)."""
         raise NotImplementedError
+
+    def ranked_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """What evaluation ranks: ``scores``, and for the cold items (where the model has a calibrated cold
+        scorer) their content scores standardised per user, z, placed at the user's warm mean + std x
+        (spread z + shift): the user's own scale, so one (spread, shift) fits light and heavy users alike."""
+        s = self.scores(users)
+        spread, shift = self.cold_affine.tolist()
+        if self.cold_scorer is None or spread == 0 or bool(self.cold.all()) or not bool(self.cold.any()):
+            return s
+        warm = s[:, ~self.cold]
+        c = self.cold_scorer.scores(users)[:, self.cold]
+        z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True).clamp(min=1e-12)
+        out = s.clone()
+        out[:, self.cold] = warm.mean(1, keepdim=True) + warm.std(1, keepdim=True) * (spread * z + shift)
+        return out
 
 
 def bpr(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:

@@ -2,24 +2,31 @@
 
 BPR-style training through the model contract (``models.rec.base``): each epoch shuffles the training
 positives, draws ``model.negatives`` uniform negatives per positive that are never a training
-positive of that user, and minimises ``loss.rank + rec.reg * loss.l2`` with Adam. After each epoch
-the model is refreshed and ranked on the validation split (training positives masked); early stopping
-keeps the epoch with the best validation Recall@20. Seeded (torch and numpy) and single-process, so
-the same params give the same weights, metrics and checkpoint bytes.
+positive of that user, and minimises ``loss.rank + reg * loss.l2`` with Adam (``rec.lr`` / ``rec.reg``,
+or the model's own defaults where they are null). Every ``rec.eval_every`` epochs the model is refreshed
+and ranked on the validation split (training positives masked); early stopping keeps the ranking with
+the best validation Recall@20 and stops after ``rec.patience`` rankings without a better one, never
+before ``rec.warmup`` epochs: on sparse data the validation recall is flat or noisy while the
+embeddings spread out from their init, and a patience counted from epoch 1 quit there (issue 23).
+
+A content model then gets its cold items' score offset fitted on the validation split
+(``calibrate_cold``): the only split where items unseen in training have targets before the test.
+Seeded (torch and numpy) and single-process, so the same params give the same weights, metrics and
+checkpoint bytes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from models.rec import build
+from models.rec import MODELS, build
 from models.rec.base import Content, Graph, RecModel, RecSizes
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.params import RecConfig
@@ -39,8 +46,20 @@ class ContentError(ValueError):
 class TrainResult:
     model: RecModel
     best_epoch: int = 0
-    curve: list[dict[str, float]] = field(default_factory=list)  # per epoch: train_loss, valid recall@20, ndcg@20
+    curve: list[dict[str, float]] = field(default_factory=list)  # per ranking: epoch, train_loss, valid recall/ndcg@20
     seconds_per_epoch: float = 0.0  # training only (the validation ranking excluded)
+    epochs: int = 0  # epochs trained
+
+
+def defaults(cfg: RecConfig) -> RecConfig:
+    """``cfg`` with its null ``lr`` / ``reg`` / ``dropout`` replaced by the model's own defaults."""
+    cls = MODELS.get(cfg.model)
+    return replace(
+        cfg,
+        lr=cls.lr if cfg.lr is None else cfg.lr,
+        reg=cls.reg if cfg.reg is None else cfg.reg,
+        dropout=cls.dropout if cfg.dropout is None else cfg.dropout,
+    )
 
 
 def sizes(cfg: RecConfig, data: RecData) -> RecSizes:
@@ -52,7 +71,7 @@ def sizes(cfg: RecConfig, data: RecData) -> RecSizes:
         mlp=tuple(cfg.mlp),
         rank=cfg.rank,
         knn=cfg.knn,
-        dropout=cfg.dropout,
+        dropout=defaults(cfg).dropout,
     )
 
 
@@ -104,7 +123,7 @@ def rank(model: RecModel, data: RecData, split: int, *, ks=KS, batch: int = 1024
         exclude = [Pairs.of(*data.pairs(s), data.n_users) for s in range(split)]
         targets = Pairs.of(*data.pairs(split), data.n_users)
         return evaluate(
-            model.scores,
+            model.ranked_scores,
             targets,
             exclude,
             data.n_items,
@@ -115,6 +134,7 @@ def rank(model: RecModel, data: RecData, split: int, *, ks=KS, batch: int = 1024
 
 
 def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainResult:
+    cfg = defaults(cfg)
     model = model if model is not None else make_model(cfg, data)
     result = TrainResult(model)
     if not model.trainable:
@@ -122,7 +142,9 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
     rng = np.random.default_rng(cfg.seed)
     u, i = data.pairs(0)
     seen = np.sort(u * np.int64(data.n_items) + i)
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()  # trained after
+    groups = [{"params": [p for p in ps if p not in scorer], "lr": cfg.lr * scale} for ps, scale in model.lr_groups()]
+    optimiser = torch.optim.Adam([g for g in groups if g["params"]])
     stopper = EarlyStopping(model, cfg.patience, initial=-1.0)
     train_seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
@@ -141,19 +163,124 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
             optimiser.step()
             total += float(objective.detach()) * len(users[sl])
         train_seconds += time.perf_counter() - start
+        result.epochs = epoch
+        if epoch % cfg.eval_every and epoch != cfg.epochs:
+            continue
         valid = rank(model, data, 1, ks=(20,), batch=cfg.eval_batch)
+        recall = valid["recall@20"] or 0.0
         result.curve.append(
-            {"epoch": epoch, "train_loss": total / len(order), "valid_recall@20": valid["recall@20"] or 0.0}
+            {"epoch": epoch, "train_loss": total / len(order), "valid_recall@20": recall}
             | {"valid_ndcg@20": valid["ndcg@20"] or 0.0}
         )
-        log.info("epoch %d: loss %.4f, valid recall@20 %.4f", epoch, total / len(order), valid["recall@20"] or 0.0)
-        stop = stopper.step(valid["recall@20"] or 0.0, epoch)
+        log.info("epoch %d: loss %.4f, valid recall@20 %.4f", epoch, total / len(order), recall)
+        stop = stopper.step(recall, epoch)
         result.best_epoch = stopper.best_epoch
-        if stop:
+        if stop and epoch >= cfg.warmup:
             break
     stopper.restore()
-    result.seconds_per_epoch = train_seconds / max(len(result.curve), 1)
+    result.seconds_per_epoch = train_seconds / max(result.epochs, 1)
+    if model.cold_scorer is not None and cfg.cold_calibration:
+        fit_cold_scorer(model.cold_scorer, data, cfg)
+        calibrate_cold(model, data, cfg.eval_batch, cfg.cold_budget)
     return result
+
+
+COLD_LR = 1e-3  # the cold scorer's own Adam learning rate (a linear map: the models' rates overshoot it)
+COLD_EPOCHS = 60  # at most: its validation ranking among cold items has peaked by 20-40 on both profiles
+
+
+def fit_cold_scorer(scorer: torch.nn.Module, data: RecData, cfg: RecConfig) -> int:
+    """Train the model's cold scorer (``models.rec.zoo._common.ContentProfile``) on the training positives,
+    keeping the epoch whose scores rank the validation split's cold targets best *among the cold items*
+    (Recall@20), with the loop's warm-up and patience; return that epoch.
+
+    Its own loop, after the model's: the model stops when its warm ranking peaks, often after a few epochs
+    on sparse data, long before a content map has learnt anything; and ranking cold items is the only
+    thing the scorer is for. Same seed, negatives and batches as the model's loop.
+    """
+    rng = np.random.default_rng(cfg.seed + 1)
+    u, i = data.pairs(0)
+    seen = np.sort(u * np.int64(data.n_items) + i)
+    cold = data.cold_items()
+    vu, vi = data.pairs(1)
+    on_cold = cold[vi]
+    if not on_cold.any():
+        return 0
+    position = np.cumsum(cold) - 1  # item code -> its index among the cold items
+    targets = Pairs.of(vu[on_cold], position[vi[on_cold]], data.n_users)
+    cold_t = torch.from_numpy(cold)
+    optimiser = torch.optim.Adam(scorer.parameters(), lr=COLD_LR)
+    stopper = EarlyStopping(scorer, cfg.patience, initial=-1.0)
+    last = min(cfg.epochs, COLD_EPOCHS)
+    for epoch in range(1, last + 1):
+        scorer.train()
+        order = rng.permutation(len(u))
+        neg = torch.from_numpy(sample_negatives(u[order], 1, data.n_items, seen, rng))
+        users, pos = torch.from_numpy(u[order]), torch.from_numpy(i[order])
+        for b in range(0, len(order), cfg.batch_size):
+            sl = slice(b, b + cfg.batch_size)
+            loss = scorer.loss(users[sl], pos[sl], neg[sl])
+            optimiser.zero_grad(set_to_none=True)
+            (loss.rank + cfg.reg * loss.l2).backward()
+            optimiser.step()
+        if epoch % cfg.eval_every and epoch != last:
+            continue
+        scorer.eval()
+        with torch.no_grad():
+            scorer.refresh()
+            m = evaluate(lambda b: scorer.scores(b)[:, cold_t], targets, [], int(cold.sum()), ks=(20,))
+        log.info("cold scorer epoch %d: validation recall@20 among cold items %.4f", epoch, m["recall@20"] or 0.0)
+        if stopper.step(m["recall@20"] or 0.0, epoch) and epoch >= cfg.warmup:
+            break
+    stopper.restore()
+    scorer.eval()
+    return stopper.best_epoch
+
+
+COLD_SPREADS = (1.0, 2.0)  # calibrate_cold's grid, in units of a user's warm-score std
+COLD_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0.0) -> tuple[float, float]:
+    """Set ``model.cold_affine`` (spread, shift: where a user's cold items stand among its warm ones, see
+    ``RecModel.ranked_scores``) and return it: of the grid points (and "never ranked", shift -inf) whose
+    validation Recall@20 is at least (1 - ``budget``) x the best one's, the one with the best validation
+    cold Recall@20 (ties: the better overall Recall@20).
+
+    The cold scorer ranks cold items among themselves, on its own scale; where they stand among the warm
+    items no training positive says (a cold item is never one), and the validation split is the only one
+    with cold targets before the test. Cold items are a small share of the targets and content ranks them
+    far less precisely than interactions rank warm ones, so every placement that reaches them costs some
+    overall recall: ``budget`` (``rec.cold_budget``) is how much of it new items' exposure may cost.
+    """
+    cold = data.cold_items()
+    if model.cold_scorer is None or not cold.any() or cold.all():
+        return 0.0, 0.0
+    grid = [(1.0, float("-inf")), *((a, b) for a in COLD_SPREADS for b in COLD_SHIFTS)]
+    results = []
+    for spread, shift in grid:
+        model.cold_affine.copy_(torch.tensor([spread, shift]))
+        m = rank(model, data, 1, ks=(20,), batch=batch, cold=True)
+        results.append((m["recall@20"] or 0.0, m["cold/recall@20"] or 0.0, (spread, shift)))
+        log.debug("cold spread %s, shift %s: validation recall@20 %.4f, cold %.4f", spread, shift, *results[-1][:2])
+    floor = (1.0 - budget) * max(r[0] for r in results)
+    overall, on_cold, chosen = max((r for r in results if r[0] >= floor), key=lambda r: (r[1], r[0]))
+    model.cold_affine.copy_(torch.tensor(chosen))
+    log.info(
+        "cold items: spread %s, shift %s (validation recall@20 %.4f, cold %.4f; budget %.0f%% of the best %.4f)",
+        *chosen,
+        overall,
+        on_cold,
+        100 * budget,
+        max(r[0] for r in results),
+    )
+    return chosen
+
+
+def valid_metrics(model: RecModel, data: RecData, batch: int) -> dict[str, float | None]:
+    """The validation split's Recall@20 and NDCG@20 of the model as it is scored (cold placement included)."""
+    m = rank(model, data, 1, ks=(20,), batch=batch)
+    return {"recall@20": m["recall@20"], "ndcg@20": m["ndcg@20"]}
 
 
 def final_metrics(model: RecModel, data: RecData, batch: int) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from models.layers import (
     transpose_csr,
 )
 from models.rec import MODELS, build
-from models.rec.base import Graph, RecSizes
+from models.rec.base import Graph, RecSizes, bpr
+from models.rec.zoo._common import ContentProfile, stacked_content
 
 N_USERS, N_ITEMS, COLD = 12, 16, (14, 15)  # items 14 and 15 have no training edge
 SIZES = RecSizes(n_users=N_USERS, n_items=N_ITEMS, embed_dim=8, layers=2, mlp=(8, 6), rank=2, knn=3)
-CONTENT_MODELS = ["freedom", "metammf", "metammf_cp", "mmgcn", "vbpr"]
+CONTENT_MODELS = ["freedom", "lgmrec", "metammf", "metammf_cp", "mmgcn", "vbpr"]
 TRAINABLE = [n for n in MODELS.names() if n != "pop"]
 
 
@@ -126,41 +127,56 @@ def test_edge_sizes_still_train_and_score(name, sizes):
 
 
 @pytest.mark.parametrize("name", CONTENT_MODELS)
-def test_cold_items_are_scored_from_content_not_their_id_row(name):
+def test_cold_items_are_ranked_from_content_not_their_id_row(name):
     model = make(name).eval()
+    model.cold_affine.copy_(torch.tensor([1.0, 0.0]))  # calibrated: cold items ranked by the content scorer
     model.refresh()
-    before = model.scores(torch.arange(N_USERS))
+    before = model.ranked_scores(torch.arange(N_USERS))
     with torch.no_grad():
         for p in model.parameters():  # scramble every item ID row of the cold items
-            if p.shape[0] == N_ITEMS:
+            if p.dim() and p.shape[0] == N_ITEMS:
                 p[list(COLD)] = torch.randn(len(COLD), *p.shape[1:]) * 5
-            elif p.shape[0] == N_USERS + N_ITEMS:  # mmgcn: one table, users first
-                p[[N_USERS + c for c in COLD]] = torch.randn(len(COLD), *p.shape[1:]) * 5
     model.refresh()
-    assert torch.equal(before, model.scores(torch.arange(N_USERS)))
+    assert torch.equal(before, model.ranked_scores(torch.arange(N_USERS)))
     feats = content()
-    feats["visual"][0][COLD[0]] *= -1.0  # ... while their content does move them (other neighbours too)
+    feats["visual"][0][COLD[0]] *= -1.0  # ... while their content does move them
     moved = make(name, feats=feats).eval()
+    moved.cold_affine.copy_(torch.tensor([1.0, 0.0]))
     moved.refresh()
-    assert not torch.allclose(before[:, COLD[0]], moved.scores(torch.arange(N_USERS))[:, COLD[0]])
+    assert not torch.allclose(before[:, COLD[0]], moved.ranked_scores(torch.arange(N_USERS))[:, COLD[0]])
 
 
-@pytest.mark.parametrize("name", ["freedom", "metammf", "mmgcn"])
-def test_graph_models_score_a_cold_item_with_its_warm_content_neighbours(name):
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_items_are_placed_on_each_users_warm_scale(name):
     model = make(name).eval()
-    adj = model.cold_adj.to_dense()
-    warm = torch.bincount(graph().items, minlength=N_ITEMS) > 0
-    assert not warm[list(COLD)].any()
-    assert adj[warm].sum() == 0 and adj[:, ~warm].sum() == 0  # only cold rows, only warm neighbours
-    assert torch.allclose(adj[~warm].sum(1), torch.ones(int((~warm).sum())))  # a mean (15 has no audio: visual)
-    assert SIZES.knn <= (adj[COLD[0]] > 0).sum() <= 2 * SIZES.knn  # k per modality, some shared
-    with torch.no_grad():
-        users, items = model.embeddings()
-        model.refresh()
-        mean = adj @ items  # the neighbours' mean, given their mean length
-        mean = mean * (adj @ items.norm(dim=1, keepdim=True)) / mean.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        want = users @ torch.where(warm.unsqueeze(1), items, mean).T
-    assert torch.allclose(model.scores(torch.arange(N_USERS)), want, atol=1e-6)
+    model.refresh()
+    users = torch.arange(N_USERS)
+    s, cold = model.scores(users), model.cold
+    assert torch.equal(cold, torch.bincount(graph().items, minlength=N_ITEMS) == 0) and cold[list(COLD)].all()
+    assert torch.equal(model.ranked_scores(users), s)  # uncalibrated: the model's own scores
+    model.cold_affine.copy_(torch.tensor([2.0, 0.5]))
+    out = model.ranked_scores(users)
+    assert torch.equal(out[:, ~cold], s[:, ~cold])
+    c = model.cold_scorer.scores(users)[:, cold]
+    z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True)
+    want = s[:, ~cold].mean(1, keepdim=True) + s[:, ~cold].std(1, keepdim=True) * (2.0 * z + 0.5)
+    assert torch.allclose(out[:, cold], want, atol=1e-5)
+    model.cold_affine.copy_(torch.tensor([1.0, float("-inf")]))  # "never ranked"
+    assert (model.ranked_scores(users)[:, cold] == float("-inf")).all()
+
+
+def test_content_profile_scores_users_by_the_mean_of_their_items_and_leaves_the_positive_out():
+    torch.manual_seed(0)
+    g, feats = graph(), content()
+    scorer = ContentProfile(feats, g, SIZES)
+    v = scorer.map(stacked_content(feats))
+    deg = torch.bincount(g.users, minlength=N_USERS).float().unsqueeze(1)
+    profile = torch.zeros(N_USERS, v.shape[1]).index_add_(0, g.users, v[g.items]) / deg
+    assert torch.allclose(scorer.scores(torch.arange(N_USERS)), profile @ v.T, atol=1e-5)
+    users, pos, neg = g.users[:5], g.items[:5], torch.tensor([[13], [12], [11], [10], [9]])
+    loo = (profile[users] * deg[users] - v[pos]) / (deg[users] - 1)  # the positive is not in its own profile
+    want = bpr((loo * v[pos]).sum(-1), torch.einsum("bd,bnd->bn", loo, v[neg]))
+    assert torch.allclose(scorer.loss(users, pos, neg).rank, want, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", CONTENT_MODELS)
@@ -170,9 +186,10 @@ def test_a_masked_modality_vector_is_ignored(name):
     junk[2] = torch.tensor([9.0, -9.0, 9.0])  # item 2 has no audio: whatever the vector holds is ignored
     feats["audio"] = (junk, feats["audio"][1])
     a, b = make(name).eval(), make(name, feats=feats).eval()
-    a.refresh()
-    b.refresh()
-    assert torch.allclose(a.scores(torch.arange(N_USERS)), b.scores(torch.arange(N_USERS)), atol=1e-6)
+    for m in (a, b):
+        m.cold_affine.copy_(torch.tensor([1.0, 0.0]))  # the cold items' content scores count too
+        m.refresh()
+    assert torch.allclose(a.ranked_scores(torch.arange(N_USERS)), b.ranked_scores(torch.arange(N_USERS)), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", CONTENT_MODELS)
@@ -236,7 +253,7 @@ def test_metammf_fuses_each_item_with_its_own_parameters(name):
     with torch.no_grad():
         signal = model.signal(torch.tensor([0, 9]))  # items of different groups: different features
         w = model.fusion[0].weights(signal)  # (2, d_in, d_out)
-        f = model.features[[0, 9]]
+        f = torch.nn.functional.leaky_relu(model.reduce(model.features[[0, 9]]))  # the meta layers' input
         assert not torch.allclose(w[0], w[1])  # item-specific fusion parameters
         # the layer applies exactly each item's own matrix
         assert torch.allclose(model.fusion[0](signal, f), torch.einsum("ni,nio->no", f, w), atol=1e-5)

@@ -30,8 +30,8 @@ TINY = {
 QUICK_TRAINING = {
     "ctr": {"epochs": 2, "patience": 1},
     "classify": {"epochs": 3, "patience": 1},
-    "rec_sample": {"n_users": 120, "n_items": 90},
-    "rec": {"epochs": 2, "patience": 1},
+    "rec_sample": {"realistic": {"n_users": 120, "n_items": 90}},
+    "rec": {"epochs": 2, "patience": 1, "warmup": 0, "eval_every": 1},
 }
 
 

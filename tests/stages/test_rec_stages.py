@@ -13,8 +13,8 @@ from tests.pipeline.datasets.test_adapters import write_lattice, write_mmrec
 from tests.stages.project import Project
 
 SMALL = {
-    "rec_sample": {"n_users": 200, "n_items": 150, "interactions_per_user": 12, "dims": [8, 4]},
-    "rec": {"epochs": 3, "patience": 3, "embed_dim": 16, "batch_size": 512, "lr": 0.01},
+    "rec_sample": {"realistic": {"n_users": 200, "n_items": 150, "interactions_per_user": 12, "dims": [8, 4]}},
+    "rec": {"epochs": 3, "patience": 3, "warmup": 0, "eval_every": 1, "embed_dim": 16, "batch_size": 512, "lr": 0.01},
 }
 
 
@@ -40,6 +40,9 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
     metrics = json.loads((tmp_path / "metrics/rec.json").read_text())
     assert metrics["model"] == "bpr_mf" and metrics["recall@20"] > 0 and metrics["cold"]["users"] > 0
     assert {"recall@20", "ndcg@20"} <= set(metrics["cold"]) and metrics["epochs"] == 3
+    # experiments are compared on validation: the kept model's validation ranking, never the test's
+    assert set(metrics["valid"]) == {"recall@20", "ndcg@20", "epoch"} and metrics["valid"]["recall@20"] > 0
+    assert metrics["valid"]["epoch"] == metrics["best_epoch"] and metrics["cold_placement"] == {"spread": 0.0, "shift": 0.0}
     assert (tmp_path / "plots/rec/training.csv").read_text().startswith("epoch,train_loss,valid_recall@20")
     # the acceptance: an experiment is one command on a committed project
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]

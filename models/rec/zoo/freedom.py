@@ -6,12 +6,15 @@ raw content (per modality, cosine, k = ``sizes.knn``, averaged over modalities) 
 embeddings (1 layer), and the user-item graph through LightGCN (``sizes.layers``), *denoised* by
 degree-sensitive edge pruning: once per epoch (every ``n_edges`` training positives seen) a fraction
 ``sizes.dropout`` of the edges is dropped, sampled with probability ~ 1/sqrt(d_u d_i), and the kept graph is
-re-normalised; scoring uses the full graph. Item = LightGCN item + kNN item; Xavier-uniform init.
+re-normalised; scoring uses the full graph. Item = LightGCN item + w * kNN item.
 
 Loss, as the paper: BPR on those, and, in ``Loss.l2`` (so the loop's ``rec.reg`` is the paper's lambda),
 the BPR of the user embeddings against each modality's projected features. The raw features stay frozen
-(the reference fine-tunes them). A cold item's ID row is zero: its score comes from its kNN neighbours,
-plus, at scoring, its warm content neighbours' representations (``Propagated.impute_cold_items``).
+(the reference fine-tunes them). Deliberate differences (issue 23): LightGCN's N(0, 0.1) init (the
+reference: Xavier-uniform) and the learnt weight w of the kNN part, 0 at first (the reference adds it at
+full weight): with weakly aligned content the kNN neighbours are mostly noise, and FREEDOM lost to
+LightGCN on the realistic profile. A cold item's ID row is zero; it is ranked by the content profile scorer
+(``ContentProfile``) that the loop calibrates on validation.
 """
 
 from __future__ import annotations
@@ -30,20 +33,25 @@ from models.layers import (
 )
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes, bpr
-from models.rec.zoo._common import Propagated, require_content, seen_items
+from models.rec.zoo._common import ContentProfile, Propagated, require_content, seen_items
 
 ITEM_LAYERS = 1  # propagation steps on the item-item graph (the reference's n_mm_layers)
 
 
 @MODELS.register("freedom")
 class Freedom(Propagated):
+    lr = 5e-3
+    dropout = 0.0  # share of the user-item edges pruned each epoch (the reference: 0.8; docs/stages/rec.md)
+
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
         content = require_content("freedom", content)
         self.user = nn.Embedding(sizes.n_users, sizes.embed_dim)
         self.item = nn.Embedding(sizes.n_items, sizes.embed_dim)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
+        nn.init.normal_(self.user.weight, std=0.1)
+        nn.init.normal_(self.item.weight, std=0.1)
+        # the weight of the kNN item-item part; 0 at first: the model starts as (pruned) LightGCN
+        self.knn_weight = nn.Parameter(torch.zeros(()))
         self.features = ModalityProjection(content, sizes.embed_dim)  # the auxiliary loss's projections
         self.register_buffer("seen", seen_items(graph, sizes.n_items))
         self.register_buffer("item_adj", content_knn_graph(content, sizes.knn), persistent=False)
@@ -59,7 +67,7 @@ class Freedom(Propagated):
         self.pruned: torch.Tensor | None = None
         self.positives_seen = 0  # training positives since the last pruning: an epoch is n_edges of them
         self.propagate = LightPropagation(sizes.layers)
-        self.impute_cold_items(content, graph)
+        self.cold_scorer = ContentProfile(content, graph, sizes)
 
     def prune(self) -> torch.Tensor:
         """A fresh denoised user-item adjacency: keeps (1 - dropout) of the edges, ~ 1/sqrt(d_u d_i)."""
@@ -77,7 +85,7 @@ class Freedom(Propagated):
             h = SparseMatmul.apply(self.item_adj, self.item_adj_t, h)
         out = self.propagate(torch.cat([self.user.weight, items]), self.adj if adj is None else adj)
         users, items = out.split([self.sizes.n_users, self.sizes.n_items])
-        return users, items + h
+        return users, items + self.knn_weight * h
 
     def training_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         # FREEDOM prunes once per epoch (its pre_epoch_processing); the contract has no epoch hook, so an

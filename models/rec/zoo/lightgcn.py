@@ -18,6 +18,8 @@ from models.rec.zoo._common import Propagated
 
 @MODELS.register("lightgcn")
 class LightGcn(Propagated):
+    lr = 5e-3
+
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
         self.user = nn.Embedding(sizes.n_users, sizes.embed_dim)

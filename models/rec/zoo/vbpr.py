@@ -2,7 +2,9 @@
 its content (every modality; E one linear map, here per-modality blocks summed), a user is
 [ID preference, content preference]; score = their dot product. BPR, L2 on the batch's full vectors.
 
-A cold item's ID half is zero (``seen_items``): its score is the user's content preference · E f_i.
+A cold item's ID half is zero (``seen_items``); it is ranked by the content profile scorer
+(``ContentProfile``) that the loop calibrates on validation. Deliberate difference: E starts at zero
+(MMRec: Xavier-normal), so VBPR starts as BPR-MF; a random E adds noise to every item from the first step.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from torch import nn
 from models.layers import ModalityProjection
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecModel, RecSizes, bpr, l2
-from models.rec.zoo._common import require_content, seen_items
+from models.rec.zoo._common import ContentProfile, require_content, seen_items
 
 
 @MODELS.register("vbpr")
@@ -27,9 +29,10 @@ class Vbpr(RecModel):
         nn.init.xavier_uniform_(self.item.weight)
         self.content = ModalityProjection(require_content("vbpr", content), d)
         for proj in self.content.proj:
-            nn.init.xavier_normal_(proj.weight)
+            nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
         self.register_buffer("seen", seen_items(graph, sizes.n_items))
+        self.cold_scorer = ContentProfile(content, graph, sizes)
 
     def items(self, codes: torch.Tensor) -> torch.Tensor:
         """``(...,)`` item codes -> ``(..., 2D)`` [ID embedding (zero if cold), projected content]."""

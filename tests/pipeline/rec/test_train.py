@@ -12,13 +12,27 @@ from torch import nn
 
 from models.rec import MODELS
 from models.rec.base import Loss, RecModel, bpr, l2
-from pipeline.core.params import CtrSplitConfig, LabelRule, RecConfig, RecDataConfig, RecFeaturesConfig, RecSampleConfig
+from pipeline.core.params import CtrSplitConfig, EasyProfile, LabelRule, RecConfig, RecDataConfig, RecFeaturesConfig
 from pipeline.datasets import RawData
 from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
-from pipeline.rec.train import final_metrics, fit, load_checkpoint, rank, sample_negatives, save_checkpoint
+from pipeline.rec.metrics import Pairs, evaluate
+from pipeline.rec.train import (
+    COLD_SHIFTS,
+    COLD_SPREADS,
+    calibrate_cold,
+    defaults,
+    final_metrics,
+    fit,
+    fit_cold_scorer,
+    load_checkpoint,
+    make_model,
+    rank,
+    sample_negatives,
+    save_checkpoint,
+)
 
-SAMPLE = RecSampleConfig("tiny", 0, 500, 300, 8, 15, 0.8, 0.15, 0.1, 0.2, (32, 16), 0.5)
+SAMPLE = EasyProfile(500, 300, 8, 15, 0.8, 0.15, 0.1, 0.2, (32, 16), 0.5)
 DATA_CFG = RecDataConfig(
     "mmrec",
     "x",
@@ -28,13 +42,34 @@ DATA_CFG = RecDataConfig(
     "drop",
     0,
 )
-CFG = RecConfig("bpr_mf", 32, 1, (32,), 2, 5, 0.0, (), 0.01, 1e-4, 512, 6, 3, 4096, 0, 1)
+CFG = RecConfig(
+    model="bpr_mf",
+    embed_dim=32,
+    layers=1,
+    mlp=(32,),
+    rank=2,
+    knn=5,
+    dropout=0.0,
+    content=(),
+    lr=0.01,
+    reg=1e-4,
+    batch_size=512,
+    epochs=6,
+    warmup=0,
+    eval_every=1,
+    patience=3,
+    cold_calibration=True,
+    cold_budget=0.1,
+    eval_batch=4096,
+    seed=0,
+    threads=1,
+)
 CONTENT_MODELS = [m for m in ("vbpr", "mmgcn", "metammf") if m in MODELS.names()]
 
 
 @pytest.fixture(scope="module")
 def data() -> rec_data.RecData:
-    s = synthetic.generate(SAMPLE)
+    s = synthetic.easy(SAMPLE, 0)
     items = __import__("pyarrow").table({"video_id": [str(k) for k in range(SAMPLE.n_items)]})
     table = __import__("pyarrow").table(
         {"user_id": s.user.astype(str), "video_id": s.item.astype(str), "split": s.split}
@@ -128,3 +163,55 @@ def test_content_models_beat_bpr_mf_on_the_cold_slice(data, toy, model):
     }
     assert cold[model]["users"] > 20
     assert cold[model]["recall@20"] > cold["bpr_mf"]["recall@20"] + 0.05, cold
+
+
+def test_early_stopping_waits_for_the_warm_up_and_counts_patience_in_rankings(data):
+    # patience 1 would stop at the second ranking that is no better; the warm-up keeps it going to epoch 5
+    cfg = dataclasses.replace(CFG, lr=1e-6, epochs=8, patience=1, warmup=5, eval_every=2)
+    result = fit(cfg, data)
+    ranked = [r["epoch"] for r in result.curve]
+    assert ranked[:3] == [2, 4, 6] and result.epochs == 6 and ranked[-1] == 6  # stopped at the first ranking past 5
+    assert fit(dataclasses.replace(cfg, warmup=0), data).epochs == 4  # without it: the second flat ranking
+
+
+def test_null_lr_reg_and_dropout_take_the_models_own_defaults():
+    cfg = dataclasses.replace(CFG, model="freedom", lr=None, reg=None, dropout=None)
+    resolved = defaults(cfg)
+    cls = MODELS.get("freedom")
+    assert (resolved.lr, resolved.reg, resolved.dropout) == (cls.lr, cls.reg, cls.dropout)
+    assert defaults(dataclasses.replace(cfg, lr=0.02)).lr == 0.02  # a number overrides the default
+    assert MODELS.get("lightgcn").lr != MODELS.get("bpr_mf").lr  # per model, not one rate for all
+
+
+def test_cold_placement_is_fitted_on_validation_within_the_budget(data):
+    result = fit(dataclasses.replace(CFG, model="vbpr", epochs=3, cold_budget=0.0), data)
+    model = result.model
+    spread, shift = model.cold_affine.tolist()
+    assert spread in COLD_SPREADS and (shift == float("-inf") or shift in COLD_SHIFTS)
+    chosen = rank(model, data, 1, ks=(20,))["recall@20"]
+    for a in COLD_SPREADS:  # budget 0: no grid point ranks validation better than the chosen one
+        for b in COLD_SHIFTS:
+            model.cold_affine.copy_(torch.tensor([a, b]))
+            assert rank(model, data, 1, ks=(20,))["recall@20"] <= chosen + 1e-12
+    model.cold_affine.copy_(torch.tensor([1.0, float("-inf")]))
+    assert rank(model, data, 1, ks=(20,))["recall@20"] <= chosen + 1e-12
+    # a budget buys cold recall with overall recall, never more than the budget
+    loose = calibrate_cold(model, data, 4096, budget=0.5)
+    model.cold_affine.copy_(torch.tensor(loose))
+    m = rank(model, data, 1, ks=(20,), cold=True)
+    assert m["recall@20"] >= 0.5 * chosen - 1e-12 and m["cold/recall@20"] > 0
+
+
+def test_the_cold_scorer_ranks_cold_items_better_than_chance(data):
+    model = make_model(dataclasses.replace(CFG, model="vbpr"), data)
+    fit_cold_scorer(model.cold_scorer, data, dataclasses.replace(CFG, epochs=20, patience=5))
+    cold = data.cold_items()
+    u, i = data.pairs(2)
+    keep = cold[i]
+    position = np.cumsum(cold) - 1
+    targets = Pairs.of(u[keep], position[i[keep]], data.n_users)
+    with torch.no_grad():
+        m = evaluate(
+            lambda b: model.cold_scorer.scores(b)[:, torch.from_numpy(cold)], targets, [], int(cold.sum()), ks=(20,)
+        )
+    assert m["recall@20"] > 2 * 20 / cold.sum(), m  # test targets among the cold items: well above chance

@@ -1,0 +1,115 @@
+"""``lgmrec``: LGMRec (Guo et al., "LGMRec: Local and Global Graph Learning for Multimodal Recommendation",
+AAAI 2024; the authors' code georgeguo-cn/LGMRec, as MMRec ports it), the newer model after FREEDOM.
+
+Three embeddings, summed: the collaborative one (LightGCN on ID embeddings, the ``ContentOnLightGcn``
+backbone), the *local* modality one (each modality's features through a bias-free linear map; a user is
+the mean of its training items'; propagated on the same graph, L2-normalised, summed over modalities) and
+the *global* hypergraph one: each modality's features give every item soft memberships of
+``HYPEREDGES`` learnt hyperedges (Gumbel-softmax, temperature ``TAU``, dropout 1 - ``KEEP``; a user's are
+the sum of its items'), and the hyperedges carry the items' collaborative embeddings back to items and
+users. Representation = collaborative + out(local + ``ALPHA`` * normalise(global)). Loss: BPR, the
+InfoNCE between the modalities' hypergraph embeddings (weight ``CL_WEIGHT``, temperature ``TAU``), L2.
+
+Deliberate differences: the local embedding is the mean of layers 0..K, not the last layer, so a cold item
+(no edges) keeps its own projected content; the local + global part enters through the zero-initialised
+map of ``ContentOnLightGcn``; scoring uses the plain softmax (the reference draws Gumbel noise at test time
+too); the contrastive loss contrasts up to ``CL_ROWS`` distinct users (items) of the batch with each other,
+not with every user (item): against all of them it made an epoch 18x LightGCN's; one modality gets no
+contrastive term. A cold item's global embedding comes from its content's
+hyperedges: that is what ranks it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.functional import dropout, gumbel_softmax, normalize, softmax
+
+from models.layers import SparseMatmul, to_csr, transpose_csr
+from models.rec import MODELS
+from models.rec.base import Content, Graph, Loss, RecSizes
+from models.rec.zoo._common import ContentOnLightGcn, require_content
+
+HYPEREDGES = 4  # hyper_num (MMRec's Baby / Sports default)
+TAU = 0.2  # Gumbel-softmax and InfoNCE temperature (the reference's hard-coded tau)
+KEEP = 0.5  # keep_rate of the hyperedge memberships
+ALPHA = 0.3  # weight of the global embedding
+CL_WEIGHT = 1e-4  # weight of the hypergraph contrastive loss
+
+
+CL_ROWS = 512  # distinct users (items) of a batch in the contrastive loss, each other's negatives
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Summed InfoNCE of row n of ``a`` against row n of ``b``, the other rows of ``b`` the negatives."""
+    a, b = normalize(a), normalize(b)
+    return -((a * b).sum(1) / TAU - torch.logsumexp(a @ b.T / TAU, dim=1)).sum()
+
+
+@MODELS.register("lgmrec")
+class Lgmrec(ContentOnLightGcn):
+    name = "lgmrec"
+
+    def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
+        super().__init__(sizes, graph, content)
+        content = require_content(self.name, content)
+        self.names = sorted(content)
+        d = self.branch_dim
+        users, items = graph.users.long(), graph.items.long()
+        degree = torch.bincount(users, minlength=sizes.n_users).clamp(min=1).float().unsqueeze(1)
+        for k, name in enumerate(self.names):
+            x, present = content[name]
+            x = x.float() * present.float().unsqueeze(1)
+            self.register_buffer(f"x{k}", x)
+            # a user's local vector is the mean of its items' x W = (mean of its items' x) W: computed once
+            self.register_buffer(
+                f"mean{k}",
+                torch.zeros(sizes.n_users, x.shape[1]).index_add_(0, users, x[items]) / degree,
+                persistent=False,
+            )
+        self.local = nn.ParameterList(
+            nn.init.xavier_uniform_(torch.empty(content[n][0].shape[1], d)) for n in self.names
+        )
+        self.hyper = nn.ParameterList(
+            nn.init.xavier_uniform_(torch.empty(content[n][0].shape[1], HYPEREDGES)) for n in self.names
+        )
+        index = torch.stack([users, items])
+        ones = torch.ones(index.shape[1])
+        inter = to_csr(torch.sparse_coo_tensor(index, ones, (sizes.n_users, sizes.n_items), check_invariants=True))
+        self.register_buffer("inter", inter, persistent=False)  # R: (U, I), a user's row sums its items
+        self.register_buffer("inter_t", transpose_csr(inter), persistent=False)
+        # the collaborative embeddings, to the branch's width (the reference's branch is as wide as they are)
+        self.down = nn.Parameter(nn.init.xavier_uniform_(torch.empty(sizes.embed_dim, d)))
+        self._hyper: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def memberships(self, logits: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return softmax(logits / TAU, dim=1)
+        return dropout(gumbel_softmax(logits, TAU, dim=1), 1.0 - KEEP, True)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n_u = self.sizes.n_users
+        cge = self.propagate(torch.cat([self.user.weight, self.item.weight * self.seen]), self.adj)
+        local, glob, self._hyper = 0.0, 0.0, []
+        for k, (w, v) in enumerate(zip(self.local, self.hyper)):
+            x = getattr(self, f"x{k}")
+            h = torch.cat([getattr(self, f"mean{k}") @ w, x @ w])
+            local = local + normalize(self.propagate(h, self.adj))
+            item_logits = x @ v  # (I, A)
+            user_logits = SparseMatmul.apply(self.inter, self.inter_t, item_logits)  # (U, A): the sum of its items'
+            h_items, h_users = self.memberships(item_logits), self.memberships(user_logits)
+            edges = h_items.T @ cge[n_u:] @ self.down  # (A, D/2): hyperedges carry the items' collaborative embeddings
+            hyper = (h_users @ edges, h_items @ edges)
+            self._hyper.append(hyper)
+            glob = glob + torch.cat(hyper)
+        self._branch = self.out(normalize(local + ALPHA * normalize(glob)))
+        return (cge + self._branch).split([n_u, self.sizes.n_items])
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
+        out = super().loss(users, pos, neg)
+        if len(self._hyper) < 2:
+            return out
+        (u_a, i_a), (u_b, i_b) = self._hyper[:2]
+        u, i = users.unique()[:CL_ROWS], pos.unique()[:CL_ROWS]
+        cl = info_nce(u_a[u], u_b[u]) + info_nce(i_a[i], i_b[i])
+        return Loss(out.rank + CL_WEIGHT * cl, out.l2)
