@@ -70,11 +70,11 @@ def compare(
         f"\n{name}: {data.n_users} users x {data.n_items} items; train {s['train_interactions']} / valid "
         f"{s['valid_interactions']} / test {s['test_interactions']} ({s['test_cold_interactions']} test on "
         f"{s['cold_items']} cold items); seeds {seeds}; rec.* from params.yaml (null lr / reg / dropout: each "
-        f"model's default) with epochs <= {epochs or params.rec.epochs}"
-        + (f", lr {lr}" if lr else "")
-        + "\n"
+        f"model's default) with epochs <= {epochs or params.rec.epochs}" + (f", lr {lr}" if lr else "") + "\n"
     )
-    emit("| model | valid recall@20 | recall@20 | ndcg@20 | cold recall@20 | cold ndcg@20 | epochs | s/epoch | eval s |")
+    emit(
+        "| model | valid recall@20 | recall@20 | ndcg@20 | cold recall@20 | cold ndcg@20 | epochs | s/epoch | eval s |"
+    )
     emit("|---|---|---|---|---|---|---|---|---|")
     for model in models:
         runs = []
@@ -84,7 +84,10 @@ def compare(
             )
             result = fit(cfg, data)
             runs.append(final_metrics(result.model, data, cfg.eval_batch) | {"spe": result.seconds_per_epoch})
-            runs[-1] |= {"epochs": result.epochs, "valid": valid_metrics(result.model, data, cfg.eval_batch)["recall@20"]}
+            runs[-1] |= {
+                "epochs": result.epochs,
+                "valid": valid_metrics(result.model, data, cfg.eval_batch)["recall@20"],
+            }
         cells = [fmt([r["valid"] for r in runs])]
         cells += [fmt([r[k] for r in runs]) for k in ("recall@20", "ndcg@20")]
         cells += [fmt([r["cold"].get(k) for r in runs]) for k in ("recall@20", "ndcg@20")]

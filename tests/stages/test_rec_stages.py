@@ -42,7 +42,10 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
     assert {"recall@20", "ndcg@20"} <= set(metrics["cold"]) and metrics["epochs"] == 3
     # experiments are compared on validation: the kept model's validation ranking, never the test's
     assert set(metrics["valid"]) == {"recall@20", "ndcg@20", "epoch"} and metrics["valid"]["recall@20"] > 0
-    assert metrics["valid"]["epoch"] == metrics["best_epoch"] and metrics["cold_placement"] == {"spread": 0.0, "shift": 0.0}
+    assert metrics["valid"]["epoch"] == metrics["best_epoch"] and metrics["cold_placement"] == {
+        "spread": 0.0,
+        "shift": 0.0,
+    }
     assert (tmp_path / "plots/rec/training.csv").read_text().startswith("epoch,train_loss,valid_recall@20")
     # the acceptance: an experiment is one command on a committed project
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
