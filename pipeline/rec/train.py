@@ -86,7 +86,8 @@ def content(data: RecData, names: tuple[str, ...]) -> Content | None:
     missing = [m for m in chosen if m not in data.features]
     if missing:
         raise ContentError(f"rec.content names {missing}, not in the item table; it has {sorted(data.features)}")
-    return {m: (torch.from_numpy(data.features[m]), torch.from_numpy(data.present[m])) for m in chosen} or None
+    # copies: the tables' arrays are read-only views of Arrow buffers, which torch cannot share (it warns)
+    return {m: (torch.tensor(data.features[m]), torch.tensor(data.present[m])) for m in chosen} or None
 
 
 def make_model(cfg: RecConfig, data: RecData) -> RecModel:
