@@ -1,7 +1,8 @@
 """Stage ``rec_sample``: generate the built-in synthetic top-K dataset (see ``pipeline.rec.synthetic``).
 
-Reads params ``rec_sample.*`` and ``paths.rec_sample``; writes ``<paths.rec_sample>/<name>.inter`` and
-``<paths.rec_sample>/{image,text,audio}_feat.npy`` (MMRec's layout: ``rec_data.source: mmrec`` reads it).
+Reads params ``rec_sample.*`` (``profile``: ``realistic`` or ``easy``, each its own section) and
+``paths.rec_sample``; writes ``<paths.rec_sample>/<name>.inter`` and one ``<modality>_feat.npy`` per
+modality (MMRec's layout: ``rec_data.source: mmrec`` reads it).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ def main() -> None:
     cfg = params.rec_sample
     data = synthetic.generate(cfg)
     synthetic.write(data, params.paths.rec_sample, cfg.name)
+    profile = cfg.easy if cfg.profile == "easy" else cfg.realistic
     log.info(
-        "wrote %d interactions (train/valid/test %s) of %d users x %d items, %d cold items, modalities %s to %s",
+        "%s profile: wrote %d interactions (train/valid/test %s) of %d users x %d items, %d cold items, "
+        "modalities %s to %s",
+        cfg.profile,
         len(data.user),
         np.bincount(data.split, minlength=3).tolist(),
-        cfg.n_users,
-        cfg.n_items,
+        profile.n_users,
+        profile.n_items,
         int(data.cold.sum()),
         {m: x.shape[1] for m, x in data.features.items()},
         params.paths.rec_sample,
