@@ -13,7 +13,7 @@ InfoNCE between the modalities' hypergraph embeddings (weight ``CL_WEIGHT``, tem
 Deliberate differences: the local embedding is the mean of layers 0..K, not the last layer, so a cold item
 (no edges) keeps its own projected content; the local + global part enters through the zero-initialised
 map of ``ContentOnLightGcn``; scoring uses the plain softmax (the reference draws Gumbel noise at test time
-too); the contrastive loss contrasts up to ``CL_ROWS`` distinct users (items) of the batch with each other,
+too); the hyperedges read the collaborative embeddings without gradient; the contrastive loss contrasts up to ``CL_ROWS`` distinct users (items) of the batch with each other,
 not with every user (item): against all of them it made an epoch 18x LightGCN's; one modality gets no
 contrastive term. A cold item's global embedding comes from its content's
 hyperedges: that is what ranks it.
@@ -98,7 +98,9 @@ class Lgmrec(ContentOnLightGcn):
             item_logits = x @ v  # (I, A)
             user_logits = SparseMatmul.apply(self.inter, self.inter_t, item_logits)  # (U, A): the sum of its items'
             h_items, h_users = self.memberships(item_logits), self.memberships(user_logits)
-            edges = h_items.T @ cge[n_u:] @ self.down  # (A, D/2): hyperedges carry the items' collaborative embeddings
+            # (A, D/2): the hyperedges carry the items' collaborative embeddings, without gradient back into
+            # them: the branch (and its contrastive loss) would otherwise move LightGCN's embeddings
+            edges = h_items.T @ cge[n_u:].detach() @ self.down
             hyper = (h_users @ edges, h_items @ edges)
             self._hyper.append(hyper)
             glob = glob + torch.cat(hyper)
