@@ -90,7 +90,9 @@ def bench(name: str, graph: Graph, content, sizes: RecSizes, batch: int, device:
         model.train()
         scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()
         params = [p for p in model.parameters() if p not in scorer]  # the scorer trains in its own loop
-        per_epoch = epoch_seconds(model.loss, params, users, items, sizes.n_items, model.negatives, batch, device, epochs)
+        per_epoch = epoch_seconds(
+            model.loss, params, users, items, sizes.n_items, model.negatives, batch, device, epochs
+        )
     if model.cold_scorer is not None:
         s = model.cold_scorer
         cold_epoch = epoch_seconds(s.loss, list(s.parameters()), users, items, sizes.n_items, 1, batch, device, epochs)

@@ -147,7 +147,25 @@ class Propagated(RecModel):
 CONTENT_LR = 0.1  # learning rate of content parameters, as a multiple of rec.lr (RecModel.lr_groups)
 
 
-class ContentOnLightGcn(Propagated):
+class LightGcnBackbone(Propagated):
+    """LightGCN's parameters and graph: ID embeddings N(0, 0.1) (the authors' init), the symmetric-normalised
+    user-item adjacency and ``sizes.layers`` propagations (``lightgcn``, and the content models built on it)."""
+
+    lr = 5e-3
+
+    def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
+        super().__init__(sizes, graph, content)
+        self.user = nn.Embedding(sizes.n_users, sizes.embed_dim)
+        self.item = nn.Embedding(sizes.n_items, sizes.embed_dim)
+        nn.init.normal_(self.user.weight, std=0.1)
+        nn.init.normal_(self.item.weight, std=0.1)
+        edges = bipartite_edges(graph.users, graph.items, sizes.n_users)
+        # derived from the graph the model is built with: moves with .to(), not saved in the state dict
+        self.register_buffer("adj", sparse_adjacency(edges, sizes.n_users + sizes.n_items, "sym"), persistent=False)
+        self.propagate = LightPropagation(sizes.layers)
+
+
+class ContentOnLightGcn(LightGcnBackbone):
     """A graph content model as a residual on LightGCN: representation = LightGCN's (ID embeddings N(0, 0.1),
     ``sizes.layers`` layers on the symmetric graph, mean of layers) + the model's content branch
     (``branch()``), whose last layer (``self.out``) starts at zero.
@@ -162,19 +180,11 @@ class ContentOnLightGcn(Propagated):
     Trained as LightGCN: BPR, L2 on the batch's ego embeddings and on its branch outputs.
     """
 
-    lr = 5e-3
     name = ""  # the registered name, for messages
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
-        self.user = nn.Embedding(sizes.n_users, sizes.embed_dim)
-        self.item = nn.Embedding(sizes.n_items, sizes.embed_dim)
-        nn.init.normal_(self.user.weight, std=0.1)
-        nn.init.normal_(self.item.weight, std=0.1)
         self.register_buffer("seen", seen_items(graph, sizes.n_items))
-        edges = bipartite_edges(graph.users, graph.items, sizes.n_users)
-        self.register_buffer("adj", sparse_adjacency(edges, sizes.n_users + sizes.n_items, "sym"), persistent=False)
-        self.propagate = LightPropagation(sizes.layers)
         self.branch_dim = max(1, sizes.embed_dim // 2)  # the branch's width: half, for speed (issue 23)
         self.out = nn.Linear(self.branch_dim, sizes.embed_dim, bias=False)
         nn.init.zeros_(self.out.weight)

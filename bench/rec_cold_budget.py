@@ -1,0 +1,54 @@
+"""What ranking new (cold) items costs: each content model trained once, its cold placement fitted on
+validation at several ``rec.cold_budget`` values, test Recall@20 overall and on the cold slice for each.
+
+The placement is fitted after training (``pipeline.rec.train.calibrate_cold``), so one training serves
+every budget. Dataset: the synthetic profile named (``rec_sample`` params), as ``bench/rec.py``.
+
+    python bench/rec_cold_budget.py [--profile realistic] [--models freedom mmgcn] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+
+import torch
+from rec import load, machine
+from report import Report
+
+from pipeline.core.params import load_params
+from pipeline.rec.train import calibrate_cold, fit, rank
+
+BUDGETS = (0.0, 0.02, 0.05, 0.1, 0.2)
+REPORT = Report()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="realistic", choices=("realistic", "easy"))
+    ap.add_argument("--models", nargs="+", default=["vbpr", "mmgcn", "metammf", "metammf_cp", "freedom", "lgmrec"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    params = load_params()
+    torch.set_num_threads(params.rec.threads or torch.get_num_threads())
+    REPORT.emit(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
+    name, data = load(args.profile, params)
+    REPORT.emit(f"\n{name} profile, seed {args.seed}; test Recall@20 overall / on the cold slice per rec.cold_budget\n")
+    REPORT.emit("| model | " + " | ".join(f"budget {b}" for b in BUDGETS) + " |")
+    REPORT.emit("|---|" + "---|" * len(BUDGETS))
+    for model in args.models:
+        result = fit(dataclasses.replace(params.rec, model=model, seed=args.seed), data)
+        cells = []
+        for budget in BUDGETS:
+            calibrate_cold(result.model, data, params.rec.eval_batch, budget)
+            m = rank(result.model, data, 2, ks=(20,), cold=True)
+            cells.append(f"{m['recall@20']:.4f} / {m['cold/recall@20']:.4f}")
+        REPORT.emit(f"| {model} | " + " | ".join(cells) + " |")
+    REPORT.save(f"bench/out/rec_cold_budget_{args.profile}.md")
+
+
+if __name__ == "__main__":
+    main()
