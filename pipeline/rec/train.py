@@ -9,8 +9,9 @@ the best validation Recall@20 and stops after ``rec.patience`` rankings without 
 before ``rec.warmup`` epochs: on sparse data the validation recall is flat or noisy while the
 embeddings spread out from their init, and a patience counted from epoch 1 quit there (issue 23).
 
-A content model then gets its cold items' score offset fitted on the validation split
-(``calibrate_cold``): the only split where items unseen in training have targets before the test.
+A content model's cold scorer is then trained in its own loop (``fit_cold_scorer``) and the cold items'
+placement among the warm ones fitted on the validation split (``calibrate_cold``): the only split where
+items unseen in training have targets before the test.
 Seeded (torch and numpy) and single-process, so the same params give the same weights, metrics and
 checkpoint bytes.
 """
