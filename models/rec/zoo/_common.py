@@ -24,6 +24,16 @@ def stacked_content(content: Content) -> torch.Tensor:
     return torch.cat([x.float() * m.unsqueeze(1) for _, (x, m) in sorted(content.items())], dim=1)
 
 
+def user_means(x: torch.Tensor, graph: Graph, n_users: int) -> torch.Tensor:
+    """``(n_users, D)``: each user's mean of its training items' rows of ``x`` (zeros for a user without any).
+
+    A linear map of a user's items averaged equals the map of their averaged features, so content models
+    compute this once and map it per step instead of averaging mapped vectors over the graph.
+    """
+    degree = torch.bincount(graph.users.long(), minlength=n_users).clamp(min=1).float().unsqueeze(1)
+    return torch.zeros(n_users, x.shape[1]).index_add_(0, graph.users.long(), x[graph.items.long()]) / degree
+
+
 def seen_items(graph: Graph, n_items: int) -> torch.Tensor:
     """``(n_items, 1)`` float: 1 for items with a training edge, 0 for cold ones.
 
@@ -56,10 +66,8 @@ class ContentProfile(nn.Module):
         n_users, dim = sizes.n_users, max(1, sizes.embed_dim // 2)  # half width: it only ranks cold items
         x = stacked_content(content)
         self.register_buffer("x", x)
-        users, items = graph.users.long(), graph.items.long()
-        degree = torch.bincount(users, minlength=n_users).float()
-        mean = torch.zeros(n_users, x.shape[1]).index_add_(0, users, x[items]) / degree.clamp(min=1).unsqueeze(1)
-        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("mean", user_means(x, graph, n_users), persistent=False)
+        degree = torch.bincount(graph.users.long(), minlength=n_users).float()
         self.register_buffer("degree", degree, persistent=False)
         self.map = nn.Linear(x.shape[1], dim, bias=False)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None

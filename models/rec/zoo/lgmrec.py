@@ -28,7 +28,7 @@ from torch.nn.functional import dropout, gumbel_softmax, normalize, softmax
 from models.layers import SparseMatmul, to_csr, transpose_csr
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes
-from models.rec.zoo._common import ContentOnLightGcn, require_content
+from models.rec.zoo._common import ContentOnLightGcn, require_content, user_means
 
 HYPEREDGES = 4  # hyper_num (MMRec's Baby / Sports default)
 TAU = 0.2  # Gumbel-softmax and InfoNCE temperature (the reference's hard-coded tau)
@@ -55,25 +55,19 @@ class Lgmrec(ContentOnLightGcn):
         content = require_content(self.name, content)
         self.names = sorted(content)
         d = self.branch_dim
-        users, items = graph.users.long(), graph.items.long()
-        degree = torch.bincount(users, minlength=sizes.n_users).clamp(min=1).float().unsqueeze(1)
         for k, name in enumerate(self.names):
             x, present = content[name]
             x = x.float() * present.float().unsqueeze(1)
             self.register_buffer(f"x{k}", x)
             # a user's local vector is the mean of its items' x W = (mean of its items' x) W: computed once
-            self.register_buffer(
-                f"mean{k}",
-                torch.zeros(sizes.n_users, x.shape[1]).index_add_(0, users, x[items]) / degree,
-                persistent=False,
-            )
+            self.register_buffer(f"mean{k}", user_means(x, graph, sizes.n_users), persistent=False)
         self.local = nn.ParameterList(
             nn.init.xavier_uniform_(torch.empty(content[n][0].shape[1], d)) for n in self.names
         )
         self.hyper = nn.ParameterList(
             nn.init.xavier_uniform_(torch.empty(content[n][0].shape[1], HYPEREDGES)) for n in self.names
         )
-        index = torch.stack([users, items])
+        index = torch.stack([graph.users.long(), graph.items.long()])
         ones = torch.ones(index.shape[1])
         inter = to_csr(torch.sparse_coo_tensor(index, ones, (sizes.n_users, sizes.n_items), check_invariants=True))
         self.register_buffer("inter", inter, persistent=False)  # R: (U, I), a user's row sums its items
