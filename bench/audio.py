@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.audio import features as audio
-from pipeline.core.params import load_params
 from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.execution.pools import bounded_map, bounded_process_map
+from pipeline.params import load_params
 
 RATE = 16000
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"

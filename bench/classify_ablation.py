@@ -32,7 +32,7 @@ from pipeline.classify.ablation import (  # noqa: E402
     set_args,
     table,
 )
-from pipeline.core.params import load_params  # noqa: E402
+from pipeline.params import load_params  # noqa: E402
 
 
 def run(*cmd: str) -> str:

@@ -87,8 +87,8 @@ def ours(model: str, args) -> dict:
     from models.ctr import build
     from models.ctr.base import FeatureSpec
     from pipeline.core import store
-    from pipeline.core.params import CtrConfig, CtrSessionConfig
     from pipeline.ctr.train import model_sizes, predict, slice_batch, table_tensors
+    from pipeline.params import CtrConfig, CtrSessionConfig
 
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")

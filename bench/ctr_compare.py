@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from models.ctr import MODELS
-from pipeline.core.params import load_params
 from pipeline.ctr.experiment import load_dataset, run
 from pipeline.ctr.metrics import HISTORY_GROUPS
+from pipeline.params import load_params
 
 COLUMNS = ("auc", "gauc", "logloss", "cold_auc")
 

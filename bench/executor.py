@@ -21,11 +21,11 @@ from pathlib import Path
 import ray
 
 from pipeline.core.failures import Failure
-from pipeline.core.params import DecodeConfig, ExecutorConfig, load_params
 from pipeline.decode.ffmpeg import probe
 from pipeline.decode.worker import decode_row
 from pipeline.execution import executors as executor
 from pipeline.execution import ray_executor as executor_ray
+from pipeline.params import DecodeConfig, ExecutorConfig, load_params
 
 
 class Spin:

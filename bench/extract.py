@@ -43,9 +43,9 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 from report import Report, cpu_name  # noqa: E402
 
-from pipeline.core.params import DecodeConfig, load_params  # noqa: E402
 from pipeline.decode import decoded  # noqa: E402
 from pipeline.decode.worker import decoded_meta  # noqa: E402
+from pipeline.params import DecodeConfig, load_params  # noqa: E402
 from pipeline.visual import extractor as registry  # noqa: E402
 from pipeline.visual import weights  # noqa: E402
 from pipeline.visual.batching import Item, extract, read_shard  # noqa: E402

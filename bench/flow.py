@@ -33,10 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.core.params import load_params
 from pipeline.decode.decoded import DecodedWriter, iter_decoded
 from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.decode.worker import decoded_meta
+from pipeline.params import load_params
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

@@ -25,8 +25,8 @@ import torch
 from report import Report, cpu_name, usable_cores
 
 from models.rec import MODELS
-from pipeline.core.params import load_params
 from pipeline.datasets import read_source
+from pipeline.params import load_params
 from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
 from pipeline.rec.metrics import Pairs, evaluate

@@ -18,7 +18,7 @@ import torch
 from rec import load, machine
 from report import Report
 
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from pipeline.rec.train import calibrate_cold, fit, rank
 
 BUDGETS = (0.0, 0.02, 0.05, 0.1, 0.2)

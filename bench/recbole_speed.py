@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from report import Report, cpu_name, usable_cores
 
-from pipeline.core.params import load_params
 from pipeline.datasets import read_source
+from pipeline.params import load_params
 from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
 from pipeline.rec.train import fit, rank

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.core.params import SampleConfig, load_params  # noqa: E402
 from pipeline.execution.pools import bounded_map  # noqa: E402
+from pipeline.params import SampleConfig, load_params  # noqa: E402
 from pipeline.sample import plan_videos, render_video  # noqa: E402
 from tests.stages.project import Project  # noqa: E402
 
@@ -104,7 +104,7 @@ STAGES = (
     ("audio", ["-m", "stages.audio"]),
 )
 STARTUP = (
-    "import time; from pipeline.core.params import load_params; from pipeline.execution.ray_executor import ray_session\n"
+    "import time; from pipeline.params import load_params; from pipeline.execution.ray_executor import ray_session\n"
     "start = time.perf_counter()\nwith ray_session(load_params().executor): pass\n"
     "print(time.perf_counter() - start)"
 )

@@ -22,10 +22,10 @@ from typing import Any
 
 import yaml
 
-from pipeline.core import params as P
+from pipeline import params as P
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import Params, load_params
+from pipeline.params import Params, load_params
 from pipeline.visual.extractor import EXTRACTORS as EXTRACTOR_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +77,9 @@ def _package_modules(package: str) -> list[str]:
 
 
 @cache
-def direct_imports(name: str) -> frozenset[str]:
-    """Project modules that module ``name`` imports (at any depth of its code, not under TYPE_CHECKING)."""
+def direct_imports(name: str, type_checking: bool = False) -> frozenset[str]:
+    """Project modules that module ``name`` imports (at any depth of its code; under TYPE_CHECKING only
+    with ``type_checking``: those never run, so they are no stage's dependency, but they are a design's)."""
     path = module_file(name)
     if path is None:
         return frozenset()
@@ -88,7 +89,7 @@ def direct_imports(name: str) -> frozenset[str]:
     stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             stack.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):
@@ -109,7 +110,7 @@ def direct_imports(name: str) -> frozenset[str]:
         out.add(mod)
         parts = mod.split(".")
         out.update(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run their __init__
-    return frozenset(m for m in out if module_file(m) is not None)
+    return frozenset(m for m in out if m != name and module_file(m) is not None)
 
 
 def import_closure(module: str, plugins: tuple[str, ...] = ()) -> list[str]:

@@ -32,8 +32,8 @@ import ffmpeg
 import numpy as np
 
 from pipeline.core import lifetime
-from pipeline.core.params import SampleConfig
 from pipeline.core.store import atomic_path
+from pipeline.params import SampleConfig
 
 VISUAL = ("warm", "cool")
 AUDIO = ("tone", "noise")

@@ -99,10 +99,22 @@ def describe(path: Path) -> str:
     return "\n".join(lines)
 
 
-def outputs(params_path: str = "params.yaml") -> str:
-    from pipeline.core.params import load_params
+def written_paths(params) -> set[str]:
+    """The ``paths`` keys that some stage of the DAG these params generate writes (``flow`` only when an
+    extractor reads optical flow, for example): a key outside it is not "missing", just not produced."""
+    from pipeline import dag
 
-    paths = asdict(load_params(params_path).paths)
+    stages = [stage.get("do", stage) for stage in dag.stages(params).values()]  # foreach stages: their body
+    text = json.dumps([{k: v for k, v in stage.items() if k in ("outs", "metrics", "plots")} for stage in stages])
+    return {key for key in asdict(params.paths) if "${paths." + key + "}" in text}
+
+
+def outputs(params_path: str = "params.yaml") -> str:
+    from pipeline.params import load_params
+
+    params = load_params(params_path)
+    paths = asdict(params.paths)
+    written = written_paths(params)
     lines = ["outputs (params.yaml, section paths):"]
     for key, value in paths.items():
         p = Path(value)
@@ -115,7 +127,13 @@ def outputs(params_path: str = "params.yaml") -> str:
         elif p.is_dir():
             state = f"{sum(1 for _ in p.rglob('*') if _.is_file())} files"
         else:
-            state = "present" if p.exists() else "missing"
+            state = (
+                "present"
+                if p.exists()
+                else "missing"
+                if key in written
+                else "not in the pipeline (no stage writes it with these params)"
+            )
         lines.append(f"  {key:<16} {value:<40} {state}")
     lines.append("inspect any of them with: python -m pipeline.show PATH")
     return "\n".join(lines)

@@ -18,12 +18,12 @@ from pipeline.audio import store as audio_store
 from pipeline.core import failures, store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import AudioConfig, load_params
 from pipeline.core.shards import ShardedStore
 from pipeline.decode import decoded
 from pipeline.execution import runner
 from pipeline.execution.job import ExecutorError, Job, Row
 from pipeline.execution.pools import processes, resolve_workers
+from pipeline.params import AudioConfig, load_params
 
 log = logging.getLogger("stage.audio")
 POOL_MIN = 16  # fewer videos than this run in this process (an incremental run adding a handful)

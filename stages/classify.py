@@ -25,7 +25,7 @@ from pipeline.classify.train import fit, make_backbone, predict_proba, save_chec
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from registry import UnknownName
 
 log = logging.getLogger("stage.classify")

@@ -17,10 +17,10 @@ from pathlib import Path
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.ctr.adapters import SourceError, read_source
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.data import DataError
+from pipeline.params import load_params
 
 log = logging.getLogger("stage.ctr_data")
 

@@ -21,10 +21,10 @@ import torch
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.ctr.experiment import load_dataset, run
 from pipeline.ctr.metrics import roc_points
 from pipeline.ctr.train import ContentError, save_checkpoint
+from pipeline.params import load_params
 from registry import UnknownName
 
 log = logging.getLogger("stage.ctr_train")

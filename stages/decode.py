@@ -8,6 +8,7 @@ completion record, removed while the store changes) and ``failures.parquet``.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from functools import partial
@@ -18,13 +19,15 @@ import pyarrow as pa
 from pipeline.core import failures, store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.core.shards import ShardedStore
 from pipeline.decode import decoded
 from pipeline.decode.worker import DecodeWorker, decoded_meta
 from pipeline.execution import runner
 from pipeline.execution.job import ExecutorError, Job
 from pipeline.execution.pools import resolve_workers, threads
+from pipeline.params import load_params
+
+log = logging.getLogger("stage")
 
 
 def main() -> None:
@@ -59,6 +62,27 @@ def main() -> None:
         on_complete=lambda: decoded.write_index(out, meta),
     )
     runner.run(stage, manifest, params.executor)
+    warn_damaged(decoded.read_index(out), cfg.on_corrupt, out / decoded.INDEX_NAME)
+
+
+def warn_damaged(index: pa.Table, on_corrupt: str, where: Path, shown: int = 3) -> int:
+    """One warning line when videos were kept with damaged data (``decode.on_corrupt: keep``): how many,
+    the worst ones, and where the flag is. Returns the count."""
+    errors = index.column("decode_errors").to_pylist()
+    damaged = sorted(((n, v) for n, v in zip(errors, index.column("video_id").to_pylist()) if n), reverse=True)
+    if damaged:
+        worst = ", ".join(f"{v} ({n} errors)" for n, v in damaged[:shown])
+        log.warning(
+            "decode: %d of %d videos kept with damaged data (decode.on_corrupt: %s), worst: %s%s; "
+            "column decode_errors of %s flags them (decode.on_corrupt: fail makes them failure rows)",
+            len(damaged),
+            len(errors),
+            on_corrupt,
+            worst,
+            f" and {len(damaged) - shown} more" if len(damaged) > shown else "",
+            where,
+        )
+    return len(damaged)
 
 
 if __name__ == "__main__":

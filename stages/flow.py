@@ -15,8 +15,8 @@ import sys
 from pipeline.core import failures, store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.flow.worker import compute_store
+from pipeline.params import load_params
 
 log = logging.getLogger("stage.flow")
 

@@ -12,9 +12,9 @@ import sys
 from pipeline.core import failures, store
 from pipeline.core.cli import progress, run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.execution.pools import bounded_map, resolve_workers
 from pipeline.ingest.scan import InputError, assign_splits, list_inputs, manifest_table, previous_manifest, probe_one
+from pipeline.params import load_params
 
 log = logging.getLogger("stage.ingest")
 

@@ -17,12 +17,12 @@ from functools import partial
 from pipeline.core import failures, store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.decode import decoded
 from pipeline.execution import runner
 from pipeline.execution.job import Job
 from pipeline.joint.feature import JOINTS, Joint
 from pipeline.joint.worker import BATCH, JointWorker, joint_meta, joint_stage, sources
+from pipeline.params import load_params
 from registry import UnknownName
 
 log = logging.getLogger("stage.joint")

@@ -17,7 +17,7 @@ import sys
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from pipeline.visual.inference import resolve_precision
 
 log = logging.getLogger("stage.placement")

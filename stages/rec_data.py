@@ -20,8 +20,8 @@ import pyarrow as pa
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import Params, load_params
 from pipeline.datasets import RawData, SourceError, read_source
+from pipeline.params import Params, load_params
 from pipeline.rec import data as rec_data
 from pipeline.reduce.fit import save_states
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from pipeline.rec import synthetic
 
 log = logging.getLogger("stage.rec_sample")

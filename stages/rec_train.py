@@ -18,7 +18,7 @@ import torch
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from pipeline.rec import data as rec_data
 from pipeline.rec.train import ContentError, final_metrics, fit, save_checkpoint, valid_metrics
 from registry import UnknownName
@@ -42,6 +42,10 @@ def main() -> None:
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
         "valid": valid_metrics(result.model, data, cfg.eval_batch) | {"epoch": result.best_epoch},
         "cold_placement": dict(zip(("spread", "shift"), result.model.cold_affine.tolist())),
+        # staged (content) models: the epoch the content phase began and whether its ranking was kept
+        "content": {"from_epoch": result.content_from, "kept": result.model.content_on}
+        if result.model.staged
+        else None,
     }
     save_checkpoint(Path(paths.rec_model) / "model.pt", result.model, cfg)
     store.write_text(paths.rec_metrics, json.dumps(metrics, indent=2, sort_keys=True))

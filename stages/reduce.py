@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from pipeline.reduce.fit import ReduceError, save_states
 from pipeline.reduce.items import build_items, modality_configs, modality_sources
 

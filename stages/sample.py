@@ -12,8 +12,8 @@ import sys
 from pipeline import sample
 from pipeline.core.cli import progress, run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.execution.pools import bounded_map, resolve_workers
+from pipeline.params import load_params
 
 log = logging.getLogger("stage.sample")
 

@@ -20,10 +20,10 @@ from functools import partial
 from pipeline.core import failures, store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
-from pipeline.core.params import load_params
 from pipeline.decode import decoded
 from pipeline.execution import runner
 from pipeline.execution.job import ExecutorError, Job
+from pipeline.params import load_params
 from pipeline.visual import weights
 from pipeline.visual.extractor import EXTRACTORS
 from pipeline.visual.worker import build_worker, make_worker, store_meta, visual_stage
@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=cfg.batch_size,
         # A CPU actor runs the model on as many threads as a local run here would (visual.threads, 0 =
         # this machine's cores). It reserves that many CPUs, so a node holds one actor per that many
-        # cores, and the thread count, on which the floats depend, is the same as a local run's.
+        # cores, and the thread count, on which the floats depend, is the same as a local run's; with
+        # threads 0 on nodes smaller than this machine, an actor takes the largest node's cores instead
+        # (the actor's threads follow the CPUs it is given: RayWorker).
         num_cpus=placement.threads if params.executor.num_gpus == 0 else 1,
+        fit_cpus=cfg.threads == 0,
         num_gpus=params.executor.num_gpus,
     )
     stage = visual_stage(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.params import Params, load_params
+from pipeline.params import Params, load_params
 from tests.media_fixtures import REAL_CLIPS, real_clips
 
 ROOT = Path(__file__).resolve().parents[1]

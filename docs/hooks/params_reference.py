@@ -1,6 +1,6 @@
 """MkDocs hook: the params reference (docs/params.md), generated at build time from the typed configs.
 
-Walks ``pipeline.core.params.Params`` with ``dataclasses.fields`` and ``typing.get_type_hints``. For
+Walks ``pipeline.params.Params`` with ``dataclasses.fields`` and ``typing.get_type_hints``. For
 each leaf key it writes the full dotted name, the type (Literal choices, lists, tuples, null), the
 dataclass default if any, the value in the repo's ``params.yaml`` and the ``# comment`` that ends the
 field's line in the source (read with ``inspect.getsource`` + ``tokenize``); each section shows its
@@ -11,7 +11,7 @@ names, config)`` (``names()`` lists the members, ``config(name)`` gives a member
 or a ``(field_name, registry, config_attr)`` triple (``registry.get(name).<config_attr>``), or a
 sequence of them. Every member's config class is documented under ``<section>.<name>`` (or
 ``<section>.<field>.<name>`` when params.yaml nests them under the field). A class without
-``__sections__`` is walked by its dataclass fields only. The hook imports ``pipeline.core.params``
+``__sections__`` is walked by its dataclass fields only. The hook imports ``pipeline.params``
 and whatever resolving a member's config class imports (``registry.get``), nothing else.
 
 The page must hold the marker ``<!-- params-reference -->``; the generated text replaces it. A
@@ -41,7 +41,7 @@ log = logging.getLogger("mkdocs.hooks.params_reference")
 
 PAGE = "params.md"  # relative to docs_dir
 MARKER = "<!-- params-reference -->"
-PARAMS_MODULE = "pipeline.core.params"
+PARAMS_MODULE = "pipeline.params"
 ROOT_CLASS = "Params"
 PARAMS_FILE = "params.yaml"  # beside mkdocs.yml
 _MISSING = object()

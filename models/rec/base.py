@@ -54,6 +54,10 @@ class RecModel(nn.Module):
     lr: float = 1e-3
     reg: float = 1e-4
     dropout: float = 0.0
+    # True: the model is its ID-only base while ``content_on`` is False (its content parameters unused). The
+    # loop trains that base first, then switches the content on and keeps it only while the validation
+    # ranking improves (``pipeline.rec.train.fit``), so content that does not help costs nothing.
+    staged: bool = False
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__()
@@ -65,6 +69,7 @@ class RecModel(nn.Module):
         # (spread, shift) placing a user's cold items among its warm ones, in units of the user's warm-score
         # std; spread 0 = uncalibrated (cold items keep the model's own scores). Fitted on validation by the loop.
         self.register_buffer("cold_affine", torch.zeros(2))
+        self.content_on = True  # staged models: False = the ID-only base (set by the loop)
 
     def lr_groups(self) -> list[tuple[list[nn.Parameter], float]]:
         """The trainable parameters in groups, each with its learning rate as a multiple of ``rec.lr``."""

@@ -22,17 +22,14 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import librosa  # lazy: its submodules load on first use
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from pipeline.core.config import FieldError, at_least, check_rate, positive
 from pipeline.core.modality import ModalityReduceConfig
 from registry import Registry
-
-if TYPE_CHECKING:  # params validation reads FEATURE_SETS: this module stays light to import
-    from pipeline.core.params import AudioConfig
 
 DELTA_WIDTH = 9  # librosa.feature.delta's default window (frames)
 INT16_SCALE = 2.0**15  # pyAudioAnalysis divides its input by this
@@ -222,3 +219,38 @@ def warm_up(cfg: AudioConfig) -> float:
     noise = np.random.default_rng(0).standard_normal(cfg.sample_rate).astype(np.float32) * 0.1
     features(noise, cfg.sample_rate, cfg)
     return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int  # features are computed at this rate; other decoded rates are resampled (soxr_hq)
+    window_ms: float  # librosa STFT window (n_fft = win_length) for mfcc and logmel_segments
+    hop_ms: float
+    n_mfcc: int
+    mfcc_deltas: bool  # also summarise first and second MFCC deltas
+    n_mels: int  # mel bands of logmel_segments and of the filterbank under the MFCCs
+    segments: int  # equal time segments of logmel_segments
+    pyaa_window_ms: float  # pyAudioAnalysis short-term window and step
+    pyaa_step_ms: float
+    feature_sets: tuple[str, ...]  # names in pipeline.audio.feature_set.FEATURE_SETS; the others' columns are absent
+    workers: int  # worker processes, 0 = one per CPU core
+    max_failure_rate: float
+
+    def __post_init__(self) -> None:
+        check_rate(self.max_failure_rate)
+        at_least(self, 0, "workers", meaning="0 = one per core")
+        at_least(self, 1000, "sample_rate")
+        at_least(self, 1, "n_mfcc", "n_mels", "segments")
+        if self.n_mfcc > self.n_mels:
+            raise FieldError("n_mfcc", f"({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+        positive(self, "window_ms", "pyaa_window_ms")
+        if not 0 < self.hop_ms <= self.window_ms:
+            raise FieldError("hop_ms", f"must be in (0, window_ms = {self.window_ms}], got {self.hop_ms!r}")
+        if not 0 < self.pyaa_step_ms <= self.pyaa_window_ms:
+            raise FieldError(
+                "pyaa_step_ms", f"must be in (0, pyaa_window_ms = {self.pyaa_window_ms}], got {self.pyaa_step_ms!r}"
+            )
+        if not self.feature_sets or len(set(self.feature_sets)) != len(self.feature_sets):
+            raise FieldError("feature_sets", f"must name at least one set, each once; got {list(self.feature_sets)}")
+        for i, name in enumerate(self.feature_sets):
+            FEATURE_SETS.check(name, f"audio.feature_sets[{i}]")

@@ -8,7 +8,7 @@ per run, and each worker's own ``audio.warm_up`` then takes milliseconds.
 from __future__ import annotations
 
 from pipeline.audio import features as audio
-from pipeline.core.params import AudioConfig
+from pipeline.audio.features import AudioConfig
 
 # Only the code paths matter here (numba compiles per argument type, not per value).
 WARM_UP_CONFIG = AudioConfig(

@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.audio import features as audio
+from pipeline.audio.features import AudioConfig
 from pipeline.core import store
 from pipeline.core.failures import Failure
-from pipeline.core.params import AudioConfig
 from pipeline.decode.decoded import DecodedVideo, ShardReader
 from pipeline.execution.job import failure_row
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from models.classify.model import BranchSpec
 from pipeline.core import store
-from pipeline.core.params import Params
 from pipeline.decode.decoded import iter_decoded
+from pipeline.params import Params
 from pipeline.reduce.fit import load_states
 from pipeline.visual.extractor import output_paths
 

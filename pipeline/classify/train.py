@@ -24,11 +24,12 @@ from torch.nn import functional as F
 from models.classify.backbone import Backbone
 from models.classify.losses import difference_penalty, kl_rows, similarity_loss
 from models.classify.model import Batch, BranchSpec, Classifier, ModelSpec, Output
+from pipeline.classify.config import ClassifyConfig, SharedPrivateConfig
 from pipeline.classify.data import ClassifyData, normaliser
 from pipeline.core.config import build
 from pipeline.core.early_stop import EarlyStopping
-from pipeline.core.params import ClassifyConfig, SharedPrivateConfig, VisualConfig
 from pipeline.core.tensors import resolve_device, save, slice_batch
+from pipeline.visual.extractor import VisualConfig
 
 log = logging.getLogger("classify.train")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -82,6 +83,21 @@ def build(cls: type, data: Any, where: str = "") -> Any:
         raise ConfigError(f"params section '{where}': {err}" if where else f"params: {err}") from err
 
 
+def _describe(tp: Any) -> str:
+    """A field type in words, for messages: ``int | float | None`` reads "an integer, a number or null"."""
+    origin = get_origin(tp)
+    if tp is type(None):
+        return "null"
+    if origin is Literal:
+        return f"one of {list(get_args(tp))}"
+    if origin is tuple:
+        return "a list"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return words.get(tp, getattr(tp, "__name__", str(tp)))
+
+
 def _join(where: str, key: object) -> str:
     return f"{where}.{key}" if where else str(key)
 
@@ -105,7 +121,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 return _coerce(arg, value, key)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"params key '{key}': {value!r} fits none of {args}")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        allowed = ", ".join(_describe(a) for a in args)
+        raise ConfigError(
+            f"params key '{key}' must be {allowed.rpartition(', ')[0]} or {allowed.rpartition(', ')[2]}, got {value!r}"
+        )
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"params key '{key}' must be a list, got {value!r}")
@@ -156,3 +177,40 @@ def flat_keys(cls: Any, where: str = "") -> list[str]:
         else:
             keys.append(key)
     return keys
+
+
+def check_rate(rate: float) -> None:
+    if not 0 <= rate <= 1:
+        raise FieldError("max_failure_rate", f"must be a share in [0, 1], got {rate!r}")
+
+
+# Range checks of single keys (FieldError: the message names the full key). Written as `not value >= x`
+# so that a NaN (YAML .nan) fails them too.
+
+
+def at_least(cfg: Any, minimum: int, *names: str, meaning: str = "") -> None:
+    """Each of ``names`` >= ``minimum``; ``meaning`` says what the smallest value means (``0 = one per core``)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not value >= minimum:
+            raise FieldError(name, f"must be >= {minimum}{f' ({meaning})' if meaning else ''}, got {value!r}")
+
+
+def positive(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise FieldError(name, f"must be a finite number > 0, got {value!r}")
+
+
+def non_negative(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise FieldError(name, f"must be a finite number >= 0, got {value!r}")
+
+
+def fraction(cfg: Any, name: str) -> None:
+    value = getattr(cfg, name)
+    if not 0 <= value < 1:
+        raise FieldError(name, f"must be in [0, 1), got {value!r}")

@@ -19,6 +19,7 @@ REASONS = {
     "symlink_loop": "the path is a symlink that loops (resolving it never ends)",
     "permission_denied": "the file exists but this user may not read it",
     "unlistable_folder": "a folder inside the input folder that this user may not list",
+    "bad_name": "the file's path holds a control character (a newline, a tab, ...), which no video_id may hold",
     "empty_file": "the file has zero bytes",
     "unreadable": "ffprobe cannot parse the file (not a media file, or truncated)",
     "no_video_stream": "the file holds no video stream (audio-only, subtitles, ...)",

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pipeline.core.config import FieldError
+
 
 @dataclass(frozen=True)
 class ModalityReduceConfig:
@@ -19,6 +21,24 @@ class ModalityReduceConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.n_components, float) and not 0 < self.n_components < 1:
-            raise ValueError("a float n_components is a variance target in (0, 1)")
+            raise FieldError(
+                "n_components", f"as a float is the variance to keep, in (0, 1); got {self.n_components!r}"
+            )
         if isinstance(self.n_components, int) and self.n_components < 1:
-            raise ValueError("n_components must be >= 1")
+            raise FieldError(
+                "n_components", f"as an integer is a number of components, >= 1; got {self.n_components!r}"
+            )
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """How a dataset's precomputed per-item features (``*_feat.npy``) enter a stage's item table: ``reduce``'s
+    PCA + normaliser, fitted on the items with a training interaction (``rec_data.features``,
+    ``ctr_data.content``)."""
+
+    n_components: int | float | None  # int: components; float in (0, 1): variance kept; null: no PCA
+    whiten: bool
+    norm: Literal["minmax", "zscore", "none"]
+
+    def __post_init__(self) -> None:
+        ModalityReduceConfig(True, None, self.n_components, self.whiten, self.norm)  # the same checks as reduce.<m>

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core import store
-from pipeline.core.params import CtrDataConfig
 from pipeline.ctr.adapters import RawData
+from pipeline.ctr.config import CtrDataConfig
 from pipeline.ctr.data import (
     SPLITS,
     DataError,

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.core.params import CtrSplitConfig
+from pipeline.ctr.config import CtrSplitConfig
 
 SPLITS = ("train", "valid", "test")
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 from models.ctr import MODELS
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
-from pipeline.core.params import CtrConfig
+from pipeline.ctr.config import CtrConfig
 from pipeline.ctr.metrics import auc_by_history, evaluate
 from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, session_tensor, table_tensors
 

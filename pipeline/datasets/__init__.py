@@ -16,16 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from registry import Registry
-
-if TYPE_CHECKING:  # params validation reads ADAPTERS: no import of the params module here
-    from pipeline.core.params import LabelRule
 
 SPLITS = ("train", "valid", "test")  # the codes 0, 1, 2 of a given ``split`` column
 
@@ -119,3 +115,13 @@ def feature_files(folder: Path, n_items: int, where: str) -> dict[str, np.ndarra
             )
         out[name] = x
     return out
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    positive_min: float  # rating >= this is a positive (1)
+    negative_max: float | None  # rating <= this is a negative (0); in between: dropped; null: implicit
+
+    def __post_init__(self) -> None:
+        if self.negative_max is not None and self.negative_max >= self.positive_min:
+            raise ValueError("label.negative_max must be below label.positive_min")

@@ -199,7 +199,7 @@ class Clip:
     audio: np.ndarray | None  # (N,) float32 mono, None when there is no usable audio
     note: str  # "" or why audio/frames are not as asked (damaged data included)
     decode_errors: int  # error messages ffmpeg logged while decoding: damaged data in a stream
-    first_error: str  # the first of them, "" when there is none
+    first_error: str  # one of them (the same every run), "" when there is none
 
 
 def _video_chain(stream, uniq: np.ndarray, sar: float, size: int, select: bool):
@@ -218,14 +218,16 @@ def decode_clip(path: str, info: ProbeInfo, num: int, method: str, size: int, au
     # A consecutive window is contiguous: seek to it instead of decoding the whole file.
     seek = method == "consecutive" and uniq[0] > 0 and info.fps > 0
     raw, audio, note, errors = _decode(path, info, uniq, size, audio_rate, seek)
-    if seek and errors:
+    if errors:
         # A seek can land between keyframes (MPEG-TS has no index): the decoder then starts on a frame
         # it cannot decode ("first frame is no keyframe") and the window's first frames are garbage.
         # Decoding from the start tells such errors from damage in the file, and gets the right frames.
-        raw, audio, note, errors = _decode(path, info, uniq, size, audio_rate, seek=False)
+        # Damaged data is decoded again on one thread: with frame threads, how the decoder conceals it,
+        # and how many errors it logs, differ from run to run (issue 26: 44 or 45 errors, other pixels).
+        raw, audio, note, errors = _decode(path, info, uniq, size, audio_rate, seek=False, threads=1)
     n_errors, first_error = decoder_errors(errors)
     if n_errors:
-        damaged = f"decode_errors: ffmpeg reported {n_errors} decoder errors (damaged data), first: {first_error}"
+        damaged = f"decode_errors: ffmpeg reported {n_errors} decoder errors (damaged data), e.g.: {first_error}"
         note = f"{note}; {damaged}" if note else damaged
     got = np.frombuffer(raw, dtype=np.uint8)
     frame_bytes = size * size * 3
@@ -247,10 +249,12 @@ def decode_clip(path: str, info: ProbeInfo, num: int, method: str, size: int, au
 
 
 def _decode(
-    path: str, info: ProbeInfo, uniq: np.ndarray, size: int, audio_rate: int, seek: bool
+    path: str, info: ProbeInfo, uniq: np.ndarray, size: int, audio_rate: int, seek: bool, threads: int = 0
 ) -> tuple[bytes, np.ndarray | None, str, bytes]:
-    """One ffmpeg run: (raw frames, mono audio or None, note, ffmpeg's error log)."""
-    v_in = ffmpeg.input(path, ss=f"{uniq[0] / info.fps:.6f}") if seek else ffmpeg.input(path)
+    """One ffmpeg run: (raw frames, mono audio or None, note, ffmpeg's error log); ``threads`` 0: ffmpeg's
+    choice, 1: every decoder on one thread (deterministic on damaged data)."""
+    opts = {"threads": threads} if threads else {}
+    v_in = ffmpeg.input(path, ss=f"{uniq[0] / info.fps:.6f}", **opts) if seek else ffmpeg.input(path, **opts)
     chain = _video_chain(v_in[str(info.video_stream)], uniq, info.sar, size, select=not seek)
     video_out = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough", "vframes": len(uniq)}
     # The input's time base: in a coarser one, the frames of a variable frame rate video can share a dts,
@@ -260,7 +264,7 @@ def _decode(
         wav = os.path.join(tmp, "audio.f32")
         outputs = [ffmpeg.output(chain, "pipe:", **video_out)]
         if info.has_audio:
-            a_in = ffmpeg.input(path) if seek else v_in
+            a_in = ffmpeg.input(path, **opts) if seek else v_in
             outputs.append(ffmpeg.output(a_in[str(info.audio_stream)], wav, ac=1, ar=audio_rate, f="f32le"))
         note = ""
         try:
@@ -282,7 +286,7 @@ def _run(outputs: list) -> tuple[bytes, bytes]:
     FFmpeg exits 0 on damaged data in the middle of a stream (``Invalid data found when processing
     input``, ``error while decoding MB``) and conceals it: stderr is the only sign, so it is kept.
     """
-    spec = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-loglevel", "level+warning")
+    spec = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-loglevel", "repeat+level+warning")
     done = lifetime.run(spec.compile(overwrite_output=True))  # dies with the stage, even on SIGKILL
     if done.returncode != 0:
         raise MediaError("decode_error", f"ffmpeg failed: {_last_line(done.stderr)}")
@@ -295,15 +299,17 @@ _REPEATED = re.compile(r"Last message repeated (\d+) times?")
 
 
 def decoder_errors(stderr: bytes | str | None) -> tuple[int, str]:
-    """(how many damage messages ffmpeg logged, the first one) from its ``-loglevel level+warning`` log.
+    """(how many damage messages ffmpeg logged, one of them) from its ``-loglevel repeat+level+warning`` log.
 
     Every error counts. A warning counts only when it says "corrupt": a demuxer that drops a damaged
     packet (MPEG-TS: "Packet corrupt", "corrupt input packet in stream 0") warns and goes on, while
     other warnings ("Guessed Channel Layout", a deprecated pixel format) say nothing about the data.
-    FFmpeg folds identical messages into "Last message repeated N times": those count N more times.
+    ``repeat`` keeps FFmpeg from folding identical messages into "Last message repeated N times", which
+    it prints only when a different message follows (so a run ending on a repeat lost its count); a log
+    that has such lines (without ``repeat``) counts N more times.
     """
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
-    count, first, counted = 0, "", False
+    count, messages, counted = 0, [], False
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -316,5 +322,8 @@ def decoder_errors(stderr: bytes | str | None) -> tuple[int, str]:
         counted = level is None or level[1] != "warning" or "corrupt" in message.lower()
         if counted:
             count += 1
-            first = first or message
-    return count, first
+            messages.append(message)
+    # the decoders of a file's streams log from their own threads, so which stream's message comes first
+    # varies between runs: the one reported is the same every run, the first in sorted order of those
+    # naming their decoder or demuxer ("[h264] ..."), else of all
+    return count, min(messages, key=lambda m: (not m.startswith("["), m), default="")

@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.core import store
 from pipeline.core.failures import Failure
-from pipeline.core.params import DecodeConfig
+from pipeline.decode.config import DecodeConfig
 from pipeline.decode.ffmpeg import MediaError, ProbeInfo, decode_clip
 from pipeline.execution.job import failure_row
 
@@ -27,7 +27,7 @@ def decode_row(row: Mapping[str, Any], cfg: DecodeConfig) -> dict[str, Any] | Fa
     except MediaError as err:
         return Failure(row["video_id"], row["path"], "decode", err.reason, str(err), row["fingerprint"])
     if clip.decode_errors and cfg.on_corrupt == "fail":
-        message = f"ffmpeg reported {clip.decode_errors} decoder errors, first: {clip.first_error}"
+        message = f"ffmpeg reported {clip.decode_errors} decoder errors, e.g.: {clip.first_error}"
         return Failure(row["video_id"], row["path"], "decode", "corrupt_stream", message, row["fingerprint"])
     audio = clip.audio if clip.audio is not None else np.zeros(0, np.float32)
     return {

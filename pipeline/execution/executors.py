@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from pipeline.core.params import ExecutorConfig
-from pipeline.execution.job import EXECUTORS, Job, Row, batched, call_safely
+from pipeline.execution.job import EXECUTORS, ExecutorConfig, Job, Row, batched, call_safely
 
 
 def run(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]:

@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from pipeline.core.config import at_least
 from registry import Registry
-
-if TYPE_CHECKING:
-    from pipeline.core.params import ExecutorConfig
 
 Row = dict[str, Any]
 
@@ -50,6 +48,9 @@ class Job:
     make_worker: Callable[[], Worker]
     batch_size: int = 1
     num_cpus: float = 1.0
+    # True: num_cpus is this machine's core count standing for "one thread per core" (a ``threads: 0``
+    # param): an executor whose nodes are smaller gives each actor the CPUs the largest node has instead
+    fit_cpus: bool = False
     num_gpus: float = 0.0
     # actors in the pool (ray): 0 = as many as the cluster's CPUs (GPUs) hold; ``executor.actors`` > 0 overrides it
     concurrency: int = 0
@@ -101,3 +102,20 @@ def batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
 Executor = Callable[[Job, Iterable[Row], "ExecutorConfig"], Iterator[Row]]
 # where a Job's rows run (executor.kind); the members live in pipeline.execution.executors
 EXECUTORS: Registry[Executor] = Registry("executor", key="executor.kind", plugins="pipeline.execution.executors")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where per-video work runs (``pipeline.execution.executors``); never changes outputs, so no stage lists it."""
+
+    kind: str  # a name in pipeline.execution.job.EXECUTORS: local (in-process) | ray (Ray Data)
+    address: str  # ray: cluster address; "" = $RAY_ADDRESS, else a local runtime on this machine
+    num_cpus: int  # ray local runtime: CPUs it may use; 0 = all
+    num_gpus: float  # ray: GPUs per inference actor (fractions share a GPU); 0 = CPU actors
+    actors: int  # ray: actor pool size per job; 0 = as many as the cluster's CPUs (GPUs) hold
+    max_retries: int  # ray: restarts of a killed worker, retries of its batch, re-runs after a lost node (-1 = forever)
+
+    def __post_init__(self) -> None:
+        at_least(self, 0, "num_cpus", "num_gpus", "actors", meaning="0 = auto")
+        at_least(self, -1, "max_retries", meaning="-1 = unlimited")
+        EXECUTORS.check(self.kind)

@@ -16,6 +16,7 @@ what makes arrays, bytes, nested dicts and None round-trip exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -29,8 +30,7 @@ import pyarrow as pa
 import ray
 from ray.data.context import DEFAULT_WAIT_FOR_MIN_ACTORS_S
 
-from pipeline.core.params import ExecutorConfig
-from pipeline.execution.job import ExecutorError, Job, Row, Worker, call_safely
+from pipeline.execution.job import ExecutorConfig, ExecutorError, Job, Row, Worker, call_safely
 from pipeline.execution.pools import CPUS_ENV
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ def run_ray(job: Job, rows: Iterable[Row], cfg: ExecutorConfig) -> Iterator[Row]
     with ray_session(cfg):
         while todo:
             nodes = _alive_nodes()
-            records = iter(_pipeline(job, list(todo.values()), cfg, rerun=reruns > 0).iter_rows())
+            largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+            fitted = fit_to_nodes(job, largest)
+            records = iter(_pipeline(fitted, list(todo.values()), cfg, rerun=reruns > 0).iter_rows())
             try:
                 for record in records:
                     video_id = record["video_id"]
@@ -134,6 +136,22 @@ def _wait_for_node_loss(nodes: set[str]) -> set[str]:
     while not (lost := nodes - _alive_nodes()) and time.monotonic() < deadline:
         time.sleep(0.5)
     return lost
+
+
+def fit_to_nodes(job: Job, largest: float) -> Job:
+    """``job`` with its actors' CPUs capped at ``largest`` (the largest alive node's CPUs) when it asks for
+    one per core (``Job.fit_cpus``): "0 = one per core" then means the cores of the node an actor runs
+    on, not the driver's, so a cluster of smaller nodes can place actors (issue 26). Said in the log."""
+    if not job.fit_cpus or job.num_gpus > 0 or largest <= 0 or job.num_cpus <= largest:
+        return job
+    log.info(
+        "%s: one thread per core = %g CPUs per actor (the largest node has %g; this machine %g)",
+        job.name,
+        largest,
+        largest,
+        job.num_cpus,
+    )
+    return dataclasses.replace(job, num_cpus=largest)
 
 
 def _pipeline(job: Job, rows: list[Row], cfg: ExecutorConfig, rerun: bool) -> ray.data.Dataset:

@@ -18,10 +18,9 @@ from typing import Any
 
 from pipeline.core import failures, store
 from pipeline.core.cli import progress
-from pipeline.core.params import ExecutorConfig
 from pipeline.core.shards import Plan, ShardedStore, Summary
 from pipeline.execution import executors
-from pipeline.execution.job import Job, Row
+from pipeline.execution.job import ExecutorConfig, Job, Row
 
 log = logging.getLogger("stage")
 SHOWN_FAILURES = 10  # failure rows logged one per line; the rest are in the failures table

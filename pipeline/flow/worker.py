@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.core import store
-from pipeline.core.params import ExecutorConfig, FlowConfig
 from pipeline.core.shards import ShardedStore, Summary
 from pipeline.decode import decoded
 from pipeline.execution import executors, runner
-from pipeline.execution.job import Job, failure_row
+from pipeline.execution.job import ExecutorConfig, Job, failure_row
 from pipeline.execution.pools import resolve_workers, threads
+from pipeline.flow.config import FlowConfig
 from pipeline.flow.optical import pair_flow, quantise, video_flow
 
 

@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from pipeline.core import tables
 from pipeline.core.failures import Failure
-from pipeline.core.params import SplitConfig
 from pipeline.decode.ffmpeg import MediaError, probe
+from pipeline.ingest.config import SplitConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,26 @@ def _unusable(root: Path, path: Path, suffixes: set[str], reason: str, err: OSEr
     return Failure(video_id, str(path), "ingest", reason, f"{what}: {err.strerror or err} ({path})")
 
 
+def has_control(text: str) -> bool:
+    """True when ``text`` holds a control character (C0, DEL or C1: newline, tab, escape, ...)."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def escaped(text: str) -> str:
+    """``text`` with its control characters written as Python escapes (``a\\nb``): printable, one line."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if has_control(c) else c for c in text)
+
+
+def _bad_name(rel: str, path: Path) -> Failure:
+    return Failure(
+        escaped(rel),
+        escaped(str(path)),
+        "ingest",
+        "bad_name",
+        f"the file name holds a control character ('{escaped(rel)}'): rename the file to use it",
+    )
+
+
 def scan_folder(root: Path, extensions: Sequence[str]) -> Inputs:
     """Every file below ``root`` with a video suffix; the id is its relative path minus suffix.
 
@@ -165,7 +185,10 @@ def scan_folder(root: Path, extensions: Sequence[str]) -> Inputs:
                     todo.append(path)
             elif path.suffix.lower() in suffixes:
                 rel = path.relative_to(root).with_suffix("").as_posix()
-                items.append(InputVideo(video_id=rel, path=str(path)))
+                if has_control(rel):  # an id with a newline breaks every line-based tool and log downstream
+                    failed.append(_bad_name(rel, path))
+                else:
+                    items.append(InputVideo(video_id=rel, path=str(path)))
             else:
                 skipped[path.suffix.lower() or "(no suffix)"] += 1
     items.sort(key=lambda item: item.video_id)
@@ -191,6 +214,11 @@ def read_manifest(path: Path, *, allow_outside_paths: bool = False) -> Inputs:
         for column, value in (("video_id", vid), ("path", rel)):
             if value is None:
                 raise InputError(f"{path}: {where(i)} column {column!r}: empty")
+            if has_control(value):
+                raise InputError(
+                    f"{path}: {where(i)} column {column!r}: '{escaped(value)}' holds a control character "
+                    "(a newline, a tab, ...), which no video_id or path may hold"
+                )
         split = _clean(row.get("split"))
         if split is not None and split not in SPLITS:
             raise InputError(f"{path}: {where(i)} column 'split': {split!r} ({vid}); valid: {', '.join(SPLITS)}")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pipeline.core.config import Sections, check_rate
 from pipeline.core.store import plain
 from registry import Registry
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pipeline.core.modality import ModalityReduceConfig
-    from pipeline.core.params import VisualConfig
+    from pipeline.visual.extractor import VisualConfig
 
 JOINTS: Registry[type[Joint]] = Registry("joint feature", key="joint.features", plugins="pipeline.joint.members")
 
@@ -77,3 +78,26 @@ register = JOINTS.register_class  # @register("name"): registers the class and s
 def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     return out_dir / f"joint_{name}.parquet", out_dir / f"joint_{name}_failures.parquet"
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """Section ``joint``: features computed from other visual stores (``pipeline.joint``)."""
+
+    features: tuple[str, ...]  # registered joint features to compute: one DVC stage joint@<name> each
+    max_failure_rate: float
+    # joint.<name>: each registered joint feature's own section, built with the config class its module declares
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    __sections__: ClassVar[Sections] = Sections(
+        "sections", "joint feature", JOINTS.names, lambda name: JOINTS.get(name).config
+    )
+
+    def __post_init__(self) -> None:
+        check_rate(self.max_failure_rate)
+        for i, name in enumerate(self.features):
+            JOINTS.check(name, f"joint.features[{i}]")
+            if name not in self.sections:
+                raise ValueError(f"joint feature {name!r} is in features but has no joint.{name} section")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features lists a name twice")

@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 
 from pipeline.core import store
 from pipeline.core.modality import ModalityReduceConfig
-from pipeline.core.params import RecDataConfig
 from pipeline.ctr.data import assign_splits, encode, vocabulary
 from pipeline.datasets import SPLITS, RawData
+from pipeline.rec.config import RecDataConfig
 from pipeline.reduce.fit import ModalityState, fit_modality
 
 STAGE = "rec_data"

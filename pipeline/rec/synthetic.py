@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.params import EasyProfile, RealisticProfile, RecSampleConfig
 from pipeline.core.store import atomic_path
+from pipeline.rec.config import EasyProfile, RealisticProfile, RecSampleConfig
 
 MODALITIES = ("image", "text", "audio")
 EPOCH = 1_700_000_000

@@ -30,8 +30,8 @@ import torch
 from models.rec import MODELS, build
 from models.rec.base import Content, Graph, RecModel, RecSizes
 from pipeline.core.early_stop import EarlyStopping
-from pipeline.core.params import RecConfig
 from pipeline.core.tensors import save
+from pipeline.rec.config import RecConfig
 from pipeline.rec.data import RecData
 from pipeline.rec.metrics import KS, Pairs, evaluate
 
@@ -50,6 +50,7 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)  # per ranking: epoch, train_loss, valid recall/ndcg@20
     seconds_per_epoch: float = 0.0  # training only (the validation ranking excluded)
     epochs: int = 0  # epochs trained
+    content_from: int = 0  # staged models: the first epoch with the content on (0: not staged)
 
 
 def defaults(cfg: RecConfig) -> RecConfig:
@@ -136,6 +137,14 @@ def rank(model: RecModel, data: RecData, split: int, *, ks=KS, batch: int = 1024
 
 
 def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainResult:
+    """Train ``model`` (built from ``cfg`` when None) and keep its best validation ranking.
+
+    A staged model (``RecModel.staged``: the content models) trains in two phases, each up to
+    ``rec.epochs`` with the warm-up and patience: its ID-only base first (``content_on`` False), then, from
+    the base's best state, with its content on. The second phase keeps a state only when its validation
+    Recall@20 beats the base's, so content that does not help the ranking is never kept (issue 23: on the
+    realistic profile, trained jointly from the first epoch, every content model lost to LightGCN).
+    """
     cfg = defaults(cfg)
     model = model if model is not None else make_model(cfg, data)
     result = TrainResult(model)
@@ -146,45 +155,69 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
     seen = np.sort(u * np.int64(data.n_items) + i)
     scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()  # trained after
     groups = [{"params": [p for p in ps if p not in scorer], "lr": cfg.lr * scale} for ps, scale in model.lr_groups()]
+    # one optimiser for both phases: parameters the base does not use get no gradient, so Adam skips them
     optimiser = torch.optim.Adam([g for g in groups if g["params"]])
-    stopper = EarlyStopping(model, cfg.patience, initial=-1.0)
-    train_seconds = 0.0
-    for epoch in range(1, cfg.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        order = rng.permutation(len(u))
-        neg = sample_negatives(u[order], model.negatives, data.n_items, seen, rng)
-        users, pos, negs = torch.from_numpy(u[order]), torch.from_numpy(i[order]), torch.from_numpy(neg)
-        total = 0.0
-        for b in range(0, len(order), cfg.batch_size):
-            sl = slice(b, b + cfg.batch_size)
-            loss = model.loss(users[sl], pos[sl], negs[sl])
-            objective = loss.rank + cfg.reg * loss.l2
-            optimiser.zero_grad(set_to_none=True)
-            objective.backward()
-            optimiser.step()
-            total += float(objective.detach()) * len(users[sl])
-        train_seconds += time.perf_counter() - start
-        result.epochs = epoch
-        if epoch % cfg.eval_every and epoch != cfg.epochs:
-            continue
-        valid = rank(model, data, 1, ks=(20,), batch=cfg.eval_batch)
-        recall = valid["recall@20"] or 0.0
-        result.curve.append(
-            {"epoch": epoch, "train_loss": total / len(order), "valid_recall@20": recall}
-            | {"valid_ndcg@20": valid["ndcg@20"] or 0.0}
+    best, train_seconds, epoch = -1.0, 0.0, 0
+    for content_on in (False, True) if model.staged else (True,):
+        model.content_on = content_on
+        stopper = EarlyStopping(model, cfg.patience, initial=best)
+        first = epoch + 1
+        if content_on and model.staged:
+            result.content_from = first
+        for epoch in range(first, first + cfg.epochs):
+            start = time.perf_counter()
+            loss = _epoch(model, optimiser, cfg, data.n_items, u, i, seen, rng)
+            train_seconds += time.perf_counter() - start
+            result.epochs = epoch
+            if (epoch - first + 1) % cfg.eval_every and epoch != first + cfg.epochs - 1:
+                continue
+            valid = rank(model, data, 1, ks=(20,), batch=cfg.eval_batch)
+            recall = valid["recall@20"] or 0.0
+            result.curve.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": loss,
+                    "valid_recall@20": recall,
+                    "valid_ndcg@20": valid["ndcg@20"] or 0.0,
+                }
+            )
+            log.info("epoch %d%s: loss %.4f, valid recall@20 %.4f", epoch, " (content)" * content_on, loss, recall)
+            if stopper.step(recall, epoch) and epoch - first + 1 >= cfg.warmup:
+                break
+        stopper.restore()
+        best = stopper.best
+        result.best_epoch = stopper.best_epoch or result.best_epoch
+    if model.staged:
+        model.content_on = result.best_epoch >= result.content_from
+        log.info(
+            "content %s: the best validation ranking is epoch %d (content from epoch %d)",
+            "kept" if model.content_on else "dropped",
+            result.best_epoch,
+            result.content_from,
         )
-        log.info("epoch %d: loss %.4f, valid recall@20 %.4f", epoch, total / len(order), recall)
-        stop = stopper.step(recall, epoch)
-        result.best_epoch = stopper.best_epoch
-        if stop and epoch >= cfg.warmup:
-            break
-    stopper.restore()
     result.seconds_per_epoch = train_seconds / max(result.epochs, 1)
     if model.cold_scorer is not None and cfg.cold_calibration:
         fit_cold_scorer(model.cold_scorer, data, cfg)
         calibrate_cold(model, data, cfg.eval_batch, cfg.cold_budget)
     return result
+
+
+def _epoch(model: RecModel, optimiser, cfg: RecConfig, n_items: int, u, i, seen, rng) -> float:
+    """One pass over the shuffled training positives; returns the mean objective."""
+    model.train()
+    order = rng.permutation(len(u))
+    neg = sample_negatives(u[order], model.negatives, n_items, seen, rng)
+    users, pos, negs = torch.from_numpy(u[order]), torch.from_numpy(i[order]), torch.from_numpy(neg)
+    total = 0.0
+    for b in range(0, len(order), cfg.batch_size):
+        sl = slice(b, b + cfg.batch_size)
+        loss = model.loss(users[sl], pos[sl], negs[sl])
+        objective = loss.rank + cfg.reg * loss.l2
+        optimiser.zero_grad(set_to_none=True)
+        objective.backward()
+        optimiser.step()
+        total += float(objective.detach()) * len(users[sl])
+    return total / len(order)
 
 
 COLD_LR = 1e-3  # the cold scorer's own Adam learning rate (a linear map: the models' rates overshoot it)

@@ -22,8 +22,9 @@ import pyarrow as pa
 from pipeline.audio.features import FEATURE_SETS
 from pipeline.core import store
 from pipeline.core.modality import ModalityReduceConfig
-from pipeline.core.params import Params, ReduceConfig
 from pipeline.joint import feature as joint
+from pipeline.params import Params
+from pipeline.reduce.config import ReduceConfig
 from pipeline.reduce.fit import ModalityState, fit_modality
 from pipeline.visual.extractor import EXTRACTORS, output_paths
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pipeline.core.config import FieldError, Sections, at_least, check_rate
 from pipeline.core.store import plain
 from registry import Registry
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:  # extractor modules import torch only when they build a model
     from torch import nn
 
     from pipeline.core.modality import ModalityReduceConfig
-    from pipeline.core.params import VisualConfig
 
 EXTRACTORS: Registry[type[Extractor]] = Registry(
     "visual extractor", key="visual.extractors", plugins="pipeline.visual.extractors"
@@ -94,3 +95,38 @@ def output_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
 def create(name: str, cfg: VisualConfig, num_frames: int) -> Extractor:
     """The extractor ``name`` configured from ``visual.<name>``, for clips of ``num_frames`` frames."""
     return EXTRACTORS.get(name)(cfg.sections[name], num_frames)
+
+
+@dataclass(frozen=True)
+class VisualConfig:
+    extractors: tuple[str, ...]  # registered extractors to run: one DVC stage visual@<name> each
+    device: str  # auto (CUDA when present) | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16", "int8"]  # auto: bf16 where the device runs it natively, else fp32
+    batch_size: int  # videos per forward pass: bounds memory whatever the corpus size
+    threads: int  # CPU threads for torch; 0 = one per core
+    max_failure_rate: float
+    calibration_clips: int  # precision int8: training-split clips the activation ranges are calibrated on
+    compiled: tuple[str, ...]  # extractors whose fp32 head runs through torch.compile (a speed choice)
+    # visual.<name>: each registered extractor's own section, built with the config class its module declares
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    __sections__: ClassVar[Sections] = Sections(
+        "sections", "visual extractor", EXTRACTORS.names, lambda name: EXTRACTORS.get(name).config
+    )
+
+    def __post_init__(self) -> None:
+        check_rate(self.max_failure_rate)
+        for i, name in enumerate(self.extractors):
+            EXTRACTORS.check(name, f"visual.extractors[{i}]")
+            if name not in self.sections:
+                raise ValueError(f"extractor {name!r} is in extractors but has no visual.{name} section")
+        if len(set(self.extractors)) != len(self.extractors):
+            raise ValueError("extractors lists a name twice")
+        for i, name in enumerate(self.compiled):
+            EXTRACTORS.check(name, f"visual.compiled[{i}]")
+        at_least(self, 1, "batch_size")
+        at_least(self, 0, "threads", meaning="0 = one per core")
+        if self.calibration_clips < 1:
+            raise FieldError("calibration_clips", "must be >= 1")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise FieldError("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from pipeline.core.config import ConfigError
-from pipeline.core.params import VisualConfig
 from pipeline.core.tensors import resolve_device
 from pipeline.execution.pools import resolve_workers
-from pipeline.visual.extractor import Extractor
+from pipeline.visual.extractor import Extractor, VisualConfig
 
 if TYPE_CHECKING:
     from pipeline.visual.quantize import Calibration

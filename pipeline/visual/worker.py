@@ -20,14 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.core import store
-from pipeline.core.params import ExecutorConfig, VisualConfig
 from pipeline.core.shards import ShardedStore, Summary
 from pipeline.decode import decoded
 from pipeline.execution import executors, runner
-from pipeline.execution.job import Job, failure_row
+from pipeline.execution.job import ExecutorConfig, Job, failure_row
 from pipeline.visual import weights
 from pipeline.visual.batching import Item, extract
-from pipeline.visual.extractor import create, output_paths
+from pipeline.visual.extractor import VisualConfig, create, output_paths
 from pipeline.visual.inference import CalibrationSet, Engine, resolve_placement
 from pipeline.visual.quantize import choose_calibration
 

@@ -9,8 +9,8 @@ import torch
 
 from models.classify.model import BranchSpec, ModelSpec
 from pipeline.classify.train import build_classifier, load_checkpoint, objective, save_checkpoint, train_step
-from pipeline.core.params import load_params
 from pipeline.core.store import plain
+from pipeline.params import load_params
 from tests.conftest import ROOT
 
 

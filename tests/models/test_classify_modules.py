@@ -13,8 +13,8 @@ from models.classify.fusions._base import Fusion
 from models.classify.fusions.attention import AttentionFusion
 from models.classify.model import BranchSpec, Classifier, ModelSpec
 from pipeline.core.config import ConfigError, build
-from pipeline.core.params import ClassifyConfig, load_params
 from pipeline.core.store import plain
+from pipeline.params import ClassifyConfig, load_params
 from registry import UnknownName
 from tests.conftest import ROOT
 

@@ -9,8 +9,8 @@ import torch
 from models.ctr import MODELS, build
 from models.ctr.base import CtrModel, CtrSizes, FeatureSpec
 from models.layers import fm_pairwise
-from pipeline.core.params import CtrConfig, CtrSessionConfig
 from pipeline.ctr.train import load_checkpoint, model_sizes, save_checkpoint
+from pipeline.params import CtrConfig, CtrSessionConfig
 from registry import UnknownName
 from tests.conftest import ROOT
 

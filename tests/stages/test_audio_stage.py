@@ -13,10 +13,10 @@ import yaml
 
 from pipeline.audio import features as audio
 from pipeline.core import store
-from pipeline.core.params import DecodeConfig
 from pipeline.decode import decoded
 from pipeline.decode.ffmpeg import MediaError, probe
 from pipeline.decode.worker import decode_row, decoded_meta
+from pipeline.params import DecodeConfig
 from stages import audio as stage
 
 REPO = Path(__file__).resolve().parents[2]

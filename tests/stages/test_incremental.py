@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from pipeline.core import store
-from pipeline.core.params import SampleConfig
 from pipeline.core.shards import shard_of
 from pipeline.decode import decoded
+from pipeline.params import SampleConfig
 from pipeline.sample import plan_videos, render_video
 from tests.stages.project import Project
 

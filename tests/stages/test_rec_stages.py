@@ -46,6 +46,7 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
         "spread": 0.0,
         "shift": 0.0,
     }
+    assert metrics["content"] is None  # an ID-only model has no content phase
     assert (tmp_path / "plots/rec/training.csv").read_text().startswith("epoch,train_loss,valid_recall@20")
     # the acceptance: an experiment is one command on a committed project
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from pipeline.core import failures, store
-from pipeline.core.params import load_params
 from pipeline.decode.ffmpeg import MediaError, decode_clip, probe
 from pipeline.execution.pools import bounded_map
+from pipeline.params import load_params
 from pipeline.visual import extractor as registry  # create, EXTRACTORS
 from stages import visual as stage
 from tests.pipeline.visual.helpers import REPO, random_frames, write_decoded

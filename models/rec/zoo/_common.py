@@ -189,6 +189,7 @@ class ContentOnLightGcn(LightGcnBackbone):
     """
 
     name = ""  # the registered name, for messages
+    staged = True  # content off: LightGCN (the branch is not computed)
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
@@ -208,8 +209,15 @@ class ContentOnLightGcn(LightGcnBackbone):
         """The content branch before ``out``: ``(n_users + n_items, branch_dim)``."""
         raise NotImplementedError
 
+    def ids(self) -> torch.Tensor:
+        """LightGCN's representations of every user then item: ``(n_users + n_items, embed_dim)``."""
+        return self.propagate(torch.cat([self.user.weight, self.item.weight * self.seen]), self.adj)
+
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = self.propagate(torch.cat([self.user.weight, self.item.weight * self.seen]), self.adj)
+        ids = self.ids()
+        if not self.content_on:
+            self._branch = None
+            return ids.split([self.sizes.n_users, self.sizes.n_items])
         # unit rows: the branch's own scale (raw features through random layers) would set out's step size
         self._branch = self.out(normalize(self.branch(), dim=1))
         return (ids + self._branch).split([self.sizes.n_users, self.sizes.n_items])
@@ -218,7 +226,7 @@ class ContentOnLightGcn(LightGcnBackbone):
         rank, _, _ = self.ranking(users, pos, neg)
         n_u = self.sizes.n_users
         items = torch.cat([pos, neg.flatten()])
-        return Loss(
-            rank,
-            l2(self.user(users), self.item(items) * self.seen[items], self._branch[users], self._branch[n_u + items]),
-        )
+        ego = (self.user(users), self.item(items) * self.seen[items])
+        if self._branch is None:
+            return Loss(rank, l2(*ego))
+        return Loss(rank, l2(*ego, self._branch[users], self._branch[n_u + items]))

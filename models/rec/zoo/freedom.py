@@ -41,6 +41,7 @@ ITEM_LAYERS = 1  # propagation steps on the item-item graph (the reference's n_m
 @MODELS.register("freedom")
 class Freedom(Propagated):
     lr = 5e-3
+    staged = True  # content off: (pruned) LightGCN, no kNN part, no feature loss
     dropout = 0.0  # share of the user-item edges pruned each epoch (the reference: 0.8; docs/stages/rec.md)
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
@@ -80,12 +81,13 @@ class Freedom(Propagated):
 
     def embeddings(self, adj: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.item.weight * self.seen
-        h = items
-        for _ in range(ITEM_LAYERS):
-            h = SparseMatmul.apply(self.item_adj, self.item_adj_t, h)
         out = self.propagate(torch.cat([self.user.weight, items]), self.adj if adj is None else adj)
-        users, items = out.split([self.sizes.n_users, self.sizes.n_items])
-        return users, items + self.knn_weight * h
+        users, warm = out.split([self.sizes.n_users, self.sizes.n_items])
+        if not self.content_on:
+            return users, warm
+        for _ in range(ITEM_LAYERS):
+            items = SparseMatmul.apply(self.item_adj, self.item_adj_t, items)
+        return users, warm + self.knn_weight * items
 
     def training_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         # FREEDOM prunes once per epoch (its pre_epoch_processing); the contract has no epoch hook, so an
@@ -98,6 +100,8 @@ class Freedom(Propagated):
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
         rank, u, _ = self.ranking(users, pos, neg)
         self.positives_seen += users.shape[0]
+        if not self.content_on:
+            return Loss(rank, rank.new_zeros(()))
         (fp, _), (fn, _) = self.features(pos), self.features(neg)  # (B, M, D), (B, N, M, D)
         aux = sum(bpr((u * fp[:, m]).sum(-1), torch.einsum("bd,bnd->bn", u, fn[:, :, m])) for m in range(fp.shape[1]))
         return Loss(rank, aux)

@@ -82,9 +82,12 @@ class Lgmrec(ContentOnLightGcn):
         return dropout(gumbel_softmax(logits, TAU, dim=1), 1.0 - KEEP, True)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self._hyper = []
+        if not self.content_on:
+            return super().embeddings()
         n_u = self.sizes.n_users
-        cge = self.propagate(torch.cat([self.user.weight, self.item.weight * self.seen]), self.adj)
-        local, glob, self._hyper = 0.0, 0.0, []
+        cge = self.ids()
+        local, glob = 0.0, 0.0
         for k, (w, v) in enumerate(zip(self.local, self.hyper)):
             x = getattr(self, f"x{k}")
             h = torch.cat([getattr(self, f"mean{k}") @ w, x @ w])

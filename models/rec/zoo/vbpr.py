@@ -20,6 +20,8 @@ from models.rec.zoo._common import ContentProfile, require_content, seen_items
 
 @MODELS.register("vbpr")
 class Vbpr(RecModel):
+    staged = True  # content off: BPR-MF (the content half of every item is zero)
+
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
         d = sizes.embed_dim
@@ -36,8 +38,11 @@ class Vbpr(RecModel):
 
     def items(self, codes: torch.Tensor) -> torch.Tensor:
         """``(...,)`` item codes -> ``(..., 2D)`` [ID embedding (zero if cold), projected content]."""
+        ids = self.item(codes) * self.seen[codes]
+        if not self.content_on:
+            return torch.cat([ids, torch.zeros_like(ids)], dim=-1)
         modal, _ = self.content(codes)  # (..., M, D), zero where a modality is missing
-        return torch.cat([self.item(codes) * self.seen[codes], modal.sum(-2)], dim=-1)
+        return torch.cat([ids, modal.sum(-2)], dim=-1)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
         u, p, n = self.user(users), self.items(pos), self.items(neg)

@@ -15,7 +15,7 @@ import pyarrow.json as pjson
 from pipeline.datasets import RawData, SourceError, apply_rule, interactions, register
 
 if TYPE_CHECKING:
-    from pipeline.core.params import LabelRule
+    from pipeline.datasets import LabelRule
 
 
 _AMAZON_SCHEMA = pa.schema(

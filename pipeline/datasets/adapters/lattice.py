@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from pipeline.datasets import RawData, SourceError, feature_files, interactions, need, register
 
 if TYPE_CHECKING:
-    from pipeline.core.params import LabelRule
+    from pipeline.datasets import LabelRule
 
 FILES = ["trnMat.pkl", "valMat.pkl", "tstMat.pkl"]  # train, valid, test
 

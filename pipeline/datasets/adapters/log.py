@@ -11,7 +11,7 @@ from pipeline.core import tables
 from pipeline.datasets import RawData, SourceError, interactions, register
 
 if TYPE_CHECKING:
-    from pipeline.core.params import LabelRule
+    from pipeline.datasets import LabelRule
 
 
 @register("log")

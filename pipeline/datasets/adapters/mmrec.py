@@ -23,7 +23,7 @@ from pipeline.core import tables
 from pipeline.datasets import RawData, SourceError, feature_files, interactions, register
 
 if TYPE_CHECKING:
-    from pipeline.core.params import LabelRule
+    from pipeline.datasets import LabelRule
 
 COLUMNS = "userID itemID [rating] [timestamp] x_label (tab-separated, with a header)"
 

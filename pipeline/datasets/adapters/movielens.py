@@ -20,7 +20,7 @@ import pyarrow.csv as pcsv
 from pipeline.datasets import RawData, SourceError, apply_rule, interactions, need, register, strings
 
 if TYPE_CHECKING:
-    from pipeline.core.params import LabelRule
+    from pipeline.datasets import LabelRule
 
 
 def _read_delimited(path: Path, names: list[str], sep: str) -> pa.Table:

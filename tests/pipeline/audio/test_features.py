@@ -13,7 +13,7 @@ from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures
 
 from pipeline.audio import features as audio
 from pipeline.core.config import ConfigError, build
-from pipeline.core.params import AudioConfig, Params, load_params
+from pipeline.params import AudioConfig, Params, load_params
 
 RATE = 16000
 PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"

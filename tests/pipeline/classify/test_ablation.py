@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.classify.ablation import CONFIGS, END, START, fusion_margin, replace_section, set_args, table
 from pipeline.core.config import flat_keys
-from pipeline.core.params import Params
+from pipeline.params import Params
 
 
 def run(acc: float, f1: float) -> dict:

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.classify.data import LabelError, encode_labels, load_data, normaliser
 from pipeline.core import store
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from tests.conftest import ROOT
 from tests.pipeline.classify.fixtures import FRAMES, MELS, SEGMENTS, VIS_DIM, corpus, write_stores
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pipeline.core.config import ConfigError, build, flat_keys
-from pipeline.core.params import load_params
+from pipeline.params import load_params
 from tests.conftest import ROOT
 
 
@@ -133,6 +133,33 @@ def test_training_params_out_of_range_are_errors_naming_the_key(tmp_path, key, v
         _load_with(tmp_path, **{key: value})
     message = str(err.value)
     assert f"params key '{key}'" in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("decode.num_frames", -3, "params key 'decode.num_frames' must be >= 1, got -3"),
+        ("decode.size", 4, "params key 'decode.size' must be >= 8, got 4"),
+        ("decode.workers", -1, "params key 'decode.workers' must be >= 0 (0 = one per core), got -1"),
+        (
+            "reduce.resnet152.n_components",
+            "abc",
+            "params key 'reduce.resnet152.n_components' must be an integer, a number or null, got 'abc'",
+        ),
+        ("reduce.resnet152.n_components", 1.5, "params key 'reduce.resnet152.n_components' as a float is the variance"),
+        ("audio.hop_ms", 0, "params key 'audio.hop_ms' must be in (0, window_ms = "),
+        ("executor.actors", -2, "params key 'executor.actors' must be >= 0 (0 = auto), got -2"),
+        ("ingest.max_failure_rate", 2, "params key 'ingest.max_failure_rate' must be a share in [0, 1], got 2"),
+        ("sample.n_videos", 3, "params key 'sample.n_videos' must be >= 4 (one per category), got 3"),
+        ("ctr_data.history", 0, "params key 'ctr_data.history' must be >= 1, got 0"),
+    ],
+)
+def test_a_bad_value_names_its_key_the_value_and_what_is_allowed(tmp_path, key, value, message):
+    """Issue 26: one line naming the key, the value and the allowed range in words (not a list of every
+    key's bound, not Python type reprs)."""
+    with pytest.raises(ConfigError) as err:
+        _load_with(tmp_path, **{key: value})
+    assert str(err.value).startswith(message) and "<class" not in str(err.value), str(err.value)
 
 
 def test_training_params_at_their_bounds_load(tmp_path):

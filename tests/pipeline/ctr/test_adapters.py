@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from pipeline.core.params import LabelRule
 from pipeline.ctr.adapters import ADAPTERS, SourceError, read_source
+from pipeline.params import LabelRule
 from registry import UnknownName
 
 RULE = LabelRule(4, 2)

@@ -4,7 +4,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.core.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
 from pipeline.ctr.adapters import RawData
 from pipeline.ctr.build import build_samples
 from pipeline.ctr.data import (
@@ -18,6 +17,7 @@ from pipeline.ctr.data import (
     sample_negatives,
     vocabulary,
 )
+from pipeline.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
 
 
 def cfg(**kw) -> CtrDataConfig:

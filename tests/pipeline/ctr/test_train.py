@@ -10,11 +10,11 @@ import torch
 
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
-from pipeline.core.params import CtrFeatures
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.experiment import load_dataset, run
 from pipeline.ctr.metrics import evaluate
 from pipeline.ctr.train import CONTENT_CLIP, ContentError, fit, load_content, predict, table_tensors
+from pipeline.params import CtrFeatures
 from tests.models.test_ctr_models import CFG
 from tests.pipeline.ctr.fixtures import SIDE_FEATURES, side_features_log
 from tests.pipeline.ctr.test_data import cfg as data_cfg

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from pipeline.core.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
 from pipeline.ctr.build import build_samples
 from pipeline.datasets import ADAPTERS, SourceError, read_source
+from pipeline.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
 
 RULE = LabelRule(4, None)
 INTER = (

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from pipeline.core.config import ConfigError, build
-from pipeline.core.params import ExecutorConfig
 from pipeline.execution import executors as executor
 from pipeline.execution.executors import Job
+from pipeline.params import ExecutorConfig
 from registry import UnknownName
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.params import ExecutorConfig
 from pipeline.execution import executors as executor
 from pipeline.execution.job import ExecutorError, Job
+from pipeline.params import ExecutorConfig
 
 ray = pytest.importorskip("ray")
 
@@ -106,3 +106,26 @@ def test_gpu_job_on_a_cluster_without_gpus_fails_at_once(ray_cluster, tmp_path):
     job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id), num_gpus=1)
     with pytest.raises(ExecutorError, match="needs 1 GPUs .* the cluster has 0"):
         list(executor.run(job, rows(2), CLUSTER))
+
+
+class Threads:
+    """Returns the CPUs the executor granted the actor (what ``threads: 0`` resolves to there)."""
+
+    def __call__(self, batch: list[dict]) -> list[dict]:
+        from pipeline.execution.pools import resolve_workers
+
+        return [{"video_id": row["video_id"], "threads": resolve_workers(0)} for row in batch]
+
+
+def test_one_thread_per_core_fits_nodes_smaller_than_the_driver(ray_cluster, caplog):
+    """Issue 26: ``visual.threads: 0`` asked each actor for the driver's core count (2 here), which no
+    1-CPU node gives, so nothing started; a job that asks "one per core" now gets the largest node's."""
+    wish = Job("threads", Threads, num_cpus=2, fit_cpus=True)
+    with caplog.at_level(logging.INFO, logger="pipeline.execution.ray_executor"):
+        out = once_each(executor.run(wish, rows(4), CLUSTER))
+    assert sorted(out) == [row["video_id"] for row in rows(4)] and {r["threads"] for r in out.values()} == {1}
+    assert any(
+        "one thread per core = 1 CPUs per actor (the largest node has 1" in r.getMessage() for r in caplog.records
+    )
+    with pytest.raises(ExecutorError, match="each actor needs 2 CPUs and the largest node has 1"):
+        list(executor.run(Job("threads", Threads, num_cpus=2), rows(2), CLUSTER))  # an explicit count is kept

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core.params import FarnebackConfig, FlowConfig, TVL1Config
 from pipeline.flow.optical import dequantise, grey, pair_flow, quantise, video_flow
+from pipeline.params import FarnebackConfig, FlowConfig, TVL1Config
 
 FARNEBACK = FarnebackConfig(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2)
 TVL1 = TVL1Config(tau=0.25, lambda_weight=0.15, theta=0.3, scales=3, warps=5, epsilon=0.01)

@@ -234,3 +234,26 @@ def test_real_permissions_give_the_same_rows(tmp_path):
     finally:
         (tmp_path / "private").chmod(0o755)
         secret.chmod(0o644)
+
+
+def test_a_file_name_with_a_newline_is_a_failure_row_shown_escaped(tmp_path):
+    make_clip(tmp_path / "ok.mp4", audio_rate=None)
+    make_clip(tmp_path / "two\nlines.mp4", audio_rate=None)
+    inputs = list_inputs(tmp_path, [".mp4"])
+    assert [v.video_id for v in inputs.videos] == ["ok"]  # before: a video_id "two\nlines"
+    [failed] = inputs.failures
+    assert (failed.video_id, failed.reason) == ("two\\nlines", "bad_name")
+    assert "\n" not in failed.message + failed.path and "rename" in failed.message
+
+
+def test_a_manifest_id_with_a_control_character_is_an_error_naming_file_row_and_column(tmp_path):
+    make_clip(tmp_path / "a.mp4", audio_rate=None)
+    manifest = tmp_path / "manifest.parquet"
+    __import__("pyarrow.parquet").parquet.write_table(
+        __import__("pyarrow").table({"video_id": ["a\tb"], "path": ["a.mp4"]}), manifest
+    )
+    with pytest.raises(InputError) as err:
+        list_inputs(manifest, [".mp4"])
+    message = str(err.value)
+    assert message.startswith(f"{manifest}: ") and "'video_id'" in message and "a\\tb" in message
+    assert "\t" not in message and "\n" not in message

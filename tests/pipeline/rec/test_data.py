@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.core.params import CtrSplitConfig, LabelRule, RecDataConfig, RecFeaturesConfig
 from pipeline.datasets import RawData
+from pipeline.params import CtrSplitConfig, FeaturesConfig, LabelRule, RecDataConfig
 from pipeline.rec import data as rec_data
 from pipeline.rec.data import DataError
 
@@ -17,7 +17,7 @@ CFG = RecDataConfig(
     "unused",
     LabelRule(4, None),
     CtrSplitConfig("random", 0.2, 0.2, 0),
-    RecFeaturesConfig(None, False, "zscore"),
+    FeaturesConfig(None, False, "zscore"),
     "drop",
     0,
 )

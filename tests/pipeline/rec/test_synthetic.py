@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline.core.params import LabelRule, load_params
 from pipeline.datasets import read_source
+from pipeline.params import LabelRule, load_params
 from pipeline.rec import synthetic
 from tests.pipeline.rec.test_train import SAMPLE
 

@@ -12,8 +12,8 @@ from torch import nn
 
 from models.rec import MODELS
 from models.rec.base import Loss, RecModel, bpr, l2
-from pipeline.core.params import CtrSplitConfig, EasyProfile, LabelRule, RecConfig, RecDataConfig, RecFeaturesConfig
 from pipeline.datasets import RawData
+from pipeline.params import CtrSplitConfig, EasyProfile, FeaturesConfig, LabelRule, RecConfig, RecDataConfig
 from pipeline.rec import data as rec_data
 from pipeline.rec import synthetic
 from pipeline.rec.metrics import Pairs, evaluate
@@ -38,7 +38,7 @@ DATA_CFG = RecDataConfig(
     "x",
     LabelRule(4, None),
     CtrSplitConfig("random", 0.1, 0.2, 0),
-    RecFeaturesConfig(None, False, "zscore"),
+    FeaturesConfig(None, False, "zscore"),
     "drop",
     0,
 )
@@ -172,6 +172,45 @@ def test_early_stopping_waits_for_the_warm_up_and_counts_patience_in_rankings(da
     ranked = [r["epoch"] for r in result.curve]
     assert ranked[:3] == [2, 4, 6] and result.epochs == 6 and ranked[-1] == 6  # stopped at the first ranking past 5
     assert fit(dataclasses.replace(cfg, warmup=0), data).epochs == 4  # without it: the second flat ranking
+
+
+ID_ROWS = {"user.weight", "item.weight"}
+
+
+@pytest.mark.parametrize("model", ["vbpr", "mmgcn", "freedom"])
+def test_a_staged_model_trains_its_id_base_first_and_keeps_content_only_when_validation_improves(data, model):
+    cfg = dataclasses.replace(CFG, model=model, epochs=4, patience=2, cold_calibration=False)
+    built = make_model(cfg, data)
+    init = {k: v.clone() for k, v in built.state_dict().items() if k not in ID_ROWS}
+    result = fit(cfg, data, built)
+    assert built.staged and 1 < result.content_from <= 5  # phase 1: up to 4 epochs, then the content phase
+    assert [r["epoch"] for r in result.curve] == list(range(1, result.epochs + 1))  # eval_every 1, one count
+    base = [r["valid_recall@20"] for r in result.curve if r["epoch"] < result.content_from]
+    content = [r["valid_recall@20"] for r in result.curve if r["epoch"] >= result.content_from]
+    assert base and content
+    # content is kept exactly when a content-phase ranking beat the base's best, and the kept state is the best
+    assert result.model.content_on == (max(content) > max(base))
+    assert rank(result.model, data, 1, ks=(20,))["recall@20"] == pytest.approx(max(base + content))
+    moved = {k for k, v in result.model.state_dict().items() if k in init and not torch.equal(v, init[k])}
+    if result.model.content_on:
+        assert moved, "content kept but no content parameter trained"
+    else:  # the base never touches a content parameter: the dropped content is still at its init
+        assert moved == set(), moved
+
+
+def test_the_content_phase_keeps_the_base_when_content_is_noise(data):
+    """Content unrelated to the clicks, projected large: no content-phase ranking beats the base's, so the
+    base's state comes back with the content switched off (what the staging is for, issue 23)."""
+    rng = np.random.default_rng(0)
+    noise = dataclasses.replace(
+        data, features={m: rng.normal(size=x.shape).astype("float32") for m, x in data.features.items()}
+    )
+    cfg = dataclasses.replace(CFG, model="vbpr", epochs=3, patience=1, cold_calibration=False)
+    model = make_model(cfg, noise)
+    for proj in model.content.proj:
+        torch.nn.init.normal_(proj.weight, std=50.0)
+    result = fit(cfg, noise, model)
+    assert not result.model.content_on and result.best_epoch < result.content_from
 
 
 def test_null_lr_reg_and_dropout_take_the_models_own_defaults():

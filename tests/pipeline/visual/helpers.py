@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.core.params import DecodeConfig, VisualConfig, load_params
 from pipeline.decode.decoded import DecodedWriter
 from pipeline.decode.worker import decoded_meta
+from pipeline.params import DecodeConfig, VisualConfig, load_params
 from pipeline.visual.extractor import Extractor
 
 REPO = Path(__file__).resolve().parents[3]

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from pipeline.core.config import ConfigError, build
-from pipeline.core.params import VisualConfig
 from pipeline.core.tensors import resolve_device
+from pipeline.params import VisualConfig
 from pipeline.visual import inference as engine
 from tests.pipeline.visual.helpers import REPO, visual_config
 
