@@ -79,7 +79,7 @@ def main() -> None:
             runs, t0 = [], time.perf_counter()
             for seed in args.seeds:
                 cfg = dataclasses.replace(params.ctr, model=name, use_content=content, seed=seed)
-                runs.append(run(cfg, data, params.paths.items)[1])
+                runs.append(run(cfg, data)[1])
             secs = (time.perf_counter() - t0) / len(args.seeds)
             cells = [fmt([r[c] for r in runs]) for c in COLUMNS]
             epochs = np.mean([r["epochs_run"] for r in runs])

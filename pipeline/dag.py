@@ -271,15 +271,23 @@ def stages(params: Params) -> dict[str, Any]:
                 {"${paths.reduce_plots}": {"x": "component", "y": "cumulative_explained_variance", "cache": False}}
             ],
         },
+        # The CTR pipeline follows ctr_data.path: by default stage log_data's folder (so the video stages
+        # run first), with -S ctr_data.path=<a dataset> no video stage is upstream of ctr_train (issue 24).
+        "log_data": {
+            "cmd": "python -m stages.log_data",
+            "deps": ["${data.interactions}", "${paths.manifest}", "${paths.items}", *code("log_data")],
+            "params": ["data.interactions"],
+            "outs": ["${paths.log_data}"],
+        },
         "ctr_data": {
             "cmd": "python -m stages.ctr_data",
-            "deps": ["${data.interactions}", "${paths.manifest}", *code("ctr_data")],
-            "params": ["data.interactions", *_keys("ctr_data", P.CtrDataConfig)],
+            "deps": ["${ctr_data.path}", *code("ctr_data")],
+            "params": _keys("ctr_data", P.CtrDataConfig),
             "outs": ["${paths.ctr_data}"],
         },
         "ctr_train": {
             "cmd": "python -m stages.ctr_train",
-            "deps": ["${paths.ctr_data}", "${paths.items}", *code("ctr_train")],
+            "deps": ["${paths.ctr_data}", *code("ctr_train")],
             "params": _keys("ctr", P.CtrConfig, skip=NOT_OUTPUTS),
             "outs": ["${paths.ctr_model}", {"${paths.ctr_plots}": {"cache": False}}],
             "metrics": [{"${paths.ctr_metrics}": {"cache": False}}],
@@ -309,15 +317,10 @@ def stages(params: Params) -> dict[str, Any]:
 
 
 def rec_stages(params: Params, code: Any) -> dict[str, Any]:
-    """``rec_sample`` -> ``rec_data`` -> ``rec_train``. ``rec_data`` depends on ``${rec_data.path}`` (the
-    synthetic dataset when it lies in ``paths.rec_sample``, else the user's folder), so ``dvc exp run
-    rec_train -S rec_data.path=...`` or ``-S rec.model=...`` runs no video stage; only ``source: log``
-    (the video pipeline's own interactions and item features) depends on ``paths.items``, which then
-    brings the video stages in (regenerate dvc.yaml after switching to or from ``log``)."""
-    if params.rec_data.source == "log":
-        deps, keys = ["${data.interactions}", "${paths.items}"], ["data.interactions"]
-    else:
-        deps, keys = ["${rec_data.path}"], []
+    """``rec_sample`` -> ``rec_data`` -> ``rec_train``. ``rec_data`` depends on ``${rec_data.path}``: the
+    synthetic dataset (``paths.rec_sample``), the video pipeline's (``paths.log_data``, written by stage
+    ``log_data``: the video stages then run first) or the user's folder, so any source is a ``-S`` away
+    and ``dvc exp run rec_train -S rec.model=...`` runs no video stage."""
     return {
         "rec_sample": {
             "cmd": "python -m stages.rec_sample",
@@ -327,8 +330,8 @@ def rec_stages(params: Params, code: Any) -> dict[str, Any]:
         },
         "rec_data": {
             "cmd": "python -m stages.rec_data",
-            "deps": [*deps, *code("rec_data")],
-            "params": [*keys, *_keys("rec_data", P.RecDataConfig)],
+            "deps": ["${rec_data.path}", *code("rec_data")],
+            "params": _keys("rec_data", P.RecDataConfig),
             "outs": ["${paths.rec_data}"],
         },
         "rec_train": {

@@ -102,6 +102,7 @@ class PathsConfig:
     rec_model: str  # rec_train: checkpoint (model.pt)
     rec_metrics: str  # rec_train: test Recall/NDCG/Precision/HitRate@K, overall and cold
     rec_plots: str  # rec_train: training.csv (per-epoch loss and validation recall@20 / ndcg@20)
+    log_data: str  # log_data: the interaction log + the item table (manifest + reduced features), a dataset folder
 
 
 @dataclass(frozen=True)

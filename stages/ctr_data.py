@@ -1,15 +1,17 @@
-"""Stage ``ctr_data``: interaction samples for the CTR models.
+"""Stage ``ctr_data``: interaction samples for the CTR models, and the item features they may use.
 
-Reads the source named by ``ctr_data.source``: ``log`` = ``data.interactions`` with the ingest
-manifest (``paths.manifest``, when present) as its item table, or an adapter's files at
-``ctr_data.path`` (``movielens``, ``amazon``; layouts in ``pipeline/ctr/adapters.py``). Writes
-``paths.ctr_data``: ``train|valid|test.parquet`` (one row per sample), ``users.parquet`` and
-``items.parquet`` (code <-> id) and ``summary.json`` (counts: dropped, duplicates, cold samples).
+Reads ``ctr_data.path`` with the adapter ``ctr_data.source`` names (``log``: stage ``log_data``'s folder,
+the video pipeline's interactions with the manifest and reduce's item features; ``mmrec``, ``lattice``,
+``movielens``, ``amazon``: layouts in ``pipeline/datasets/adapters/``). Writes ``paths.ctr_data``:
+``train|valid|test.parquet`` (one row per sample), ``users.parquet`` and ``items.parquet`` (code <-> id),
+``summary.json`` (counts: dropped, duplicates, cold samples) and, when the source has item features,
+``features.parquet`` (one vector column and ``<m>_present`` mask per modality, by ``video_id``): a
+dataset's own ``*_feat.npy`` through PCA + normaliser (``ctr_data.content``) fitted on the items with a
+training positive (state in ``features_state/``), the video pipeline's as reduce wrote them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -18,9 +20,10 @@ from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.ctr.adapters import SourceError, read_source
-from pipeline.ctr.build import build_samples, write_built
+from pipeline.ctr.build import FEATURES, build_samples, features_meta, item_features, write_built
 from pipeline.ctr.data import DataError
 from pipeline.params import load_params
+from pipeline.reduce.fit import save_states
 
 log = logging.getLogger("stage.ctr_data")
 
@@ -28,19 +31,22 @@ log = logging.getLogger("stage.ctr_data")
 def main() -> None:
     params = load_params()
     cfg = params.ctr_data
-    if cfg.source == "log":
-        if not params.data.interactions:
-            raise ConfigError("ctr_data.source is log but data.interactions is null")
-        raw = read_source("log", params.data.interactions, cfg.label)
-        if Path(params.paths.manifest).exists():
-            raw = dataclasses.replace(raw, items=store.read_table(params.paths.manifest, expect={"stage": "ingest"}))
-    else:
-        if not cfg.path:
-            raise ConfigError(f"ctr_data.source is {cfg.source}: set ctr_data.path to its files")
-        raw = read_source(cfg.source, cfg.path, cfg.label)
+    raw = read_source(cfg.source, cfg.path, cfg.label)
     built = build_samples(raw, cfg)
-    write_built(built, params.paths.ctr_data, {"ctr_data": cfg, "interactions": params.data.interactions})
+    out = Path(params.paths.ctr_data)
+    write_built(built, out, {"ctr_data": cfg})
+    features, states = item_features(raw, built, cfg)
+    (out / FEATURES).unlink(missing_ok=True)
+    if features is not None:
+        store.write_table(features, out / FEATURES, features_meta(features, cfg, raw.reduced))
+        save_states(out / "features_state", states, {"stage": "ctr_data"})
     s = built.summary
+    if features is not None:
+        log.info(
+            "item features: %s (%s)",
+            features_meta(features, cfg, raw.reduced)["dims"],
+            "reduced by reduce" if raw.reduced else "fitted on training items",
+        )
     log.info(
         "%s: %d interactions -> train %d / valid %d / test %d samples (%d cold in test); %d users, %d items; "
         "dropped %d unknown videos, %d unknown users, %d duplicates",

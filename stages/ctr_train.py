@@ -1,7 +1,7 @@
 """Stage ``ctr_train``: train ``ctr.model`` on the ctr_data samples, evaluate on the test split.
 
-Reads ``paths.ctr_data`` (sample tables), ``paths.items`` when ``ctr.use_content`` is true, params
-``ctr.*``. Writes ``paths.ctr_model``/``model.pt`` (checkpoint) and ``predictions.parquet`` (test
+Reads ``paths.ctr_data`` (sample tables, and its ``features.parquet`` when ``ctr.use_content`` is true),
+params ``ctr.*``. Writes ``paths.ctr_model``/``model.pt`` (checkpoint) and ``predictions.parquet`` (test
 samples with their scores), ``paths.ctr_metrics`` (test AUC, logloss, accuracy, user-grouped AUC,
 cold-start AUC within the cold slice, AUC per history-length group) and ``paths.ctr_plots``/``roc.csv``
 and ``training.csv`` (per-epoch curves).
@@ -36,7 +36,7 @@ def main() -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_dataset(paths.ctr_data)
-    result, metrics, p = run(cfg, data, paths.items)
+    result, metrics, p = run(cfg, data)
     out = Path(paths.ctr_model)
     save_checkpoint(out / "model.pt", result.model, cfg.model, data.spec, cfg)
     test = data.tables["test"]

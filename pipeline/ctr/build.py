@@ -30,6 +30,7 @@ from pipeline.ctr.data import (
     SPLITS,
     DataError,
     assign_splits,
+    carve_valid,
     check_labels,
     dedupe_sort,
     encode,
@@ -38,6 +39,7 @@ from pipeline.ctr.data import (
     sample_negatives,
     vocabulary,
 )
+from pipeline.reduce.fit import fit_precomputed
 
 log = logging.getLogger("ctr.build")
 
@@ -184,6 +186,9 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     pos = y == 1
     # a split the dataset fixes is used as is; otherwise each positive's split, which its negatives share
     split = given if given is not None else assign_splits(t, cfg.split)
+    if given is not None and not (given == 1).any():  # train / test only (MovieLens' u1.base, u1.test)
+        split = carve_valid(split, t, cfg.split)
+        summary["valid_carved_from_train"] = int((split == 1).sum())
     if not explicit:
         split, neg = _negatives(u, i, split, len(items_vocab), cfg, summary)
         u, t = np.concatenate([u, np.repeat(u, cfg.negatives)]), np.concatenate([t, np.repeat(t, cfg.negatives)])
@@ -237,7 +242,45 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     return Built(splits, users, items, spec, summary)
 
 
-def write_built(built: Built, folder: str, params: Any) -> None:
+FEATURES = "features.parquet"  # the item features ctr_train reads (ctr.content), by video_id
+
+
+def item_features(raw: RawData, built: Built, cfg: CtrDataConfig) -> tuple[pa.Table | None, dict[str, Any]]:
+    """The source's item features as a table (video_id, one vector column and ``<m>_present`` mask per
+    modality), fitted on the items with a training positive unless already reduced; None without features.
+
+    Fitted on positives, not on every training sample: sampled negatives are drawn from the whole catalogue
+    (``negative_pool: all``) and would let valid/test-only items into the fit."""
+    if not raw.features or raw.items is None:
+        return None, {}
+    train = built.splits["train"]
+    positive = pc.filter(train.column("item"), pc.equal(train.column("label"), 1))
+    code_to_id = dict(zip(built.items.column("item").to_pylist(), built.items.column("video_id").to_pylist()))
+    seen = {code_to_id[c] for c in positive.to_pylist()}
+    ids = pc.cast(raw.items.column("video_id"), pa.string())
+    train_rows = np.array([v in seen for v in ids.to_pylist()], bool)
+    present = {m: np.asarray(raw.present.get(m, np.ones(len(x), bool)), bool) for m, x in raw.features.items()}
+    states: dict[str, Any] = {}
+    features = {m: x.astype(np.float32) for m, x in raw.features.items()}
+    if not raw.reduced:
+        features, states = fit_precomputed(features, train_rows, cfg.content, cfg.seed, present)
+    cols: dict[str, Any] = {"video_id": ids}
+    for m, x in sorted(features.items()):
+        cols[m] = store.vector_array(x)
+        cols[f"{m}_present"] = pa.array(present[m])
+    return pa.table(cols), states
+
+
+def features_meta(table: pa.Table, cfg: CtrDataConfig, reduced: bool) -> dict[str, Any]:
+    dims = {
+        c: [table.schema.field(c).type.list_size] for c in table.column_names if f"{c}_present" in table.column_names
+    }
+    return store.make_meta(
+        "ctr_data", params={"content": cfg.content}, dims=dims, reduced_by="reduce" if reduced else "ctr_data"
+    )
+
+
+def write_built(built: Built, folder: str | Path, params: Any) -> None:
     out = Path(folder)
     meta = store.make_meta("ctr_data", params=params, spec=built.spec)
     for name, table in built.splits.items():

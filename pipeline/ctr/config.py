@@ -7,6 +7,7 @@ from typing import Literal
 
 from models.ctr import MODELS
 from pipeline.core.config import FieldError, at_least, fraction, non_negative, positive
+from pipeline.core.modality import FeaturesConfig
 from pipeline.datasets import ADAPTERS, LabelRule
 
 
@@ -40,8 +41,8 @@ class CtrFeatures:
 
 @dataclass(frozen=True)
 class CtrDataConfig:
-    source: str  # a name in pipeline.datasets.ADAPTERS: log (data.interactions + the ingest manifest) | movielens | amazon | mmrec | lattice
-    path: str | None  # the adapter's input (movielens: a folder; amazon: a .json[.gz] file or folder)
+    source: str  # a name in pipeline.datasets.ADAPTERS: log (stage log_data's folder, or a log file) | movielens | amazon | mmrec | lattice
+    path: str  # the adapter's input: log: paths.log_data (the default) or a log file; mmrec/lattice/movielens: a folder; amazon: a .json[.gz] file or folder
     label: LabelRule  # rating-based sources only
     negatives: int  # sampled per positive when the log has no explicit labels
     negative_pool: Literal["all", "train"]  # training negatives from every item | items with a training positive
@@ -50,11 +51,14 @@ class CtrDataConfig:
     split: CtrSplitConfig
     unknown: Literal["drop", "error"]  # interactions naming videos/users absent from their tables
     features: CtrFeatures
+    content: FeaturesConfig  # a dataset's own *_feat.npy (mmrec, lattice): PCA + normaliser fitted on training items
     seed: int
 
     def __post_init__(self) -> None:
         at_least(self, 1, "negatives", "history", "max_multi")
         ADAPTERS.check(self.source, "ctr_data.source")
+        if not self.path:
+            raise FieldError("path", f"is needed by ctr_data.source {self.source!r}: the dataset's folder or file")
 
 
 @dataclass(frozen=True)

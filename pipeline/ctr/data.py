@@ -182,6 +182,20 @@ def assign_splits(ts: np.ndarray, cfg: CtrSplitConfig) -> np.ndarray:
     return np.where(rank < cut_valid, 0, np.where(rank < cut_test, 1, 2)).astype(np.int8)
 
 
+def carve_valid(split: np.ndarray, ts: np.ndarray, cfg: CtrSplitConfig) -> np.ndarray:
+    """A given train / test split with validation rows taken from training: ``cfg.valid`` of them, the
+    latest by time or a seeded random draw (``cfg.by``); the test rows are never touched."""
+    train = np.flatnonzero(split == 0)
+    n_valid = int(round(len(train) * cfg.valid))
+    if cfg.by == "time":
+        order = train[np.argsort(ts[train], kind="stable")]
+    else:
+        order = np.random.default_rng(cfg.seed).permutation(train)
+    out = split.copy()
+    out[order[len(order) - n_valid :] if n_valid else []] = 1
+    return out
+
+
 def padded_codes(
     lists: pa.Array | pa.ChunkedArray, rows: np.ndarray, n_rows: int, vocab: pa.Array, width: int
 ) -> np.ndarray:

@@ -16,6 +16,7 @@ import pyarrow as pa
 from models.ctr import MODELS
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
+from pipeline.ctr.build import FEATURES
 from pipeline.ctr.config import CtrConfig
 from pipeline.ctr.metrics import auc_by_history, evaluate
 from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, session_tensor, table_tensors
@@ -31,6 +32,7 @@ class Dataset:
     tensors: dict[str, Batch]
     spec: FeatureSpec
     vocab: pa.Table  # item code <-> video_id
+    features: Path  # ctr_data's item features (absent when the source has none)
 
 
 def load_dataset(folder: str | Path) -> Dataset:
@@ -43,13 +45,13 @@ def load_dataset(folder: str | Path) -> Dataset:
     meta = store.read_meta(folder / "train.parquet")["spec"]
     vocab = store.read_table(folder / "items.parquet", expect={"stage": "ctr_data"})
     tensors = {s: table_tensors(t, meta) for s, t in tables.items()}  # stacked in the spec's field order
-    return Dataset(tables, tensors, FeatureSpec.from_meta(meta), vocab)
+    return Dataset(tables, tensors, FeatureSpec.from_meta(meta), vocab, folder / FEATURES)
 
 
-def run(cfg: CtrConfig, data: Dataset, items_path: str | Path | None) -> tuple[TrainResult, dict[str, Any], np.ndarray]:
+def run(cfg: CtrConfig, data: Dataset) -> tuple[TrainResult, dict[str, Any], np.ndarray]:
     """Train ``cfg.model``; return the result, test metrics (NaN as None; ``history_auc``: AUC per
-    history-length group) and test scores."""
-    content = load_content(items_path, data.vocab, cfg.content) if cfg.use_content else None
+    history-length group; ``valid``: the kept epoch's validation AUC / logloss) and test scores."""
+    content = load_content(data.features, data.vocab, cfg.content) if cfg.use_content else None
     tensors = data.tensors
     if MODELS.get(cfg.model).uses_sessions:
         tensors = {s: t | {"sess": session_tensor(data.tables[s], cfg.sessions)} for s, t in tensors.items()}
@@ -65,6 +67,13 @@ def run(cfg: CtrConfig, data: Dataset, items_path: str | Path | None) -> tuple[T
         "model": cfg.model,
         "use_content": cfg.use_content,
         "best_epoch": result.best_epoch,
+        # experiments are compared on this, never on the test numbers above
+        "valid": _finite_or_none(
+            {k.removeprefix("valid_"): result.curve[result.best_epoch - 1][k] for k in ("valid_auc", "valid_logloss")}
+            | {"epoch": result.best_epoch}
+        )
+        if result.best_epoch
+        else None,
         "epochs_run": len(result.curve),
         "train_samples_per_s": result.train_samples / max(result.step_seconds, 1e-9),
         "loader_share": result.load_seconds / max(result.step_seconds, 1e-9),

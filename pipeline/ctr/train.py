@@ -110,14 +110,23 @@ def session_tensor(table: pa.Table, cfg: CtrSessionConfig) -> torch.Tensor:
     return torch.from_numpy(codes)
 
 
+FEATURE_SOURCES = ("log", "mmrec", "lattice")  # the adapters that read item features
+
+
 def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str, ...]) -> Content:
-    """Per modality ``(n_items + 1, D)`` vectors by item code and a presence mask (absent items masked)."""
-    if not modalities:
-        raise ContentError("ctr.use_content is true but ctr.content lists no modality")
+    """Per modality ``(n_items + 1, D)`` vectors by item code and a presence mask (absent items masked), from
+    ctr_data's item features (``features.parquet``); ``modalities`` empty: every modality it has."""
+    if not Path(items_path).is_file():
+        raise ContentError(
+            f"{items_path}: no item features: ctr_data.source {'/'.join(FEATURE_SOURCES)} give them (the video "
+            "pipeline's, or a dataset's *_feat.npy); set ctr.use_content: false for a source without"
+        )
     names = store.read_schema(items_path).names
-    missing = [m for m in modalities if m not in names]
+    have = [c for c in names if f"{c}_present" in names]
+    modalities = modalities or tuple(have)
+    missing = [m for m in modalities if m not in have]
     if missing:
-        raise ContentError(f"{items_path}: no modality column(s) {missing} (params ctr.content); it has {names}")
+        raise ContentError(f"{items_path}: no modality column(s) {missing} (params ctr.content); it has {have}")
     target = vocab.column("item").to_numpy()  # each vocab entry's item code
     n = int(target.max(initial=0)) + 1
     content: Content = {}
@@ -127,7 +136,7 @@ def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str,
             m,
             align_to=vocab.column("video_id").to_pylist(),
             mask=f"{m}_present" if f"{m}_present" in names else None,
-            expect={"stage": "reduce"},
+            expect={"stage": "ctr_data"},
             hint="params ctr.content",
         )
         full, mask = np.zeros((n, got.x.shape[1]), np.float32), np.zeros(n, bool)

@@ -36,6 +36,9 @@ class RawData:
     users: pa.Table | None = None  # user_id + side feature columns
     items: pa.Table | None = None  # video_id + side feature columns (every item, also those never interacted with)
     features: Mapping[str, np.ndarray] = field(default_factory=dict)  # modality -> (items.num_rows, D) float32
+    # modality -> (items.num_rows,) bool: false rows carry no signal (zero-filled); absent: every row present
+    present: Mapping[str, np.ndarray] = field(default_factory=dict)
+    reduced: bool = False  # the features are already reduce's output (the video pipeline's): no refit
 
     @property
     def has_split(self) -> bool:

@@ -97,8 +97,8 @@ class RecSampleConfig:
 
 @dataclass(frozen=True)
 class RecDataConfig:
-    source: str  # a name in pipeline.datasets.ADAPTERS: mmrec | lattice (rec_data.path) | log (data.interactions + paths.items) | movielens | amazon
-    path: str | None  # the dataset folder (or file) of every source but log; the default is the synthetic sample
+    source: str  # a name in pipeline.datasets.ADAPTERS: mmrec | lattice | log (paths.log_data: the video pipeline's) | movielens | amazon
+    path: str  # the dataset's folder (or file); the default is the synthetic sample (stage rec_sample)
     label: LabelRule  # rating-based sources (movielens, amazon): which ratings are positives
     split: CtrSplitConfig  # only for sources without a given split (log, movielens, amazon)
     features: FeaturesConfig
@@ -107,7 +107,7 @@ class RecDataConfig:
 
     def __post_init__(self) -> None:
         ADAPTERS.check(self.source, "rec_data.source")
-        if self.source != "log" and not self.path:
+        if not self.path:
             raise FieldError("path", f"is needed by rec_data.source {self.source!r}: the dataset's folder or file")
 
 

@@ -31,11 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core import store
-from pipeline.core.modality import ModalityReduceConfig
 from pipeline.ctr.data import assign_splits, encode, vocabulary
 from pipeline.datasets import SPLITS, RawData
 from pipeline.rec.config import RecDataConfig
-from pipeline.reduce.fit import ModalityState, fit_modality
+from pipeline.reduce.fit import ModalityState, fit_precomputed
 
 STAGE = "rec_data"
 
@@ -72,8 +71,8 @@ class RecData:
         return np.bincount(self.item[self.split == 0], minlength=self.n_items) == 0
 
 
-def build(raw: RawData, cfg: RecDataConfig, *, reduced: bool = False) -> tuple[RecData, dict[str, ModalityState]]:
-    """Codes, split and item table from a source; ``reduced``: ``raw.features`` are already reduce's output."""
+def build(raw: RawData, cfg: RecDataConfig) -> tuple[RecData, dict[str, ModalityState]]:
+    """Codes, split and item table from a source (``raw.reduced``: its features are already reduce's output)."""
     inter = raw.interactions
     summary: dict[str, Any] = {"source": cfg.source, "interactions_in": inter.num_rows}
     if "label" in inter.column_names:
@@ -103,7 +102,7 @@ def build(raw: RawData, cfg: RecDataConfig, *, reduced: bool = False) -> tuple[R
             )
         summary[f"{name}_interactions"] = n
     train_items = np.bincount(item[split == 0], minlength=len(item_ids)) > 0
-    features, present, states = _features(raw, train_items, cfg, reduced, len(item_ids))
+    features, present, states = _features(raw, train_items, cfg, len(item_ids))
     summary |= {
         "users": len(user_ids),
         "items": len(item_ids),
@@ -162,7 +161,7 @@ def _unseen_users(user, item, split, rule: str, summary: dict[str, Any], user_id
     return user[~bad], item[~bad], split[~bad]
 
 
-def _features(raw: RawData, train_items: np.ndarray, cfg: RecDataConfig, reduced: bool, n_items: int):
+def _features(raw: RawData, train_items: np.ndarray, cfg: RecDataConfig, n_items: int):
     features, present, states = {}, {}, {}
     for name, x in raw.features.items():
         if x.shape[0] != n_items:
@@ -170,23 +169,10 @@ def _features(raw: RawData, train_items: np.ndarray, cfg: RecDataConfig, reduced
         if not np.isfinite(x).all():
             row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
             raise DataError(f"features {name!r}: NaN or inf in row {row} ({raw.items.column('video_id')[row]})")
-        if reduced:
-            features[name] = x.astype(np.float32)
-        else:
-            f = cfg.features
-            state, _ = fit_modality(
-                x[train_items],
-                ModalityReduceConfig(True, None, f.n_components, f.whiten, f.norm),
-                name,
-                cap=True,
-                solver="auto",
-                seed=cfg.seed,
-                max_fit_mb=2048,
-                batch_rows=4096,
-            )
-            states[name] = state
-            features[name] = state.transform(x)
-        present[name] = np.ones(n_items, bool)
+        present[name] = np.asarray(raw.present.get(name, np.ones(n_items, bool)), bool)
+        features[name] = x.astype(np.float32)
+    if not raw.reduced:
+        features, states = fit_precomputed(features, train_items, cfg.features, cfg.seed, present)
     return features, present, states
 
 

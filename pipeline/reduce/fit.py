@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from sklearn.decomposition import PCA, IncrementalPCA
 
 from pipeline.core import store
-from pipeline.core.modality import ModalityReduceConfig
+from pipeline.core.modality import FeaturesConfig, ModalityReduceConfig
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
@@ -168,6 +169,36 @@ def fit_modality(
     }
     state = ModalityState(name, mean, comps, var, ratio, partial.whiten, shift, scale, info)
     return state, curve
+
+
+def fit_precomputed(
+    features: Mapping[str, np.ndarray],
+    train_rows: np.ndarray,
+    cfg: FeaturesConfig,
+    seed: int,
+    present: Mapping[str, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, ModalityState]]:
+    """A dataset's own per-item features (``*_feat.npy``) through ``reduce``'s PCA + normaliser, fitted on
+    ``train_rows`` (bool per item row: items with a training interaction, so nothing of a valid/test-only
+    item leaks into the fit) and applied to every item; masked rows (``present`` false) are neither fitted
+    on nor given a value (zeros). The top-K and CTR data stages share it (``rec_data.features``,
+    ``ctr_data.content``)."""
+    out, states = {}, {}
+    for name, x in features.items():
+        keep = np.ones(len(x), bool) if present is None or name not in present else present[name]
+        state, _ = fit_modality(
+            x[train_rows & keep],
+            ModalityReduceConfig(True, None, cfg.n_components, cfg.whiten, cfg.norm),
+            name,
+            cap=True,
+            solver="auto",
+            seed=seed,
+            max_fit_mb=2048,
+            batch_rows=4096,
+        )
+        states[name] = state
+        out[name] = np.where(keep[:, None], state.transform(x), 0.0).astype(np.float32)
+    return out, states
 
 
 def save_states(folder: str | Path, states: dict[str, ModalityState], extra: dict) -> None:

@@ -110,24 +110,28 @@ def test_ingest_never_makes_dvc_walk_the_input_folder(tmp_path):
     assert [d for d in dag.stages(elsewhere)["ingest"]["deps"] if not d.endswith(".py")] == []
 
 
-def test_rec_stages_need_no_video_and_follow_rec_data_source():
-    """The top-K pipeline's data dep is ${rec_data.path} (`dvc exp run -S rec_data.path=...` needs no new
-    dvc.yaml) unless the source is the video pipeline's own log, which then brings paths.items in."""
+def test_the_data_stages_follow_their_path_param_whatever_the_source():
+    """rec_data and ctr_data depend on ${rec_data.path} / ${ctr_data.path} alone, for every source (the video
+    pipeline's log included: stage log_data's folder), so `dvc exp run -S <stage>.source=... -S
+    <stage>.path=...` needs no new dvc.yaml, and the trainers depend on their data stage only (issue 24)."""
     params = load_params(ROOT / "params.yaml")
-    rec = dag.stages(params)
-    data_deps = [d for d in rec["rec_data"]["deps"] if not d.endswith(".py")]
-    assert data_deps == ["${rec_data.path}"] and rec["rec_train"]["deps"][0] == "${paths.rec_data}"
-    assert "${paths.rec_sample}" in rec["rec_sample"]["outs"]
-    assert [d for d in rec["rec_train"]["deps"] if not d.endswith(".py")] == ["${paths.rec_data}"]
+    for source in ("mmrec", "log", "lattice"):
+        both = dataclasses.replace(
+            params,
+            rec_data=dataclasses.replace(params.rec_data, source=source),
+            ctr_data=dataclasses.replace(params.ctr_data, source=source),
+        )
+        stages = dag.stages(both)
+        assert stages == dag.stages(params)  # the DAG does not change with the source
+        for name, path in (("rec_data", "${rec_data.path}"), ("ctr_data", "${ctr_data.path}")):
+            assert [d for d in stages[name]["deps"] if not d.endswith(".py")] == [path]
+    for name, data in (("rec_train", "${paths.rec_data}"), ("ctr_train", "${paths.ctr_data}")):
+        assert [d for d in stages[name]["deps"] if not d.endswith(".py")] == [data]
+    assert stages["log_data"]["outs"] == ["${paths.log_data}"] and params.ctr_data.path == params.paths.log_data
+    assert "${paths.items}" in stages["log_data"]["deps"] and "${paths.rec_sample}" in stages["rec_sample"]["outs"]
     assert "pipeline/datasets/adapters/mmrec.py" in _code_deps("rec_data")
     assert "pipeline/datasets/adapters/lattice.py" in _code_deps("ctr_data")
     assert "models/rec/zoo/bpr_mf.py" in _code_deps("rec_train")
-    log = dataclasses.replace(params, rec_data=dataclasses.replace(params.rec_data, source="log"))
-    deps = dag.stages(log)["rec_data"]["deps"]
-    assert (
-        deps[:2] == ["${data.interactions}", "${paths.items}"]
-        and "data.interactions" in dag.stages(log)["rec_data"]["params"]
-    )
 
 
 def test_flow_stage_exists_only_while_an_extractor_reads_flow():

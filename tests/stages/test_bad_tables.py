@@ -128,7 +128,9 @@ def test_a_bad_interaction_log_is_one_error_line_naming_file_row_and_column(proj
         pq.write_table(content, path)
     else:
         path.write_text(content)
-    (project.root / "data/ingest/manifest.parquet").unlink(missing_ok=True)  # the log alone is the input
-    project.set_params({"data": {"interactions": str(path)}})
+    project.set_params({"ctr_data": {"path": str(path)}})  # the log file alone is the source
     error = one_error(project.run("-m", "stages.ctr_data"))
+    assert error.startswith(f"{path}: ") and message in error, error
+    project.set_params({"data": {"interactions": str(path)}})  # the same error where the pipeline exports it
+    error = one_error(project.run("-m", "stages.log_data"))
     assert error.startswith(f"{path}: ") and message in error, error

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from pipeline.core import store
 from pipeline.ctr.train import load_checkpoint
-from tests.pipeline.ctr.fixtures import planted_log, synthetic_items, write_ml100k
+from tests.pipeline.ctr.fixtures import ingest_manifest, planted_log, synthetic_items, write_ml100k
 from tests.stages.project import Project
 
 PATCH = {
@@ -31,9 +33,12 @@ PATCH = {
 def project(tmp_path_factory):
     proj = Project(tmp_path_factory.mktemp("ctr"), PATCH)
     planted_log(proj.root / "data" / "sample")
-    synthetic_items(proj.root / "data" / "sample" / "videos" / "manifest.csv", proj.root / "features" / "items.parquet")
-    done = proj.run("-m", "stages.ctr_data")
-    assert done.returncode == 0, done.stderr
+    manifest = proj.root / "data" / "sample" / "videos" / "manifest.csv"
+    synthetic_items(manifest, proj.root / "features" / "items.parquet")
+    ingest_manifest(manifest, proj.root / "data" / "ingest" / "manifest.parquet")
+    for stage in ("stages.log_data", "stages.ctr_data"):  # the video pipeline's log and features -> samples
+        done = proj.run("-m", stage)
+        assert done.returncode == 0, done.stderr
     return proj
 
 
@@ -119,3 +124,61 @@ def test_movielens_source_without_video_content(tmp_path):
     proj.set_params({"ctr_data": {"path": "nowhere"}})
     done = proj.run("-m", "stages.ctr_data")
     assert done.returncode == 1 and "u.data" in done.stderr
+
+
+def write_lattice_from(data, folder: Path) -> Path:
+    """A synthetic dataset in the LATTICE layout (split matrices + ``*_feat.npy``)."""
+    import pickle
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (int(data.user.max()) + 1, len(data.cold))
+    for k, name in enumerate(("trnMat.pkl", "valMat.pkl", "tstMat.pkl")):
+        keep = data.split == k
+        m = sp.coo_matrix((np.ones(int(keep.sum())), (data.user[keep], data.item[keep])), shape=shape)
+        (folder / name).write_bytes(pickle.dumps(m.tocsr()))
+    for modality, x in data.features.items():
+        np.save(folder / f"{modality}_feat.npy", x)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["mmrec", "lattice"])
+def test_dvc_exp_run_ctr_train_on_a_dataset_with_its_own_features_by_params_alone(tmp_path, layout):
+    """Issue 24: from the default params (source log, the video pipeline), one `dvc exp run` with -S only:
+    no video stage runs, the dataset's own *_feat.npy reach ctr_train, metrics carry valid and cold_auc."""
+    import dataclasses
+
+    from pipeline.params import load_params
+    from pipeline.rec import synthetic
+
+    proj = Project(tmp_path / "p", {"ctr": {"epochs": 3, "patience": 2, "embed_dim": 8, "mlp": [16]}})
+    sample = load_params(proj.root / "params.yaml").rec_sample
+    small = dataclasses.replace(sample.realistic, n_users=300, n_items=200, interactions_per_user=10)
+    data = synthetic.realistic(small, 0)
+    folder = tmp_path / layout
+    synthetic.write(data, folder, "tiny") if layout == "mmrec" else write_lattice_from(data, folder)
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "-A"], cwd=proj.root, check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=proj.root, check=True, capture_output=True)
+    sets = {
+        "ctr_data.source": layout,
+        "ctr_data.path": str(folder),
+        "ctr_data.features.categorical": "[]",
+        "ctr_data.features.numeric": "[]",
+        "ctr.content": "[]",
+    }
+    done = proj.run("dvc", "exp", "run", "ctr_train", *[a for k, v in sets.items() for a in ("-S", f"{k}={v}")])
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"ctr_data", "ctr_train"}, done.stdout  # no log_data, ingest, decode, reduce
+    metrics = json.loads((proj.root / "metrics" / "ctr.json").read_text())
+    assert metrics["use_content"] is True and metrics["cold_samples"] > 0
+    assert set(metrics["valid"]) == {"auc", "logloss", "epoch"} and metrics["valid"]["epoch"] == metrics["best_epoch"]
+    assert metrics["cold_pairs"] > 0 and 0.0 <= metrics["cold_auc"] <= 1.0  # its lift: bench/ctr_content.py
+    model, _ = load_checkpoint(proj.root / "models_out" / "ctr" / "model.pt")
+    assert model.content is not None and model.content.names == sorted(data.features)
+    features = store.read_table(proj.root / "data" / "ctr" / "features.parquet", expect={"stage": "ctr_data"})
+    assert set(data.features) <= set(features.column_names) and features.num_rows == 200

@@ -66,14 +66,17 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
 
 def test_the_video_pipelines_own_log_and_item_table(tmp_path):
     """source log: the interaction log's positives, the reduced item table as content; then rec_train."""
-    from tests.pipeline.ctr.fixtures import planted_log, synthetic_items
+    from tests.pipeline.ctr.fixtures import ingest_manifest, planted_log, synthetic_items
 
     proj = Project(tmp_path, SMALL)
     planted_log(tmp_path / "data" / "sample")
-    synthetic_items(tmp_path / "data" / "sample" / "videos" / "manifest.csv", tmp_path / "features" / "items.parquet")
-    proj.set_params({"rec_data": {"source": "log", "path": None}})
-    done = proj.run("-m", "stages.rec_data")
-    assert done.returncode == 0, done.stderr
+    manifest = tmp_path / "data" / "sample" / "videos" / "manifest.csv"
+    synthetic_items(manifest, tmp_path / "features" / "items.parquet")
+    ingest_manifest(manifest, tmp_path / "data" / "ingest" / "manifest.parquet")
+    proj.set_params({"rec_data": {"source": "log", "path": "data/log"}})  # stage log_data's folder
+    for stage in ("stages.log_data", "stages.rec_data"):
+        done = proj.run("-m", stage)
+        assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "data/rec/summary.json").read_text())
     assert summary["source"] == "log" and summary["items"] == 50 and summary["negatives_dropped"] > 0
     assert set(summary["modalities"]) >= {"resnet152", "mfcc"}

@@ -4,7 +4,10 @@ date|video release date|URL|19 genre flags, latin-1) and optionally ``u.genre``;
 ``ratings.dat`` (UserID::MovieID::Rating::Timestamp), ``users.dat`` (UserID::Gender::Age::Occupation::Zip)
 and ``movies.dat`` (MovieID::Title::Genre|Genre). Side features: users ``age``, ``gender``,
 ``occupation``, ``zip``; items ``genres`` (multi-valued) and ``year``. Ratings become labels by the
-label rule. The split is not given (the stages split).
+label rule. The split is not given (the stages split), except with a path naming one of MovieLens
+100K's own fixed splits, ``<folder>/u1.base`` .. ``u5.base``, ``ua.base``, ``ub.base``: training ratings
+from that file, test ratings from the matching ``.test`` (the protocol most published ML-100k numbers use);
+the stage carves validation out of the training ratings (``ctr_data.split``).
 """
 
 from __future__ import annotations
@@ -41,8 +44,13 @@ _ML100K = ["u.data", "u.user", "u.item"]
 _ML1M = ["ratings.dat", "users.dat", "movies.dat"]
 
 
+FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")  # MovieLens 100K's fixed splits: <fold>.base / <fold>.test
+
+
 @register("movielens")
 def read_movielens(path: Path, rule: LabelRule) -> RawData:
+    if path.suffix == ".base":
+        return _fold(path, rule)
     if path.is_dir() and (path / "u.data").exists():
         need(path, _ML100K, "movielens (100K)")
         return _movielens_100k(path, rule)
@@ -75,6 +83,21 @@ def _movielens_100k(path: Path, rule: LabelRule) -> RawData:
     user_table = users.set_column(0, "user_id", strings(users["user_id"])).set_column(4, "zip", strings(users["zip"]))
     raw = apply_rule(interactions(data["user"], data["item"], data["ts"], rating=data["rating"]), rule)
     return RawData(raw, user_table, item_table)
+
+
+def _fold(path: Path, rule: LabelRule) -> RawData:
+    """A fixed split of MovieLens 100K: ``<fold>.base`` -> training, ``<fold>.test`` -> test (split 0 / 2)."""
+    if path.stem not in FOLDS:
+        raise SourceError(f"{path}: not a MovieLens 100K split; name one of {[f + '.base' for f in FOLDS]}")
+    need(path.parent, [*_ML100K, path.name, f"{path.stem}.test"], "movielens (100K fixed split)")
+    whole = _movielens_100k(path.parent, rule)
+    parts = []
+    for name, split in ((path.name, 0), (f"{path.stem}.test", 2)):
+        data = _read_delimited(path.parent / name, ["user", "item", "rating", "ts"], "\t")
+        inter = interactions(data["user"], data["item"], data["ts"], rating=data["rating"])
+        inter = apply_rule(inter, rule)
+        parts.append(inter.append_column("split", pa.array(np.full(inter.num_rows, split, np.int8))))
+    return RawData(pa.concat_tables(parts), whole.users, whole.items)
 
 
 def _year(col: pa.ChunkedArray) -> pa.Array:

@@ -38,6 +38,12 @@ def synthetic_items(manifest_csv: Path, out: Path, seed: int = 0, noise: float =
     return store.write_table(pa.table(cols), out, store.make_meta("reduce", dims=dims))
 
 
+def ingest_manifest(manifest_csv: Path, out: Path) -> Path:
+    """The manifest as stage ingest writes it (Parquet, its metadata), for stages that read the ingest output."""
+    man = pcsv.read_csv(manifest_csv, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    return store.write_table(man, out, store.make_meta("ingest"))
+
+
 def planted_log(folder: Path, seed: int = 0, n_users: int = 80, n_items: int = 50, per_user: int = 25) -> None:
     """``interactions.csv`` + ``videos/manifest.csv`` where users click the visual pattern they like.
 
@@ -77,6 +83,10 @@ def write_ml100k(folder: Path, seed: int = 0, n_users: int = 30, n_items: int = 
         for i in rng.choice(np.arange(1, n_items + 1), per_user, replace=False)
     ]
     (folder / "u.data").write_text("\n".join(data) + "\n")
+    # MovieLens' own fixed split u1: a fifth of the ratings in u1.test, the rest in u1.base (as in the dataset)
+    test = rng.random(len(data)) < 0.2
+    (folder / "u1.base").write_text("\n".join(r for r, t in zip(data, test) if not t) + "\n")
+    (folder / "u1.test").write_text("\n".join(r for r, t in zip(data, test) if t) + "\n")
     occupations = ["other", "writer", "student"]
     (folder / "u.user").write_text(
         "".join(f"{u}|{rng.integers(18, 70)}|{'MF'[u % 2]}|{occupations[u % 3]}|0{u}\n" for u in range(1, n_users + 1))

@@ -49,6 +49,34 @@ def test_movielens_100k(tmp_path):
     assert years[:2] == [1995.0, 1996.0] and years[2] != years[2]  # no release date -> NaN
 
 
+def test_movielens_100k_fixed_split_u1_is_kept_and_validation_is_carved_from_training(tmp_path):
+    """Issue 24: ``ctr_data.path=<ml-100k>/u1.base`` reads the dataset's own split (u1.base train, u1.test test)."""
+    from pipeline.core.modality import FeaturesConfig
+    from pipeline.ctr.build import build_samples
+    from pipeline.params import CtrDataConfig, CtrFeatures, CtrSplitConfig
+
+    write_ml100k(tmp_path / "ml")
+    (tmp_path / "ml" / "u1.base").write_text("1\t10\t5\t881250949\n1\t20\t4\t881250950\n2\t10\t1\t881250951\n")
+    (tmp_path / "ml" / "u1.test").write_text("2\t30\t4\t881250952\n")
+    raw = read_source("movielens", tmp_path / "ml" / "u1.base", RULE)
+    inter = raw.interactions.to_pydict()
+    assert inter["video_id"] == ["10", "20", "10", "30"] and inter["split"] == [0, 0, 0, 2]
+    assert raw.items.num_rows == 3 and raw.users.num_rows == 2  # the folder's side tables
+    cfg = CtrDataConfig(
+        "movielens", str(tmp_path / "ml" / "u1.base"), RULE, 1, "all", 2, 2,
+        CtrSplitConfig("time", 0.34, 0.2, 0), "drop", CtrFeatures((), (), ()), FeaturesConfig(None, False, "zscore"), 0,
+    )  # fmt: skip
+    built = build_samples(raw, cfg)
+    assert built.summary["valid_carved_from_train"] == 1  # the latest training rating; u1.test untouched
+    test = built.splits["test"].to_pydict()
+    assert test["label"] == [1] and built.splits["valid"].num_rows == 1
+    with pytest.raises(SourceError, match=r"not a MovieLens 100K split; name one of \['u1.base'"):
+        read_source("movielens", tmp_path / "ml" / "x.base", RULE)
+    (tmp_path / "ml" / "u1.test").unlink()
+    with pytest.raises(SourceError, match=r"missing \['u1.test'\]"):
+        read_source("movielens", tmp_path / "ml" / "u1.base", RULE)
+
+
 def test_movielens_1m_implicit(tmp_path):
     d = tmp_path / "ml-1m"
     d.mkdir()

@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pipeline.core.modality import FeaturesConfig
 from pipeline.ctr.adapters import RawData
 from pipeline.ctr.build import build_samples
 from pipeline.ctr.data import (
@@ -23,7 +24,7 @@ from pipeline.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRul
 def cfg(**kw) -> CtrDataConfig:
     base = dict(
         source="log",
-        path=None,
+        path="log.csv",
         label=LabelRule(4, 2),
         negatives=3,
         negative_pool="all",
@@ -32,6 +33,7 @@ def cfg(**kw) -> CtrDataConfig:
         split=CtrSplitConfig("time", 0.2, 0.2, 0),
         unknown="drop",
         features=CtrFeatures((), (), ()),
+        content=FeaturesConfig(None, False, "zscore"),
         seed=0,
     )
     return CtrDataConfig(**(base | kw))

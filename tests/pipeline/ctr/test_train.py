@@ -24,7 +24,7 @@ from tests.pipeline.ctr.test_data import raw_log
 def items_parquet(path, ids, present, x=None):
     x = np.arange(len(ids) * 3, dtype=np.float32).reshape(len(ids), 3) + 1 if x is None else x  # (N, 3)
     table = pa.table({"video_id": ids, "visual": store.vector_array(x), "visual_present": pa.array(present)})
-    store.write_table(table, path, store.make_meta("reduce", dims={"visual": [3]}))
+    store.write_table(table, path, store.make_meta("ctr_data", dims={"visual": [3]}))
     return x
 
 
@@ -64,7 +64,7 @@ def _scores(tmp_path, features: dict[str, tuple[str, ...]], name: str):
     write_built(built, str(tmp_path / name), {})
     data = load_dataset(tmp_path / name)
     cfg = dataclasses.replace(CFG, model="deepfm", use_content=False, epochs=2, patience=2)
-    _, _, scores = run(cfg, data, None)
+    _, _, scores = run(cfg, data)
     return data, scores
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from pipeline.core.modality import FeaturesConfig
 from pipeline.ctr.build import build_samples
 from pipeline.datasets import ADAPTERS, SourceError, read_source
 from pipeline.params import CtrDataConfig, CtrFeatures, CtrSplitConfig, LabelRule
@@ -128,6 +129,7 @@ def test_ctr_data_keeps_a_given_split_and_needs_no_timestamps(tmp_path):
         CtrSplitConfig("time", 0.2, 0.2, 0),
         "drop",
         CtrFeatures((), (), ()),
+        FeaturesConfig(None, False, "zscore"),
         0,
     )
     built = build_samples(raw, cfg)

@@ -1,0 +1,73 @@
+"""Stage ``log_data``: the video pipeline's interaction log with its own item table, as one dataset folder.
+
+Reads ``data.interactions`` (checked cell by cell, as every source is), the ingest manifest
+(``paths.manifest``: the item list and its side columns) and ``reduce``'s item table (``paths.items``:
+every modality's reduced vector and mask). Writes ``paths.log_data``: ``interactions.parquet`` and
+``items.parquet`` (manifest columns + vectors + ``<m>_present``; a video that reduce dropped has zeros,
+masked), which ``ctr_data`` reads with ``ctr_data.source: log`` and ``ctr_data.path`` pointing here.
+
+Why a folder (issue 24): a stage's DVC deps cannot follow a param, so ``ctr_data`` depends on
+``${ctr_data.path}`` alone. With the default path (this folder) DVC runs the video stages first; with
+``-S ctr_data.path=<a dataset folder>`` none of them is upstream of ``ctr_train``, so an experiment on a
+public dataset runs no video stage and needs no regenerated ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.core import store
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ConfigError
+from pipeline.datasets import SourceError
+from pipeline.datasets.adapters.log import FILES, STAGE, read_log_file
+from pipeline.params import load_params
+
+log = logging.getLogger("stage.log_data")
+
+
+def items_table(manifest: pa.Table, reduced: pa.Table) -> pa.Table:
+    """The manifest's rows and columns, with reduce's vector columns and masks aligned by ``video_id``."""
+    vectors = [c for c in reduced.column_names if pa.types.is_fixed_size_list(reduced.schema.field(c).type)]
+    row = {v: k for k, v in enumerate(reduced.column("video_id").to_pylist())}
+    at = np.array([row.get(v, -1) for v in manifest.column("video_id").to_pylist()], np.int64)
+    found = at >= 0
+    out = manifest
+    for m in vectors:
+        x = np.zeros((manifest.num_rows, reduced.schema.field(m).type.list_size), np.float32)
+        x[found] = store.vectors(reduced.column(m))[at[found]]
+        mask = found.copy()
+        if f"{m}_present" in reduced.column_names:
+            mask[found] = reduced.column(f"{m}_present").to_numpy(zero_copy_only=False).astype(bool)[at[found]]
+        x[~mask] = 0.0
+        out = out.append_column(m, store.vector_array(x)).append_column(f"{m}_present", pa.array(mask))
+    return out
+
+
+def main() -> None:
+    params = load_params()
+    if not params.data.interactions:
+        raise ConfigError("data.interactions is null: the video pipeline has no interaction log to export")
+    raw = read_log_file(Path(params.data.interactions))
+    manifest = store.read_table(params.paths.manifest, expect={"stage": "ingest"})
+    reduced = store.read_table(params.paths.items, expect={"stage": "reduce"})
+    items = items_table(manifest, reduced)
+    out = Path(params.paths.log_data)
+    dims = {
+        m: [items.schema.field(m).type.list_size] for m in items.column_names if f"{m}_present" in items.column_names
+    }
+    meta = store.make_meta(STAGE, params={"interactions": params.data.interactions}, dims=dims)
+    store.write_table(raw.interactions, out / FILES[0], meta)
+    store.write_table(items, out / FILES[1], meta)
+    log.info(
+        "%d interactions, %d items, modalities %s -> %s", raw.interactions.num_rows, items.num_rows, sorted(dims), out
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, (ConfigError, SourceError, store.StoreError)))
