@@ -53,6 +53,7 @@ def main() -> None:
         stage="audio",
         failures_path=params.paths.audio_failures,
         encode=partial(audio_store.to_table, cfg=cfg),
+        carry=(decoded.DECODE_ERRORS,),
     )
     # an absolute root: workers may not share this cwd. On ray the pool is sized from the cluster's
     # CPUs: audio.workers counts this machine's processes.
@@ -72,7 +73,7 @@ def main() -> None:
         to_worker=decoded.reference,
         source=lambda row: str(decoded.shard_path(root, row["shard"])),
     )
-    runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), params.executor)
+    runner.run(stage, index.select(["video_id", "fingerprint", decoded.DECODE_ERRORS]).to_pylist(), params.executor)
 
 
 def _local(job: Job, cfg: AudioConfig, rows: list[Row]):

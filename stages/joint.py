@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         worker, params.paths.joint_features, meta, job=job, max_failure_rate=params.joint.max_failure_rate
     )
     index = decoded.read_index(params.paths.decoded)
-    runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), params.executor)
+    runner.run(stage, index.select(["video_id", "fingerprint", decoded.DECODE_ERRORS]).to_pylist(), params.executor)
 
 
 if __name__ == "__main__":

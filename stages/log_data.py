@@ -26,6 +26,7 @@ from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.datasets import SourceError
 from pipeline.datasets.adapters.log import FILES, STAGE, read_log_file
+from pipeline.decode.decoded import DECODE_ERRORS
 from pipeline.params import load_params
 
 log = logging.getLogger("stage.log_data")
@@ -38,6 +39,9 @@ def items_table(manifest: pa.Table, reduced: pa.Table) -> pa.Table:
     at = np.array([row.get(v, -1) for v in manifest.column("video_id").to_pylist()], np.int64)
     found = at >= 0
     out = manifest
+    if DECODE_ERRORS in reduced.column_names:  # decode's damaged-data flag, a side column (null: unknown)
+        flag = reduced.column(DECODE_ERRORS).to_pylist()
+        out = out.append_column(DECODE_ERRORS, pa.array([flag[k] if k >= 0 else None for k in at], pa.int32()))
     for m in vectors:
         x = np.zeros((manifest.num_rows, reduced.schema.field(m).type.list_size), np.float32)
         x[found] = store.vectors(reduced.column(m))[at[found]]

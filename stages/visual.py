@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         built.worker, params.paths.visual_features, meta, job=job, max_failure_rate=cfg.max_failure_rate
     )
     index = decoded.read_index(root, expect=expect)
-    runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), params.executor)
+    runner.run(stage, index.select(["video_id", "fingerprint", decoded.DECODE_ERRORS]).to_pylist(), params.executor)
 
 
 if __name__ == "__main__":

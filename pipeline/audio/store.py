@@ -24,7 +24,7 @@ from pipeline.audio import features as audio
 from pipeline.audio.features import AudioConfig
 from pipeline.core import store
 from pipeline.core.failures import Failure
-from pipeline.decode.decoded import DecodedVideo, ShardReader
+from pipeline.decode.decoded import DECODE_ERRORS, DecodedVideo, ShardReader
 from pipeline.execution.job import failure_row
 
 STAGE = "audio"
@@ -33,6 +33,7 @@ BASE_SCHEMA = [
     ("fingerprint", pa.string()),
     ("has_audio", pa.bool_()),
     ("audio_seconds", pa.float32()),
+    (DECODE_ERRORS, pa.int32()),  # decode's flag, carried: > 0 = damaged data (kept); null = stored before it existed
 ]
 PYAA_INPUT = (
     "float64 mono samples in [-1, 1] times 2**15 (int16 scale, not rounded); the library "
@@ -95,6 +96,7 @@ def to_table(rows: list[Mapping[str, Any]], cfg: AudioConfig) -> pa.Table:
         "fingerprint": pa.array([r["fingerprint"] for r in rows], pa.string()),
         "has_audio": pa.array([bool(r["has_audio"]) for r in rows], pa.bool_()),
         "audio_seconds": pa.array([r["audio_seconds"] for r in rows], pa.float32()),
+        DECODE_ERRORS: pa.array([r.get(DECODE_ERRORS) for r in rows], pa.int32()),
     }
     for name in audio.enabled(cfg):
         dim = int(np.prod(audio.FEATURE_SETS.get(name).shape(cfg)))

@@ -179,6 +179,17 @@ def flat_keys(cls: Any, where: str = "") -> list[str]:
     return keys
 
 
+def check_members(names: tuple[str, ...], registry: Any, section: str, field: str, sections: Mapping[str, Any]) -> None:
+    """``<section>.<field>`` lists registered names (``registry.check``), each once, each with its own
+    ``<section>.<name>`` params section (a registry-keyed section, ``Sections``)."""
+    for i, name in enumerate(names):
+        registry.check(name, f"{section}.{field}[{i}]")
+        if name not in sections:
+            raise FieldError(field, f"names {name!r}, which has no {section}.{name} section")
+    if len(set(names)) != len(names):
+        raise FieldError(field, f"lists a name twice: {list(names)}")
+
+
 def check_rate(rate: float) -> None:
     if not 0 <= rate <= 1:
         raise FieldError("max_failure_rate", f"must be a share in [0, 1], got {rate!r}")

@@ -98,7 +98,11 @@ class ShardedStore:
         failures_path: str | Path,
         encode: Callable[[list[dict]], pa.Table],
         row_group: int = 256,
+        carry: tuple[str, ...] = (),
     ):
+        # carry: columns of the wanted rows copied into every stored row (what the stage knows of a video
+        # before computing it: decode's decode_errors flag, so every store can filter damaged clips)
+        self.carry = carry
         self.root, self.shards, self.schema, self.stage = Path(root), shards, schema, stage
         self.meta = store.read_meta(store.with_meta(pa.schema([]), meta))  # as it reads back (JSON)
         self.failures_path, self.encode, self.row_group = Path(failures_path), encode, row_group
@@ -147,10 +151,13 @@ class ShardedStore:
             if reuse_key(meta) != reuse_key(self.meta) or meta.get("shards", self.shards) != self.shards:
                 return set(), False
             ids = pq.read_table(path, columns=["video_id", "fingerprint"])
+            # a file of an older schema (a column added since, as decode_errors) is rewritten, its rows kept
+            same_columns = pq.read_schema(path).names == self.schema.names
         except (store.StoreError, pa.ArrowInvalid, KeyError) as err:
             log.warning("%s: unreadable (%s); recomputing its videos", path, err)
             return set(), False
-        return set(zip(ids.column("video_id").to_pylist(), ids.column("fingerprint").to_pylist())), meta == self.meta
+        keys = set(zip(ids.column("video_id").to_pylist(), ids.column("fingerprint").to_pylist()))
+        return keys, meta == self.meta and same_columns
 
     def _reusable_failures(self) -> dict[Key, failures.Failure]:
         if not self.failures_path.is_file():
@@ -186,7 +193,7 @@ class ShardedStore:
         start = time.perf_counter()
         writers: dict[int, _ShardWriter] = {}
         failed, computed, rewritten = list(plan.failures), 0, []
-        planned = {row["video_id"]: row["fingerprint"] for row in plan.todo}  # executor rows may lack it
+        planned = {row["video_id"]: row for row in plan.todo}  # executor rows may lack the fingerprint
         try:
             for shard in sorted(s for s in plan.dirty if s >= 0 and plan.pending[s] == 0):
                 self._open(shard, plan).close()  # only removals or a metadata change: no compute
@@ -195,7 +202,8 @@ class ShardedStore:
                 computed += 1
                 if row["video_id"] not in planned:
                     raise RuntimeError(f"{self.stage}: the executor returned {row['video_id']!r}, not asked for")
-                fingerprint = planned.pop(row["video_id"])
+                wanted = planned.pop(row["video_id"])
+                fingerprint = wanted["fingerprint"]
                 shard = shard_of(fingerprint, self.shards)
                 if shard not in writers:
                     writers[shard] = self._open(shard, plan)
@@ -211,7 +219,7 @@ class ShardedStore:
                         )
                     )
                 else:
-                    writers[shard].add(row | {"fingerprint": fingerprint})
+                    writers[shard].add(row | {"fingerprint": fingerprint} | {c: wanted.get(c) for c in self.carry})
                 plan.pending[shard] -= 1
                 if plan.pending[shard] == 0:
                     writers.pop(shard).close()
@@ -313,6 +321,10 @@ class _ShardWriter:
             self.buffer = []
 
     def _spill(self, table: pa.Table) -> None:
+        # rows kept from a file written before a column existed (decode_errors) get it as null: unknown
+        for column in self.schema:
+            if column.name not in table.column_names:
+                table = table.append_column(column.name, pa.nulls(table.num_rows, column.type))
         self.spill.write_table(table.select(self.schema.names).cast(self.schema))
 
     def close(self) -> None:

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 INDEX_NAME = "index.parquet"
+DECODE_ERRORS = "decode_errors"  # the damaged-data flag every downstream store carries (issue 26)
 FAILURES_NAME = "failures.parquet"
 
 SHARD_SCHEMA = pa.schema(

@@ -108,6 +108,7 @@ def flow_stage(cfg: FlowConfig, decoded_root: str | Path, out: str | Path) -> ru
         failures_path=out / decoded.FAILURES_NAME,
         encode=partial(pa.Table.from_pylist, schema=decoded.SHARD_SCHEMA),
         row_group=1,  # one video per row group: readers load one video at a time
+        carry=(decoded.DECODE_ERRORS,),
     )
     workers = resolve_workers(cfg.workers)
     job = Job("flow", partial(FlowWorker, cfg, root), batch_size=1, num_cpus=1, concurrency=workers)
@@ -130,5 +131,5 @@ def compute_store(
 ) -> Summary:
     """Bring the flow store ``out`` up to date with every video of the decoded store."""
     stage = flow_stage(cfg, decoded_root, out)
-    index = decoded.read_index(decoded_root).select(["video_id", "fingerprint"]).to_pylist()
+    index = decoded.read_index(decoded_root).select(["video_id", "fingerprint", decoded.DECODE_ERRORS]).to_pylist()
     return runner.run(stage, index, executor)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipeline.core.config import Sections, check_rate
+from pipeline.core.config import Sections, check_members, check_rate
 from pipeline.core.store import plain
 from registry import Registry
 
@@ -95,9 +95,4 @@ class JointConfig:
 
     def __post_init__(self) -> None:
         check_rate(self.max_failure_rate)
-        for i, name in enumerate(self.features):
-            JOINTS.check(name, f"joint.features[{i}]")
-            if name not in self.sections:
-                raise ValueError(f"joint feature {name!r} is in features but has no joint.{name} section")
-        if len(set(self.features)) != len(self.features):
-            raise ValueError("features lists a name twice")
+        check_members(self.features, JOINTS, "joint", "features", self.sections)

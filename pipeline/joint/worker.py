@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core import store
 from pipeline.core.shards import ShardedStore, shard_path
+from pipeline.decode.decoded import DECODE_ERRORS
 from pipeline.execution import runner
 from pipeline.execution.job import Job, batched, failure_row
 from pipeline.joint.feature import Joint, output_paths
@@ -164,6 +165,7 @@ def joint_stage(
         stage="joint",
         failures_path=failures_path,
         encode=partial(encode, schema=schema),
+        carry=(DECODE_ERRORS,),
     )
     return runner.PerVideoStage(
         f"joint@{name}",

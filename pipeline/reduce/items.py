@@ -22,6 +22,7 @@ import pyarrow as pa
 from pipeline.audio.features import FEATURE_SETS
 from pipeline.core import store
 from pipeline.core.modality import ModalityReduceConfig
+from pipeline.decode.decoded import DECODE_ERRORS
 from pipeline.joint import feature as joint
 from pipeline.params import Params
 from pipeline.reduce.config import ReduceConfig
@@ -70,6 +71,21 @@ def modality_sources(params: Params) -> dict[str, Source]:
             path = output_paths(params.paths.visual_features, name)[0]
             sources[name] = Source(str(path), cfg.column, None, {"extractor": name})
     return sources
+
+
+def decode_flags(sources: dict[str, Source], ids: list[str]) -> np.ndarray:
+    """Per video of ``ids``: decode's ``decode_errors`` as the stores carry it (the largest any says), -1
+    where none knows (a store written before the flag existed, or the video in none)."""
+    out = np.full(len(ids), -1, np.int64)
+    at = {v: k for k, v in enumerate(ids)}
+    for src in sources.values():
+        if DECODE_ERRORS not in store.read_schema(src.path).names:
+            continue
+        table = store.read_table(src.path, columns=["video_id", DECODE_ERRORS])
+        for vid, n in zip(table.column("video_id").to_pylist(), table.column(DECODE_ERRORS).to_pylist()):
+            if n is not None and vid in at:
+                out[at[vid]] = max(out[at[vid]], n)
+    return out
 
 
 def build_items(
@@ -125,7 +141,9 @@ def build_items(
         metrics[name] |= {k: state.info[k] for k in ("input_dim", "n_components", "explained_variance", "n_train")}
         metrics[name]["capped"] = bool(state.info["capped"])  # every fit path sets it (as it logs a cap)
     base = manifest.filter(pa.array(keep)).select(["video_id", "split", "label", "has_audio"])
-    table = pa.table({**{c: base.column(c) for c in base.column_names}, **columns})
+    # decode's flag, so a user can filter damaged clips here too (null: unknown)
+    flags = {DECODE_ERRORS: pa.array([None if v < 0 else int(v) for v in decode_flags(sources, ids)[keep]], pa.int32())}
+    table = pa.table({**{c: base.column(c) for c in base.column_names}, **flags, **columns})
     metrics["n_videos"] = int(keep.sum())
     metrics["dropped"] = int((~keep).sum())
     return table, states, curves, metrics

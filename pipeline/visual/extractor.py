@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pipeline.core.config import FieldError, Sections, at_least, check_rate
+from pipeline.core.config import FieldError, Sections, at_least, check_members, check_rate
 from pipeline.core.store import plain
 from registry import Registry
 
@@ -116,12 +116,7 @@ class VisualConfig:
 
     def __post_init__(self) -> None:
         check_rate(self.max_failure_rate)
-        for i, name in enumerate(self.extractors):
-            EXTRACTORS.check(name, f"visual.extractors[{i}]")
-            if name not in self.sections:
-                raise ValueError(f"extractor {name!r} is in extractors but has no visual.{name} section")
-        if len(set(self.extractors)) != len(self.extractors):
-            raise ValueError("extractors lists a name twice")
+        check_members(self.extractors, EXTRACTORS, "visual", "extractors", self.sections)
         for i, name in enumerate(self.compiled):
             EXTRACTORS.check(name, f"visual.compiled[{i}]")
         at_least(self, 1, "batch_size")

@@ -22,6 +22,7 @@ import pyarrow as pa
 from pipeline.core import store
 from pipeline.core.shards import ShardedStore, Summary
 from pipeline.decode import decoded
+from pipeline.decode.decoded import DECODE_ERRORS
 from pipeline.execution import executors, runner
 from pipeline.execution.job import ExecutorConfig, Job, failure_row
 from pipeline.visual import weights
@@ -34,9 +35,13 @@ log = logging.getLogger("visual")
 ROW_GROUP = 256  # videos per Parquet row group of a feature shard
 
 
+FLAGS = ("padded", "decode_errors")  # per-video columns after the vectors; decode_errors: null = unknown
+
+
 def feature_schema(dims: Mapping[str, Sequence[int]]) -> pa.Schema:
     vecs = [(col, store.vector_type(int(np.prod(shape)))) for col, shape in dims.items()]
-    return pa.schema([("video_id", pa.string()), ("fingerprint", pa.string()), *vecs, ("padded", pa.bool_())])
+    flags = [("padded", pa.bool_()), (DECODE_ERRORS, pa.int32())]
+    return pa.schema([("video_id", pa.string()), ("fingerprint", pa.string()), *vecs, *flags])
 
 
 def encode(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -44,9 +49,10 @@ def encode(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
         "video_id": pa.array([r["video_id"] for r in rows], pa.string()),
         "fingerprint": pa.array([r["fingerprint"] for r in rows], pa.string()),
     }
-    for name in schema.names[2:-1]:
+    for name in schema.names[2 : -len(FLAGS)]:
         cols[name] = store.vector_array(np.stack([r[name].reshape(-1) for r in rows]))  # (N, D)
     cols["padded"] = pa.array([r["padded"] for r in rows], pa.bool_())
+    cols[DECODE_ERRORS] = pa.array([r.get(DECODE_ERRORS) for r in rows], pa.int32())
     return pa.table(cols, schema=schema)
 
 
@@ -184,6 +190,7 @@ def visual_stage(
         failures_path=failures_path,
         encode=partial(encode, schema=schema),
         row_group=ROW_GROUP,
+        carry=(DECODE_ERRORS,),
     )
     return runner.PerVideoStage(
         f"visual@{name}",
@@ -210,4 +217,4 @@ def extract_store(
     stage = visual_stage(worker, out_dir, meta, job=job, max_failure_rate=max_failure_rate)
     source = worker.engine.extractor.source  # "decoded", or "flow": the flow store has the decoded layout
     index = decoded.read_index(worker.decoded_root, expect={"stage": "flow"} if source == "flow" else None)
-    return runner.run(stage, index.select(["video_id", "fingerprint"]).to_pylist(), executor)
+    return runner.run(stage, index.select(["video_id", "fingerprint", DECODE_ERRORS]).to_pylist(), executor)

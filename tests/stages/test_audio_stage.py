@@ -47,6 +47,7 @@ def fake_row(video_id: str, samples: np.ndarray | None) -> dict:
         "has_audio": samples.size > 0,
         "audio": samples.tobytes(),
         "audio_seconds": samples.size / RATE,
+        "decode_errors": 3 if video_id == "blip" else 0,  # one damaged clip: its flag must reach the store
         "note": "",
     }
 
@@ -96,12 +97,14 @@ def test_stage_writes_one_row_per_video(generated_store, tmp_path, monkeypatch):
         "fingerprint",
         "has_audio",
         "audio_seconds",
+        "decode_errors",
         "mfcc",
         "logmel_segments",
         "pyaa",
     ]
     assert table.column("video_id").to_pylist() == ["blip", "mute", "silence", "tone"]
     assert table.column("has_audio").to_pylist() == [True, False, True, True]
+    assert table.column("decode_errors").to_pylist() == [3, 0, 0, 0]  # decode's flag, carried
     np.testing.assert_allclose(table.column("audio_seconds").to_pylist(), [50 / RATE, 0.0, 1.0, 3.0], rtol=1e-6)
     assert meta["dims"] == {"mfcc": [6 * cfg.n_mfcc], "logmel_segments": [cfg.segments, cfg.n_mels], "pyaa": [68]}
     assert {k: len(v) for k, v in meta["feature_names"].items()} == {
@@ -125,7 +128,7 @@ def test_stage_writes_one_row_per_video(generated_store, tmp_path, monkeypatch):
 
 def test_disabled_sets_are_absent_and_resampling_is_recorded(generated_store, tmp_path, monkeypatch):
     table, meta, _ = run_stage(tmp_path, monkeypatch, generated_store, feature_sets=["pyaa"], sample_rate=8000)
-    assert table.column_names == ["video_id", "fingerprint", "has_audio", "audio_seconds", "pyaa"]
+    assert table.column_names == ["video_id", "fingerprint", "has_audio", "audio_seconds", "decode_errors", "pyaa"]
     assert meta["resampled"] is True and meta["params"]["sample_rate"] == 8000
     tone_stats = dict(zip(meta["feature_names"]["pyaa"], store.vectors(table.column("pyaa"))[3]))
     assert tone_stats["spectral_centroid_mean"] * 4000 == pytest.approx(1000, rel=0.05)

@@ -145,10 +145,10 @@ def write_lattice_from(data, folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["mmrec", "lattice"])
-def test_dvc_exp_run_ctr_train_on_a_dataset_with_its_own_features_by_params_alone(tmp_path, layout):
-    """Issue 24: from the default params (source log, the video pipeline), one `dvc exp run` with -S only:
-    no video stage runs, the dataset's own *_feat.npy reach ctr_train, metrics carry valid and cold_auc."""
+def test_dvc_exp_run_ctr_train_on_a_dataset_with_its_own_features_by_params_alone(tmp_path):
+    """Issue 24: from the default params (source log, the video pipeline), one `dvc exp run` with -S only,
+    per layout: no video stage runs, the dataset's own *_feat.npy reach ctr_train, metrics carry valid and
+    cold_auc."""
     import dataclasses
 
     from pipeline.params import load_params
@@ -158,27 +158,30 @@ def test_dvc_exp_run_ctr_train_on_a_dataset_with_its_own_features_by_params_alon
     sample = load_params(proj.root / "params.yaml").rec_sample
     small = dataclasses.replace(sample.realistic, n_users=300, n_items=200, interactions_per_user=10)
     data = synthetic.realistic(small, 0)
-    folder = tmp_path / layout
-    synthetic.write(data, folder, "tiny") if layout == "mmrec" else write_lattice_from(data, folder)
+    synthetic.write(data, tmp_path / "mmrec", "tiny")
+    write_lattice_from(data, tmp_path / "lattice")
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "add", "-A"], cwd=proj.root, check=True, capture_output=True)
     subprocess.run([*git, "commit", "-qm", "init"], cwd=proj.root, check=True, capture_output=True)
-    sets = {
-        "ctr_data.source": layout,
-        "ctr_data.path": str(folder),
-        "ctr_data.features.categorical": "[]",
-        "ctr_data.features.numeric": "[]",
-        "ctr.content": "[]",
-    }
-    done = proj.run("dvc", "exp", "run", "ctr_train", *[a for k, v in sets.items() for a in ("-S", f"{k}={v}")])
-    assert done.returncode == 0, done.stdout + done.stderr
-    ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"ctr_data", "ctr_train"}, done.stdout  # no log_data, ingest, decode, reduce
-    metrics = json.loads((proj.root / "metrics" / "ctr.json").read_text())
-    assert metrics["use_content"] is True and metrics["cold_samples"] > 0
-    assert set(metrics["valid"]) == {"auc", "logloss", "epoch"} and metrics["valid"]["epoch"] == metrics["best_epoch"]
-    assert metrics["cold_pairs"] > 0 and 0.0 <= metrics["cold_auc"] <= 1.0  # its lift: bench/ctr_content.py
-    model, _ = load_checkpoint(proj.root / "models_out" / "ctr" / "model.pt")
-    assert model.content is not None and model.content.names == sorted(data.features)
-    features = store.read_table(proj.root / "data" / "ctr" / "features.parquet", expect={"stage": "ctr_data"})
-    assert set(data.features) <= set(features.column_names) and features.num_rows == 200
+    for layout in ("lattice", "mmrec"):
+        sets = {
+            "ctr_data.source": layout,
+            "ctr_data.path": str(tmp_path / layout),
+            "ctr_data.features.categorical": "[]",
+            "ctr_data.features.numeric": "[]",
+            "ctr.content": "[]",
+        }
+        done = proj.run("dvc", "exp", "run", "ctr_train", *[a for k, v in sets.items() for a in ("-S", f"{k}={v}")])
+        assert done.returncode == 0, done.stdout + done.stderr
+        ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
+        assert ran == {"ctr_data", "ctr_train"}, done.stdout  # no log_data, ingest, decode, reduce
+        metrics = json.loads((proj.root / "metrics" / "ctr.json").read_text())
+        assert metrics["use_content"] is True and metrics["cold_samples"] > 0
+        assert (
+            set(metrics["valid"]) == {"auc", "logloss", "epoch"} and metrics["valid"]["epoch"] == metrics["best_epoch"]
+        )
+        assert metrics["cold_pairs"] > 0 and 0.0 <= metrics["cold_auc"] <= 1.0  # its lift: bench/ctr_content.py
+        model, _ = load_checkpoint(proj.root / "models_out" / "ctr" / "model.pt")
+        assert model.content is not None and model.content.names == sorted(data.features)
+        features = store.read_table(proj.root / "data" / "ctr" / "features.parquet", expect={"stage": "ctr_data"})
+        assert set(data.features) <= set(features.column_names) and features.num_rows == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
+from pipeline.core import store
 from tests.media_fixtures import make_clip
 from tests.pipeline.decode.test_damage import AUDIO, VIDEO, damage
 from tests.stages.project import Project
@@ -27,6 +28,14 @@ def test_decode_errors_reach_the_index_and_on_corrupt_fail_makes_failure_rows(tm
     for vid, first in (("bad_video", "e.g.: [h264] "), ("bad_audio", "e.g.: [aac] ")):
         assert index[vid]["decode_errors"] >= 1, index[vid]
         assert index[vid]["note"].startswith("decode_errors: ffmpeg reported") and first in index[vid]["note"]
+    # the flag reaches the feature stores (and from them items.parquet), so a user can filter there too
+    done = proj.run("-m", "stages.audio")
+    assert done.returncode == 0, done.stderr
+    stored = {
+        r["video_id"]: r["decode_errors"]
+        for r in store.read_table(proj.root / "features/stores/audio.parquet").to_pylist()
+    }
+    assert stored == {v: r["decode_errors"] for v, r in index.items()} and stored["bad_video"] >= 1
     proj.set_params({"decode": {"on_corrupt": "fail"}})  # changes decode's params_hash: every video again
     done = proj.run("-m", "stages.decode")
     assert done.returncode == 0, done.stderr

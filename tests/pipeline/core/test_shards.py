@@ -210,3 +210,28 @@ def test_executor_rows_without_fingerprint_and_worker_errors_are_retried(tmp_pat
     ]
     _, seen = run(tmp_path, corpus(4))
     assert seen == ["v00"]  # a killed worker says nothing about the video: retried next run
+
+
+def test_carried_columns_reach_every_row_and_files_from_before_a_column_read_it_as_null(tmp_path):
+    """Issue 26: decode's decode_errors flag is carried from the wanted rows into every store; shards
+    written before the column existed are kept (nothing recomputed) with the flag null: unknown."""
+    run(tmp_path, corpus(6))  # the old schema: no flag
+    flagged = pa.schema([*SCHEMA, ("decode_errors", pa.int32())])
+    sharded = ShardedStore(
+        tmp_path / "toy.parquet",
+        SHARDS,
+        flagged,
+        store.make_meta("toy", params={"scale": 1}),
+        stage="decode",
+        failures_path=tmp_path / "toy_failures.parquet",
+        encode=partial(pa.Table.from_pylist, schema=flagged),
+        row_group=3,
+        carry=("decode_errors",),
+    )
+    wanted = [r | {"decode_errors": k} for k, r in enumerate(corpus(8))]  # v06, v07 are new
+    with store.locked(sharded.root):
+        plan = sharded.plan(wanted)
+        assert sorted(r["video_id"] for r in plan.todo) == ["v06", "v07"]  # the old rows are reused
+        sharded.write(plan, (compute(r) for r in plan.todo), {})
+    got = {r["video_id"]: r["decode_errors"] for r in store.read_table(tmp_path / "toy.parquet").to_pylist()}
+    assert got == {**{f"v{k:02d}": None for k in range(6)}, "v06": 6, "v07": 7}

@@ -53,7 +53,9 @@ def test_visual_params_reject_unknown_extractor_and_keys():
         ConfigError, match=r"unknown params key 'visual.resnet153' \(did you mean 'visual.resnet152'\?\)"
     ):
         build(VisualConfig, raw | {"resnet153": raw["resnet152"]}, "visual")
-    with pytest.raises(ConfigError, match="extractor 'i3d' is in extractors but has no visual.i3d section"):
+    with pytest.raises(
+        ConfigError, match="params key 'visual.extractors' names 'i3d', which has no visual.i3d section"
+    ):
         build(VisualConfig, {k: v for k, v in raw.items() if k != "i3d"}, "visual")
     with pytest.raises(ConfigError, match="visual.resnet152.outptu"):
         build(VisualConfig, raw | {"resnet152": raw["resnet152"] | {"outptu": "pool"}}, "visual")
