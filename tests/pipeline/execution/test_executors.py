@@ -205,5 +205,7 @@ def test_ray_survives_a_killed_worker_without_losing_or_repeating_rows(ray_runti
     assert sorted(out) == sorted(row["video_id"] for row in rows)
     assert out["v009"]["sum"] == pytest.approx(float(by_id(rows)["v009"]["x"].sum()))
     constructed = (tmp_path / "constructed").read_text().split()
-    # two actors, then the re-run's pool (one or two actors, one per batch left) for what they had not returned
-    assert str(killed[0]) in constructed and len(constructed) in (3, 4)
+    # the first pool's actors (two, or one when the machine is loaded and the second had not started
+    # before the kill), then the re-run's pool (one or two, one per batch left): the killed worker and at
+    # least one rebuilt one
+    assert str(killed[0]) in constructed and len(constructed) in (2, 3, 4) and len(set(constructed)) == len(constructed)
