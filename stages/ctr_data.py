@@ -38,15 +38,12 @@ def main() -> None:
     features, states = item_features(raw, built, cfg)
     (out / FEATURES).unlink(missing_ok=True)
     if features is not None:
-        store.write_table(features, out / FEATURES, features_meta(features, cfg, raw.reduced))
+        meta = features_meta(features, cfg, raw.reduced)
+        store.write_table(features, out / FEATURES, meta)
         save_states(out / "features_state", states, {"stage": "ctr_data"})
+        how = "reduced by reduce" if raw.reduced else "fitted on training items"
+        log.info("item features: %s (%s)", meta["dims"], how)
     s = built.summary
-    if features is not None:
-        log.info(
-            "item features: %s (%s)",
-            features_meta(features, cfg, raw.reduced)["dims"],
-            "reduced by reduce" if raw.reduced else "fitted on training items",
-        )
     log.info(
         "%s: %d interactions -> train %d / valid %d / test %d samples (%d cold in test); %d users, %d items; "
         "dropped %d unknown videos, %d unknown users, %d duplicates",

@@ -18,7 +18,6 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from pipeline.core import store
@@ -32,24 +31,21 @@ from pipeline.params import load_params
 log = logging.getLogger("stage.log_data")
 
 
-def items_table(manifest: pa.Table, reduced: pa.Table) -> pa.Table:
-    """The manifest's rows and columns, with reduce's vector columns and masks aligned by ``video_id``."""
-    vectors = [c for c in reduced.column_names if pa.types.is_fixed_size_list(reduced.schema.field(c).type)]
-    row = {v: k for k, v in enumerate(reduced.column("video_id").to_pylist())}
-    at = np.array([row.get(v, -1) for v in manifest.column("video_id").to_pylist()], np.int64)
-    found = at >= 0
+def items_table(manifest: pa.Table, items_path: str | Path) -> pa.Table:
+    """The manifest's rows and columns, with reduce's vector columns and masks aligned by ``video_id`` (a
+    video reduce dropped: zeros, masked) and decode's ``decode_errors`` flag (null where unknown)."""
+    ids = manifest.column("video_id").to_pylist()
+    schema = store.read_schema(items_path)
     out = manifest
-    if DECODE_ERRORS in reduced.column_names:  # decode's damaged-data flag, a side column (null: unknown)
-        flag = reduced.column(DECODE_ERRORS).to_pylist()
-        out = out.append_column(DECODE_ERRORS, pa.array([flag[k] if k >= 0 else None for k in at], pa.int32()))
-    for m in vectors:
-        x = np.zeros((manifest.num_rows, reduced.schema.field(m).type.list_size), np.float32)
-        x[found] = store.vectors(reduced.column(m))[at[found]]
-        mask = found.copy()
-        if f"{m}_present" in reduced.column_names:
-            mask[found] = reduced.column(f"{m}_present").to_numpy(zero_copy_only=False).astype(bool)[at[found]]
-        x[~mask] = 0.0
-        out = out.append_column(m, store.vector_array(x)).append_column(f"{m}_present", pa.array(mask))
+    if DECODE_ERRORS in schema.names:
+        flags = store.read_table(items_path, columns=["video_id", DECODE_ERRORS], expect={"stage": "reduce"})
+        by_id = dict(zip(flags.column("video_id").to_pylist(), flags.column(DECODE_ERRORS).to_pylist()))
+        out = out.append_column(DECODE_ERRORS, pa.array([by_id.get(v) for v in ids], pa.int32()))
+    for m in store.modality_dims(schema):
+        mask = f"{m}_present" if f"{m}_present" in schema.names else None
+        got = store.read_vectors(items_path, m, align_to=ids, mask=mask, expect={"stage": "reduce"})
+        out = out.append_column(m, store.vector_array(got.x.reshape(len(ids), -1)))
+        out = out.append_column(f"{m}_present", pa.array(got.present))
     return out
 
 
@@ -59,12 +55,9 @@ def main() -> None:
         raise ConfigError("data.interactions is null: the video pipeline has no interaction log to export")
     raw = read_log_file(Path(params.data.interactions))
     manifest = store.read_table(params.paths.manifest, expect={"stage": "ingest"})
-    reduced = store.read_table(params.paths.items, expect={"stage": "reduce"})
-    items = items_table(manifest, reduced)
+    items = items_table(manifest, params.paths.items)
     out = Path(params.paths.log_data)
-    dims = {
-        m: [items.schema.field(m).type.list_size] for m in items.column_names if f"{m}_present" in items.column_names
-    }
+    dims = store.modality_dims(items.schema)
     meta = store.make_meta(STAGE, params={"interactions": params.data.interactions}, dims=dims)
     store.write_table(raw.interactions, out / FILES[0], meta)
     store.write_table(items, out / FILES[1], meta)

@@ -340,6 +340,12 @@ def vector_type(dim: int) -> pa.DataType:
     return pa.list_(pa.float32(), dim)
 
 
+def modality_dims(schema: pa.Schema) -> dict[str, list[int]]:
+    """Each fixed-size vector column of an item table and its width, in column order: its modalities
+    (as a ``dims`` metadata entry). Masks (``<m>_present``) and side columns are not vectors."""
+    return {f.name: [f.type.list_size] for f in schema if pa.types.is_fixed_size_list(f.type)}
+
+
 def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
     """(N, D) float array -> fixed_size_list<float32>[D] column."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)

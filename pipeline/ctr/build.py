@@ -272,9 +272,7 @@ def item_features(raw: RawData, built: Built, cfg: CtrDataConfig) -> tuple[pa.Ta
 
 
 def features_meta(table: pa.Table, cfg: CtrDataConfig, reduced: bool) -> dict[str, Any]:
-    dims = {
-        c: [table.schema.field(c).type.list_size] for c in table.column_names if f"{c}_present" in table.column_names
-    }
+    dims = store.modality_dims(table.schema)
     return store.make_meta(
         "ctr_data", params={"content": cfg.content}, dims=dims, reduced_by="reduce" if reduced else "ctr_data"
     )

@@ -121,8 +121,8 @@ def load_content(items_path: str | Path, vocab: pa.Table, modalities: tuple[str,
             f"{items_path}: no item features: ctr_data.source {'/'.join(FEATURE_SOURCES)} give them (the video "
             "pipeline's, or a dataset's *_feat.npy); set ctr.use_content: false for a source without"
         )
-    names = store.read_schema(items_path).names
-    have = [c for c in names if f"{c}_present" in names]
+    schema = store.read_schema(items_path)
+    names, have = schema.names, list(store.modality_dims(schema))
     modalities = modalities or tuple(have)
     missing = [m for m in modalities if m not in have]
     if missing:

@@ -59,7 +59,7 @@ def read_log_file(path: Path) -> RawData:
 def with_items(raw: RawData, items: pa.Table) -> RawData:
     """``raw`` with an item table: its vector columns become (reduced) features, their ``<m>_present``
     columns the masks, the other columns the side table."""
-    vectors = [c for c in items.column_names if pa.types.is_fixed_size_list(items.schema.field(c).type)]
+    vectors = list(store.modality_dims(items.schema))
     features, present = {}, {}
     for m in vectors:
         mask = f"{m}_present"
