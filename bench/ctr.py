@@ -88,7 +88,7 @@ def ours(model: str, args) -> dict:
     from models.ctr.base import FeatureSpec
     from pipeline.core import store
     from pipeline.ctr.train import model_sizes, predict, slice_batch, table_tensors
-    from pipeline.params import CtrConfig, CtrSessionConfig
+    from pipeline.params import CtrConfig, CtrSessionConfig, CtrTrendConfig
 
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
@@ -114,6 +114,9 @@ def ours(model: str, args) -> dict:
         monitor="auc",
         id_dropout=0.0,
         sessions=CtrSessionConfig(gap_s=1800, length=5, count=10),
+        trends=CtrTrendConfig(
+            count=4, routing_iterations=3, neighbours=10, future=20, use_future=True, time_attention=True
+        ),  # unused: dmr is not in this speed comparison
         seed=0,
         threads=args.threads,
     )

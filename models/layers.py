@@ -210,6 +210,43 @@ class AUGRU(nn.Module):
         return h
 
 
+def squash(s: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """The capsule non-linearity ``|s|^2 / (1 + |s|^2) * s / |s|`` over the last dim (0 stays 0)."""
+    sq = s.pow(2).sum(-1, keepdim=True)
+    return s * (sq / (1 + sq) / torch.sqrt(sq + eps))
+
+
+class TrendRouting(nn.Module):
+    """Capsule-style dynamic routing of a sequence into K trends (MIND's / ComiRec-DR's behaviour-to-interest
+    routing): each behaviour j is mapped per trend, u_kj = W_k x_j; for a few rounds its coupling c_kj is a
+    softmax over the trends of the logits b_kj (zero at first), trend k is squash(sum_j c_kj u_kj), and b_kj
+    grows by u_kj . v_k. Per-trend maps W_k (ComiRec's) rather than MIND's shared map with random logits:
+    the trends differ from the first round and the layer stays deterministic (a saved model scores alike).
+    """
+
+    def __init__(self, dim: int, count: int, iterations: int):
+        super().__init__()
+        self.count, self.iterations = count, iterations
+        self.maps = nn.Parameter(nn.init.xavier_uniform_(torch.empty(count, dim, dim)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, T, D)``, ``mask (B, T)`` -> trends ``(B, K, D)`` and couplings ``(B, K, T)`` (0 on padding).
+
+        A row without a valid behaviour gives zero trends."""
+        u = torch.einsum("kde,bte->bktd", self.maps, x)  # (B, K, T, D)
+        logits = x.new_zeros(x.shape[0], self.count, x.shape[1])
+        m = mask.unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        for r in range(self.iterations):
+            c = torch.softmax(logits, dim=1) * m  # (B, K, T): each behaviour shared among the trends
+            last = r == self.iterations - 1
+            # the intermediate rounds only choose couplings: no gradient through them (ComiRec)
+            uu = u if last else u.detach()
+            v = squash((c.unsqueeze(-1) * uu).sum(2))  # (B, K, D)
+            if not last:
+                logits = logits + (uu * v.unsqueeze(2)).sum(-1)
+        return v, c
+
+
 # ---- top-K (models.rec) layers: graphs over the n_users + n_items nodes, users first ----
 
 

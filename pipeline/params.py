@@ -18,7 +18,14 @@ from pipeline.audio.features import AudioConfig
 from pipeline.classify.config import ClassifyConfig, ClassifyModalityConfig, SharedPrivateConfig
 from pipeline.core.config import ConfigError, FieldError, at_least, build, fraction, positive
 from pipeline.core.modality import FeaturesConfig
-from pipeline.ctr.config import CtrConfig, CtrDataConfig, CtrFeatures, CtrSessionConfig, CtrSplitConfig
+from pipeline.ctr.config import (
+    CtrConfig,
+    CtrDataConfig,
+    CtrFeatures,
+    CtrSessionConfig,
+    CtrSplitConfig,
+    CtrTrendConfig,
+)
 from pipeline.datasets import LabelRule
 from pipeline.decode.config import DecodeConfig
 from pipeline.execution.job import ExecutorConfig
@@ -46,6 +53,7 @@ __all__ = [
     "CtrFeatures",
     "CtrSessionConfig",
     "CtrSplitConfig",
+    "CtrTrendConfig",
     "DataConfig",
     "DecodeConfig",
     "EasyProfile",

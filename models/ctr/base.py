@@ -69,10 +69,17 @@ class CtrSizes:
     id_dropout: float  # training: share of item ID lookups read through the shared unseen-item row
     session_count: int  # sdin: sessions per sample (the ``sess`` input's dim 1)
     session_length: int  # sdin: behaviours per session (the ``sess`` input's dim 2)
+    trend_count: int  # dmr: K, the trends each sequence is routed into
+    routing_iterations: int  # dmr: dynamic-routing rounds
+    use_future: bool  # dmr: read the future sequence (``fut``, ``fut_ts``); false is its no-future ablation
+    time_attention: bool  # dmr: time-gap embeddings in the attention; false is its no-time ablation
 
 
 class CtrModel(nn.Module):
     uses_sessions: ClassVar[bool] = False  # True: the batch must hold ``sess`` (B, session_count, session_length)
+    # True: the batch must hold ``ts`` (B,) and ``hist_ts`` (B, H) and, when ``sizes.use_future``, the future
+    # sequence ``fut`` / ``fut_ts`` (B, L) (``pipeline.ctr.future``)
+    uses_future: ClassVar[bool] = False
 
     def __init__(self, spec: FeatureSpec, sizes: CtrSizes, content: Content | None):
         super().__init__()

@@ -74,8 +74,23 @@ class CtrSessionConfig:
 
 
 @dataclass(frozen=True)
+class CtrTrendConfig:
+    """How ``dmr`` builds its implicit user network and trends (Lu et al. 2021); the last two are its ablations."""
+
+    count: int  # K: trends each sequence is routed into; 1 is the one-trend ablation
+    routing_iterations: int  # dynamic-routing rounds: MIND and ComiRec settle in 3
+    neighbours: int  # implicit user network: the most Pearson-similar users kept per user (caps the future's cost)
+    future: int  # future sequence length: the neighbours' latest training positives before the sample
+    use_future: bool  # false: the no-future ablation (history trends only, no user network built)
+    time_attention: bool  # false: the no-time ablation (attention without the time-gap embeddings)
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "count", "routing_iterations", "neighbours", "future")
+
+
+@dataclass(frozen=True)
 class CtrConfig:
-    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie, sdin)
+    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie, sdin, dmr)
     use_content: bool  # false: IDs and side features only (no items.parquet needed)
     content: tuple[str, ...]  # modality columns of paths.items, each projected by its own dense layer
     embed_dim: int
@@ -93,6 +108,7 @@ class CtrConfig:
         float  # training: a behaviour's or target's item ID read through the shared unseen row with this probability
     )
     sessions: CtrSessionConfig  # sdin only
+    trends: CtrTrendConfig  # dmr only
     seed: int
     threads: int  # torch CPU threads; 0 = torch's default
 

@@ -19,7 +19,16 @@ from pipeline.core import store
 from pipeline.ctr.build import FEATURES
 from pipeline.ctr.config import CtrConfig
 from pipeline.ctr.metrics import auc_by_history, evaluate
-from pipeline.ctr.train import Batch, TrainResult, fit, load_content, predict, session_tensor, table_tensors
+from pipeline.ctr.train import (
+    Batch,
+    TrainResult,
+    fit,
+    load_content,
+    predict,
+    session_tensor,
+    table_tensors,
+    trend_tensors,
+)
 
 SPLITS = ("train", "valid", "test")
 # Columns every model and metric reads (side features are checked against the spec by table_tensors).
@@ -55,6 +64,9 @@ def run(cfg: CtrConfig, data: Dataset) -> tuple[TrainResult, dict[str, Any], np.
     tensors = data.tensors
     if MODELS.get(cfg.model).uses_sessions:
         tensors = {s: t | {"sess": session_tensor(data.tables[s], cfg.sessions)} for s, t in tensors.items()}
+    if MODELS.get(cfg.model).uses_future:
+        extra = trend_tensors(data.tables, cfg.trends, data.spec)
+        tensors = {s: t | extra[s] for s, t in tensors.items()}
     result = fit(cfg.model, data.spec, cfg, tensors["train"], tensors["valid"], content)
     test = tensors["test"]
     p = predict(result.model, test, 4 * cfg.batch_size)

@@ -26,8 +26,9 @@ from models.ctr.base import Content, CtrModel, CtrSizes, FeatureSpec
 from pipeline.core import store
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.tensors import save, slice_batch
-from pipeline.ctr.config import CtrConfig, CtrSessionConfig
+from pipeline.ctr.config import CtrConfig, CtrSessionConfig, CtrTrendConfig
 from pipeline.ctr.data import sessions
+from pipeline.ctr.future import future_sequences, pearson_neighbours
 from pipeline.ctr.metrics import auc, evaluate
 
 log = logging.getLogger("ctr.train")
@@ -110,6 +111,39 @@ def session_tensor(table: pa.Table, cfg: CtrSessionConfig) -> torch.Tensor:
     return torch.from_numpy(codes)
 
 
+def trend_tensors(tables: Mapping[str, pa.Table], cfg: CtrTrendConfig, spec: FeatureSpec) -> dict[str, Batch]:
+    """Per split, what ``dmr`` reads beside the sample: ``ts`` (B,), ``hist_ts`` (B, H) and, with
+    ``cfg.use_future``, the future sequence ``fut`` / ``fut_ts`` (B, ``cfg.future``) from the implicit user
+    network (``pipeline.ctr.future``), both fitted on the training split's positives only."""
+    if "hist_ts" not in tables["train"].column_names:
+        raise store.StoreError("sample table lacks 'hist_ts' (history timestamps) that dmr needs; rerun ctr_data")
+
+    def ints(table: pa.Table, name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def hist_ts(table: pa.Table) -> np.ndarray:
+        n, h = table.num_rows, table.schema.field("hist_ts").type.list_size
+        return (
+            store.vectors(table.column("hist_ts")).astype(np.int64).reshape(n, h) if n else np.zeros((0, h), np.int64)
+        )
+
+    out = {s: {"ts": ints(t, "timestamp"), "hist_ts": hist_ts(t)} for s, t in tables.items()}
+    if cfg.use_future:
+        train = tables["train"]
+        pos = ints(train, "label") == 1
+        user, item, ts = (ints(train, c)[pos] for c in ("user", "item", "timestamp"))
+        neighbours = pearson_neighbours(user, item, spec.n_users, spec.n_items, cfg.neighbours)
+        for s, t in tables.items():
+            fut, fut_ts = future_sequences(ints(t, "user"), out[s]["ts"], neighbours, user, ts, item, cfg.future)
+            out[s] |= {"fut": fut, "fut_ts": fut_ts}
+    if not any(t["hist_ts"].any() or ("fut" in t and t["fut"].any()) for t in out.values()):
+        log.warning(
+            "dmr: no sample has an earlier behaviour, its own or a similar user's (a source without timestamps, "
+            "e.g. lattice?): its history and future trends are zeros, it scores from the target and side fields"
+        )
+    return {s: {k: torch.from_numpy(v) for k, v in t.items()} for s, t in out.items()}
+
+
 FEATURE_SOURCES = ("log", "mmrec", "lattice")  # the adapters that read item features
 
 
@@ -179,13 +213,25 @@ class TrainResult:
     train_samples: int = 0
 
 
+# ctr.trends of a checkpoint written before dmr existed: none of its models reads them
+NO_TRENDS = {"count": 1, "routing_iterations": 1, "use_future": False, "time_attention": False}
+
+
 def model_sizes(cfg: CtrConfig | dict[str, Any]) -> CtrSizes:
     """The model's layer sizes from the ``ctr.*`` params (or their dict, as a checkpoint stores them)."""
     raw = cfg if isinstance(cfg, dict) else asdict(cfg)
-    sess = raw["sessions"]
-    names = [f.name for f in fields(CtrSizes) if not f.name.startswith("session_")]
+    sess, trends = raw["sessions"], raw.get("trends") or NO_TRENDS
+    nested = {
+        "session_count": sess["count"],
+        "session_length": sess["length"],
+        "trend_count": trends["count"],
+        "routing_iterations": trends["routing_iterations"],
+        "use_future": trends["use_future"],
+        "time_attention": trends["time_attention"],
+    }
+    names = [f.name for f in fields(CtrSizes) if f.name not in nested]
     plain = {k: tuple(raw[k]) if isinstance(raw[k], list | tuple) else raw[k] for k in names}
-    return CtrSizes(**plain, session_count=sess["count"], session_length=sess["length"])
+    return CtrSizes(**plain, **nested)
 
 
 def seen_items(train: Batch, n_items: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from models.ctr import MODELS, build
 from models.ctr.base import CtrModel, CtrSizes, FeatureSpec
 from models.layers import fm_pairwise
 from pipeline.ctr.train import load_checkpoint, model_sizes, save_checkpoint
-from pipeline.params import CtrConfig, CtrSessionConfig
+from pipeline.params import CtrConfig, CtrSessionConfig, CtrTrendConfig
 from registry import UnknownName
 from tests.conftest import ROOT
 
@@ -32,13 +32,35 @@ CFG = CtrConfig(
     monitor="auc",
     id_dropout=0.0,
     sessions=CtrSessionConfig(gap_s=1800, length=3, count=2),
+    trends=CtrTrendConfig(count=3, routing_iterations=3, neighbours=4, future=4, use_future=True, time_attention=True),
     seed=0,
     threads=1,
 )
 SIZES = CtrSizes(
-    embed_dim=8, mlp=(16, 8), heads=2, attention_dim=8, dropout=0.0, id_dropout=0.0, session_count=2, session_length=3
+    embed_dim=8,
+    mlp=(16, 8),
+    heads=2,
+    attention_dim=8,
+    dropout=0.0,
+    id_dropout=0.0,
+    session_count=2,
+    session_length=3,
+    trend_count=3,
+    routing_iterations=3,
+    use_future=True,
+    time_attention=True,
 )
 B = 24
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second torch thread only contends for the cores (a sequence model's 40 steps took 6 s
+    with two threads on a shared 2-core machine, 0.4 s with one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def content() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -62,7 +84,7 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
     # sessions (sdin): the history's items cut in two sessions of <= 3, left-aligned like the history
     sess = torch.zeros(B, 2, 3, dtype=torch.long)
     sess[:, 0], sess[:, 1, :2] = hist[:, :3], hist[:, 3:5]
-    return {
+    out = {
         "user": torch.randint(1, SPEC.n_users, (B,), generator=g),
         "item": torch.randint(1, SPEC.n_items, (B,), generator=g),
         "cat": torch.stack([torch.randint(0, 4, (B,), generator=g), torch.randint(0, 3, (B,), generator=g)], 1),
@@ -72,6 +94,18 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
         "hist_len": hist_len,
         "sess": sess,
         "label": (torch.rand(B, generator=g) < 0.5).float(),
+    }
+    # times (dmr): behaviours seconds to months before the sample, oldest first; 0 on padding
+    ts = 10**9 + torch.randint(0, 10**6, (B,), generator=g)
+    gaps = torch.randint(1, 10**7, (B, SPEC.history), generator=g).sort(1, descending=True).values
+    fut_len = torch.randint(0, 5, (B,), generator=g)
+    fut = torch.randint(1, SPEC.n_items, (B, 4), generator=g) * (torch.arange(4) < fut_len[:, None])
+    fut_gaps = torch.randint(1, 10**6, (B, 4), generator=g).sort(1, descending=True).values
+    return out | {
+        "ts": ts,
+        "hist_ts": (ts[:, None] - gaps) * (hist > 0),
+        "fut": fut,
+        "fut_ts": (ts[:, None] - fut_gaps) * (fut > 0),
     }
 
 
@@ -132,17 +166,21 @@ def test_fm_pairwise_equals_the_brute_force_sum():
 def test_params_give_the_model_sizes():
     assert model_sizes(CFG) == SIZES
     assert model_sizes({**dataclasses.asdict(CFG), "mlp": [16, 8]}) == SIZES  # as a checkpoint stores them
+    old = {k: v for k, v in dataclasses.asdict(CFG).items() if k != "trends"}  # a checkpoint from before dmr
+    assert model_sizes(old) == dataclasses.replace(
+        SIZES, trend_count=1, routing_iterations=1, use_future=False, time_attention=False
+    )
 
 
 def test_registry_names_are_the_zoo_modules_and_each_registers_itself():
     zoo = sorted(p.stem for p in (ROOT / "models" / "ctr" / "zoo").glob("*.py") if not p.stem.startswith("_"))
-    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "fm", "lr", "mmie", "sdin"]
+    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "dmr", "fm", "lr", "mmie", "sdin"]
     for name, cls in MODELS.items():
         assert cls.__module__ == f"models.ctr.zoo.{name}" and issubclass(cls, CtrModel)
 
 
 def test_unknown_model_lists_the_registry():
-    with pytest.raises(UnknownName, match="amfr, deepfm, din, fm, lr, mmie, sdin"):
+    with pytest.raises(UnknownName, match="amfr, deepfm, din, dmr, fm, lr, mmie, sdin"):
         build("xdeepfm", SPEC, SIZES)
     with pytest.raises(UnknownName, match="did you mean 'deepfm'"):
         MODELS.check("deepfn")

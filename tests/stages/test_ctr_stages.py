@@ -93,11 +93,25 @@ def test_ctr_train_sdin_with_content_and_sessions(project):
     assert blob["model"] == "sdin" and blob["config"]["sessions"] == sessions and not model.seen.all()
 
 
+def test_ctr_train_dmr_with_its_future_sequence(project):
+    """dmr through the stage: the user network and future sequences built from the training split, trained,
+    checkpointed with its trend params (the planted log: 80 users, 25 impressions each over 1000 s)."""
+    trends = {"count": 2, "routing_iterations": 3, "neighbours": 5, "future": 6, "use_future": True}
+    project.set_params({"ctr": {"model": "dmr", "use_content": True, "epochs": 3, "trends": trends}})
+    done = project.run("-m", "stages.ctr_train")
+    project.set_params({"ctr": {"model": "deepfm"}})
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
+    assert metrics["model"] == "dmr" and metrics["auc"] > 0.75 and metrics["cold_auc"] > 0.7
+    model, blob = load_checkpoint(project.root / "models_out" / "ctr" / "model.pt")
+    assert blob["config"]["trends"]["count"] == 2 and len(model.routing) == 2 and model.routing[1].count == 2
+
+
 def test_unknown_model_fails_with_the_registry(project):
     project.set_params({"ctr": {"model": "nope"}})
     done = project.run("-m", "stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm"}})
-    assert done.returncode == 1 and "amfr, deepfm, din, fm, lr, mmie, sdin" in done.stderr
+    assert done.returncode == 1 and "amfr, deepfm, din, dmr, fm, lr, mmie, sdin" in done.stderr
 
 
 def test_movielens_source_without_video_content(tmp_path):
