@@ -18,15 +18,21 @@ from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
 from pipeline.params import load_params
-from pipeline.visual.inference import resolve_precision
 
 log = logging.getLogger("stage.placement")
 
 
 def main() -> None:
     params = load_params()
-    device, precision = resolve_precision(params.visual)
-    record = {"visual": {"device": device.type, "precision": precision}}
+    if params.visual.device == "cpu" and params.visual.precision != "auto":
+        # nothing to ask the machine: skip importing torch (~3 s of CPU on every `dvc repro`, which runs this)
+        device, precision = params.visual.device, params.visual.precision
+    else:
+        from pipeline.visual.inference import resolve_precision
+
+        resolved, precision = resolve_precision(params.visual)
+        device = resolved.type
+    record = {"visual": {"device": device, "precision": precision}}
     path = params.paths.placement
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     try:
@@ -39,7 +45,7 @@ def main() -> None:
         "visual.device=%s, visual.precision=%s -> %s, %s on this machine%s",
         params.visual.device,
         params.visual.precision,
-        device.type,
+        device,
         precision,
         "" if unchanged else f" (written to {path})",
     )

@@ -1,15 +1,19 @@
-"""CTR evaluation metrics: AUC, logloss, accuracy (scikit-learn), user-grouped AUC, cold-start AUC within the
-cold slice, AUC per history-length group, ROC points."""
+"""CTR evaluation metrics: AUC, logloss, accuracy, user-grouped AUC, cold-start AUC within the cold slice,
+AUC per history-length group, ROC points.
+
+NumPy only, equal to scikit-learn's ``roc_auc_score``, ``log_loss``, ``accuracy_score`` and ``roc_curve``
+(the tests compare them): importing ``sklearn.metrics`` costs every ``ctr_train`` run ~2.5 s of CPU.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score, roc_curve
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
     """ROC AUC; NaN when only one class is present (undefined)."""
-    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    won, pairs, _ = _grouped_pairs(np.zeros(len(y), np.int8), y, p)  # one group: the Mann-Whitney AUC
+    return float(won[0] / pairs[0]) if len(pairs) else float("nan")
 
 
 # The history-length groups of the MMIE paper's breakdown: (label, lowest, highest) behaviours.
@@ -78,8 +82,8 @@ def evaluate(y: np.ndarray, p: np.ndarray, users: np.ndarray, cold: np.ndarray) 
     cold_auc, cold_pairs = paired_auc(users[cold], y[cold], p[cold])
     return {
         "auc": auc(y, p),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
-        "accuracy": float(accuracy_score(y, p >= 0.5)),
+        "logloss": float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p)))) if len(y) else float("nan"),
+        "accuracy": float(np.mean((p >= 0.5) == (y == 1))) if len(y) else float("nan"),
         "gauc": group_auc(users, y, p),
         "cold_auc": cold_auc,
         "cold_pairs": cold_pairs,
@@ -99,6 +103,22 @@ def auc_by_history(y: np.ndarray, p: np.ndarray, hist_len: np.ndarray) -> dict[s
 
 def roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> tuple[np.ndarray, np.ndarray]:
     """The ROC curve resampled on ``n`` evenly spaced false-positive rates (a small plot file)."""
-    fpr, tpr, _ = roc_curve(y, p)
+    fpr, tpr = roc_curve(y, p)
     grid = np.linspace(0.0, 1.0, n)
     return grid, np.interp(grid, fpr, tpr)
+
+
+def roc_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at each distinct score, highest first, from (0, 0), without the
+    collinear intermediate points: ``sklearn.metrics.roc_curve`` with ``drop_intermediate``."""
+    order = np.argsort(-np.asarray(p, np.float64), kind="mergesort")
+    s, yy = np.asarray(p, np.float64)[order], (np.asarray(y) == 1)[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last sample of each distinct score
+    tps = np.cumsum(yy)[last].astype(np.float64)
+    fps = (last + 1) - tps
+    if len(tps) > 2:
+        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        tps, fps = tps[keep], fps[keep]
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fps / fps[-1], tps / tps[-1]

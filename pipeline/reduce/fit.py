@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import PCA, IncrementalPCA
 
 from pipeline.core import store
 from pipeline.core.modality import FeaturesConfig, ModalityReduceConfig
@@ -108,6 +107,10 @@ def fit_projection(
         zeros = np.zeros(k)
         info = {"pca": True, "constant": True, "capped": capped}
         return x.mean(axis=0), np.zeros((k, d)), zeros, zeros, np.zeros(limit), info
+    # imported here: sklearn.decomposition costs ~3 s of CPU, and ctr_train, rec_train and classify import
+    # this module for its state reader without ever fitting
+    from sklearn.decomposition import PCA, IncrementalPCA
+
     if chosen == "full":  # small enough for float64 and the whole spectrum (for the variance curve)
         pca = PCA(n_components=limit, svd_solver="full").fit(np.asarray(x, np.float64))
     elif chosen == "randomized":

@@ -24,6 +24,9 @@ TINY = {
         "impressions_per_user": 4,
     },
     "decode": {"num_frames": 8, "size": 32, "shards": 2},
+    # explicit: the placement stage (run by every `dvc repro`) then needs no torch import; the auto path
+    # runs in test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do
+    "visual": {"device": "cpu", "precision": "fp32"},
 }
 # For tests that run the whole default DAG and assert on its stores, not on what the models learn:
 # the trainers' defaults (150 classify epochs, 2000 x 1500 synthetic rec users x items) dominate their time.

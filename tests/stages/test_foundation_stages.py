@@ -16,7 +16,7 @@ def rows(path) -> list[dict]:
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
-    proj = Project(tmp_path, QUICK_TRAINING)
+    proj = Project(tmp_path, {**QUICK_TRAINING, "visual": {"device": "auto", "precision": "auto"}})
     first = proj.run("dvc", "repro")
     assert first.returncode == 0, first.stdout + first.stderr
     manifest = rows(tmp_path / "data/ingest/manifest.parquet")

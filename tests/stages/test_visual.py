@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,26 @@ def test_flow_stream_stage_reads_the_flow_store(tmp_path, monkeypatch):
     meta = store.read_meta(out / "visual_i3d_flow.parquet")
     assert meta["dims"] == {"i3d_flow_pool": [2048]} and meta["params"]["input_frames"] == T - 1
     assert store.read_table(out / "visual_i3d_flow.parquet").num_rows == 2
+
+
+@pytest.mark.parametrize(
+    "device, precision, imports_torch", [("cpu", "fp32", False), ("cpu", "int8", False), ("auto", "auto", True)]
+)
+def test_placement_asks_torch_only_when_something_is_auto(device, precision, imports_torch, tmp_path):
+    """`dvc repro` always runs placement: with nothing left to resolve it must not pay torch's import."""
+    import subprocess
+    import sys
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["visual"] |= {"device": device, "precision": precision}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    code = "import sys; from stages import placement; placement.main(); print('torch' in sys.modules)"
+    env = {"PYTHONPATH": str(REPO), "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(imports_torch)
+    record = json.loads((tmp_path / raw["paths"]["placement"]).read_text())
+    if imports_torch:  # what auto means depends on the machine (bf16 units, a GPU)
+        assert record["visual"]["device"] in ("cpu", "cuda") and record["visual"]["precision"] in ("fp32", "bf16")
+    else:
+        assert record == {"visual": {"device": "cpu", "precision": precision}}

@@ -4,9 +4,19 @@ import math
 
 import numpy as np
 import pytest
+from sklearn import metrics as sk
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from pipeline.ctr.metrics import HISTORY_GROUPS, auc, auc_by_history, evaluate, group_auc, paired_auc, roc_points
+from pipeline.ctr.metrics import (
+    HISTORY_GROUPS,
+    auc,
+    auc_by_history,
+    evaluate,
+    group_auc,
+    paired_auc,
+    roc_curve,
+    roc_points,
+)
 
 
 def per_user_reference(users, y, p):
@@ -38,6 +48,22 @@ def test_known_values():
     assert m["accuracy"] == accuracy_score(y, p >= 0.5) == 0.75
     assert math.isnan(auc(np.ones(3), np.array([0.1, 0.2, 0.3])))
     assert math.isnan(evaluate(y, p, np.arange(4), np.zeros(4, bool))["gauc"])  # no user has both classes
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_numpy_metrics_equal_sklearns(seed):
+    """The metrics are NumPy (importing sklearn.metrics costs each ctr_train run seconds): same numbers."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(np.round(rng.random(500) * 0.6 + 0.4 * y, 2), 1e-7, 1 - 1e-7)  # ties and a signal
+    m = evaluate(y, p, np.zeros(500, int), np.zeros(500, bool))
+    assert m["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert m["logloss"] == pytest.approx(log_loss(y, p), abs=1e-12)
+    assert m["accuracy"] == accuracy_score(y, p >= 0.5)
+    fpr, tpr, _ = sk.roc_curve(y, p)
+    ours = roc_curve(y, p)
+    np.testing.assert_allclose(ours[0], fpr, atol=1e-12)
+    np.testing.assert_allclose(ours[1], tpr, atol=1e-12)
 
 
 def test_roc_points_span_the_unit_square():
