@@ -5,7 +5,13 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
+# `make test` runs two xdist workers on two cores: one thread per test, and per stage a test starts
+# (subprocesses inherit this). "0 = one per core" would give each of them every core: 2 x 2 threads
+# on 2 cores, whose OpenMP spin-waits burned half the suite's CPU time. Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("PIPELINE_CPUS", "1")  # pipeline.execution.pools.resolve_workers(0)
+
+import pytest  # noqa: E402
 
 from pipeline.params import Params, load_params
 from tests.media_fixtures import REAL_CLIPS, real_clips
