@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--profiles", nargs="+", default=["realistic", "easy"])
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--content", choices=["both", "no", "yes"], default="both", help="which rows to run")
+    ap.add_argument("--out", default="bench/out/ctr_content.md", help="the report file (parallel runs: one each)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
@@ -78,7 +80,7 @@ def main() -> None:
         emit("| model | content | valid AUC | test AUC | logloss | cold-item AUC | epochs | s/run |")
         emit("|---|---|---|---|---|---|---|---|")
         for name in args.models:
-            for content in (False, True):
+            for content in {"both": (False, True), "no": (False,), "yes": (True,)}[args.content]:
                 runs, t0 = [], time.perf_counter()
                 for seed in args.seeds:
                     cfg = dataclasses.replace(
@@ -98,7 +100,7 @@ def main() -> None:
                 ]
                 emit(f"| {name} | {'yes' if content else 'no'} | " + " | ".join(cells) + " |")
     emit(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
-    REPORT.save("bench/out/ctr_content.md")
+    REPORT.save(args.out)
 
 
 if __name__ == "__main__":

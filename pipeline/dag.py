@@ -275,8 +275,15 @@ def stages(params: Params) -> dict[str, Any]:
         # run first), with -S ctr_data.path=<a dataset> no video stage is upstream of ctr_train (issue 24).
         "log_data": {
             "cmd": "python -m stages.log_data",
-            "deps": ["${data.interactions}", "${paths.manifest}", "${paths.items}", *code("log_data")],
-            "params": ["data.interactions"],
+            # the folder of stores and reduce's state: clips.parquet (data.clips) cuts resnet152's sequence
+            "deps": [
+                "${data.interactions}",
+                "${paths.manifest}",
+                "${paths.items}",
+                *([feat, "${paths.reduce_state}"] if params.data.clips else []),
+                *code("log_data"),
+            ],
+            "params": ["data.interactions", "data.clips"],
             "outs": ["${paths.log_data}"],
         },
         "ctr_data": {

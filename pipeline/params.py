@@ -22,6 +22,7 @@ from pipeline.ctr.config import (
     CtrConfig,
     CtrDataConfig,
     CtrFeatures,
+    CtrFrameConfig,
     CtrSessionConfig,
     CtrSplitConfig,
     CtrTrendConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "CtrConfig",
     "CtrDataConfig",
     "CtrFeatures",
+    "CtrFrameConfig",
     "CtrSessionConfig",
     "CtrSplitConfig",
     "CtrTrendConfig",
@@ -117,6 +119,12 @@ class PathsConfig:
 class DataConfig:
     input: str  # a folder of videos (optionally holding manifest.csv/.parquet) or a manifest file
     interactions: str | None  # user-video interaction log (.csv or .parquet), or null
+    # FRAME's clip grid: log_data cuts resnet152's per-frame sequence into this many equal segments per video
+    # (clips.parquet); 0 = no clip features
+    clips: int
+
+    def __post_init__(self) -> None:
+        at_least(self, 0, "clips")
 
 
 @dataclass(frozen=True)
@@ -132,9 +140,12 @@ class SampleConfig:
     audio_rates: tuple[int, ...]
     n_users: int
     impressions_per_user: int
+    clips: int  # the hidden clip grid: equal segments per video, each vivid or grey (the per-clip interest)
+    clip_tint: bool  # render the grey clips desaturated (FRAME's clip signal); false: hidden, the videos as before
 
     def __post_init__(self) -> None:
         at_least(self, 4, "n_videos", meaning="one per category")
+        at_least(self, 1, "clips")
         positive(self, "min_seconds")
         if not self.min_seconds <= self.max_seconds:
             raise FieldError("max_seconds", f"must be >= min_seconds ({self.min_seconds}), got {self.max_seconds!r}")

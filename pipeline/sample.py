@@ -15,9 +15,18 @@ label information. A fraction of videos has no audio track; one is shorter than 
 pattern plus a per-video appeal, so clicks depend on content (and cold-start videos,
 published late, can only be scored from it).
 
+Clip-level interest (FRAME): each video is cut into ``sample.clips`` equal segments, each *vivid* or
+*grey* at random (``clip_tints``). Every impression plays: the user watches clip after clip and leaves at
+the first one that bores them, continuing a clip with p = sigmoid(stay + 1.5 click + w (+1 if its tint is
+the one they like, else -1)) (``plan_watch``), so how far they watch depends on the clips they met. With
+``sample.clip_tint`` the grey clips are rendered desaturated, so the visual features see the tint and the
+per-clip interest is learnable from content; without it (the default, keeping the default corpus as it
+was) the tint is hidden, and clip-level models have nothing to read. Clicks are drawn as before, from
+their own random stream, so they do not change with the clip parameters.
+
 Writes ``<out>/videos/vNNN.mp4``, ``<out>/videos/manifest.csv`` (video_id, path, label,
 visual, audio, published_at) and ``<out>/interactions.csv`` (user_id, video_id,
-timestamp, label).
+timestamp, label, watch_time, duration: seconds watched and the video's length).
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ class VideoSpec:
     channels: int
     seed: int
     published_at: int
+    tints: tuple[int, ...] = ()  # per clip, 1 = rendered grey (desaturated); empty: no clip tint rendered
 
     @property
     def label(self) -> str:
@@ -69,7 +79,7 @@ def plan_videos(cfg: SampleConfig) -> list[VideoSpec]:
     short = int(rng.integers(n))
     published = np.sort(rng.uniform(0, 0.8 * SPAN, n)).astype(np.int64)
     published[rng.permutation(n)[: n // 5]] += int(0.15 * SPAN)  # a late cohort for cold start
-    specs = []
+    specs, tints = [], clip_tints(cfg)
     for i in range(n):
         w, h = cfg.sizes[int(rng.integers(len(cfg.sizes)))]
         seconds = cfg.short_seconds if i == short else round(float(rng.uniform(cfg.min_seconds, cfg.max_seconds)), 1)
@@ -86,9 +96,17 @@ def plan_videos(cfg: SampleConfig) -> list[VideoSpec]:
                 channels=int(rng.integers(1, 3)),
                 seed=int(rng.integers(1 << 30)),
                 published_at=EPOCH + int(published[i]),
+                tints=tuple(tints[i].tolist()) if cfg.clip_tint else (),
             )
         )
     return specs
+
+
+def clip_tints(cfg: SampleConfig) -> np.ndarray:
+    """``(n_videos, cfg.clips)`` int8, 1 = a grey clip: the hidden factor of the per-clip interest.
+
+    Its own random stream, so videos, clicks and the default corpus stay as they were."""
+    return np.random.default_rng([cfg.seed, 3]).integers(0, 2, (cfg.n_videos, cfg.clips)).astype(np.int8)
 
 
 def _hex(rgb: np.ndarray) -> str:
@@ -127,10 +145,17 @@ def _audio_source(spec: VideoSpec, rng: np.random.Generator):
     ).audio
 
 
+def _tinted(src, spec: VideoSpec):
+    """The grey clips desaturated (timeline editing: one ``hue`` filter enabled on their time spans)."""
+    width = spec.seconds / len(spec.tints)
+    spans = [f"gte(t,{k * width:.4f})*lt(t,{(k + 1) * width:.4f})" for k, grey in enumerate(spec.tints) if grey]
+    return src.filter("hue", s=0, enable="+".join(spans)) if spans else src
+
+
 def render_video(spec: VideoSpec, path: Path) -> None:
     """Encode one synthetic clip with FFmpeg, bit-exactly for a given FFmpeg build."""
     rng = np.random.default_rng(spec.seed)
-    streams = [_video_source(spec, rng)]
+    streams = [_tinted(_video_source(spec, rng), spec) if spec.tints else _video_source(spec, rng)]
     kwargs = {
         "vcodec": "libx264",
         "preset": "veryfast",
@@ -177,6 +202,35 @@ def plan_interactions(cfg: SampleConfig, specs: list[VideoSpec]) -> Iterator[tup
         rows += [(f"u{u:04d}", specs[v].video_id, int(t), int(c)) for v, t, c in zip(seen, when, clicks)]
     rows.sort(key=lambda r: (r[2], r[0], r[1]))
     return iter(rows)
+
+
+def plan_watch(
+    cfg: SampleConfig, specs: list[VideoSpec], rows: list[tuple[str, str, int, int]]
+) -> list[tuple[str, str, int, int, float, float]]:
+    """The impressions ``rows`` (``plan_interactions``) with ``watch_time`` and ``duration`` (seconds).
+
+    The user leaves at the first clip they do not continue; p(continue clip k) = sigmoid(stay + 1.5 click
+    + w (+1 if clip k's tint is theirs, else -1)), stay ~ N(1, 0.5), w ~ U(1.5, 3) per user. The watch
+    time ends at a uniform point inside the clip left at (the whole video when none is). Its own
+    random stream: the clicks of ``rows`` are untouched.
+    """
+    rng = np.random.default_rng([cfg.seed, 2])
+    tints = clip_tints(cfg)
+    index = {s.video_id: i for i, s in enumerate(specs)}
+    users = sorted({r[0] for r in rows})
+    liked = dict(zip(users, rng.integers(0, 2, len(users))))
+    weight = dict(zip(users, rng.uniform(1.5, 3.0, len(users))))
+    stay = dict(zip(users, rng.normal(1.0, 0.5, len(users))))
+    out = []
+    for user, video, ts, click in rows:
+        v = index[video]
+        logit = stay[user] + 1.5 * click + weight[user] * np.where(tints[v] == liked[user], 1.0, -1.0)
+        goes_on = rng.random(cfg.clips) < 1 / (1 + np.exp(-logit))  # (clips,)
+        watched = int(np.argmin(goes_on)) if not goes_on.all() else cfg.clips  # clips watched through
+        seconds = specs[v].seconds
+        at = seconds if watched == cfg.clips else (watched + rng.random()) * seconds / cfg.clips
+        out.append((user, video, ts, click, round(min(at, seconds), 3), seconds))
+    return out
 
 
 def write_csv(path: Path, header: list[str], rows) -> None:

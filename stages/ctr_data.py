@@ -7,7 +7,9 @@ the video pipeline's interactions with the manifest and reduce's item features; 
 ``summary.json`` (counts: dropped, duplicates, cold samples) and, when the source has item features,
 ``features.parquet`` (one vector column and ``<m>_present`` mask per modality, by ``video_id``): a
 dataset's own ``*_feat.npy`` through PCA + normaliser (``ctr_data.content``) fitted on the items with a
-training positive (state in ``features_state/``), the video pipeline's as reduce wrote them.
+training positive (state in ``features_state/``), the video pipeline's as reduce wrote them; and, when the
+source folder holds ``clips.parquet`` (per-clip visual vectors, ``pipeline.ctr.clips``), ``clips.parquet``
+with one row per item code (``frame`` reads it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from pipeline.core import store
 from pipeline.core.cli import run_stage
 from pipeline.core.config import ConfigError
+from pipeline.ctr import clips
 from pipeline.ctr.adapters import SourceError, read_source
 from pipeline.ctr.build import FEATURES, build_samples, features_meta, item_features, write_built
 from pipeline.ctr.data import DataError
@@ -43,6 +46,13 @@ def main() -> None:
         save_states(out / "features_state", states, {"stage": "ctr_data"})
         how = "reduced by reduce" if raw.reduced else "fitted on training items"
         log.info("item features: %s (%s)", meta["dims"], how)
+    (out / clips.CLIPS).unlink(missing_ok=True)
+    source_clips = Path(cfg.path) / clips.CLIPS
+    if source_clips.is_file():
+        table = clips.align_to_codes(source_clips, built.items)
+        shape = store.read_meta(source_clips)["dims"][clips.COLUMN]
+        clips.write_clips(table, out / clips.CLIPS, "ctr_data", tuple(shape), {"path": cfg.path})
+        log.info("clip features: %d clips x %d dims per item", *shape)
     s = built.summary
     log.info(
         "%s: %d interactions -> train %d / valid %d / test %d samples (%d cold in test); %d users, %d items; "

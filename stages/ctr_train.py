@@ -3,7 +3,8 @@
 Reads ``paths.ctr_data`` (sample tables, and its ``features.parquet`` when ``ctr.use_content`` is true),
 params ``ctr.*``. Writes ``paths.ctr_model``/``model.pt`` (checkpoint) and ``predictions.parquet`` (test
 samples with their scores), ``paths.ctr_metrics`` (test AUC, logloss, accuracy, user-grouped AUC,
-cold-start AUC within the cold slice, AUC per history-length group) and ``paths.ctr_plots``/``roc.csv``
+cold-start AUC within the cold slice, AUC per history-length group; for ``frame`` also ``clip_auc``, the
+clip-level skip prediction) and ``paths.ctr_plots``/``roc.csv``
 and ``training.csv`` (per-epoch curves).
 """
 
@@ -65,6 +66,10 @@ def main() -> None:
         metrics["cold_samples"],
         result.best_epoch,
     )
+    if "clip_auc" in metrics:
+        log.info(
+            "%s: clip-level skip AUC %s over %d labelled clips", cfg.model, metrics["clip_auc"], metrics["clip_labels"]
+        )
 
 
 if __name__ == "__main__":

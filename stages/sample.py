@@ -1,7 +1,8 @@
 """Stage ``sample``: render the built-in synthetic corpus (see ``pipeline.sample``).
 
 Reads params ``sample.*`` and ``paths.sample``; writes ``<paths.sample>/videos/`` (clips and
-manifest.csv) and ``<paths.sample>/interactions.csv``.
+manifest.csv) and ``<paths.sample>/interactions.csv`` (with each impression's watch time and the video's
+duration, FRAME's clip-level feedback).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main() -> None:
     sample.write_csv(
         manifest_path, ["video_id", "path", "label", "visual", "audio", "published_at"], sample.manifest_rows(specs)
     )
-    sample.write_csv(log_path, ["user_id", "video_id", "timestamp", "label"], sample.plan_interactions(cfg, specs))
+    rows = sample.plan_watch(cfg, specs, list(sample.plan_interactions(cfg, specs)))
+    sample.write_csv(log_path, ["user_id", "video_id", "timestamp", "label", "watch_time", "duration"], rows)
     log.info("wrote %d synthetic videos to %s and the interaction log %s", len(specs), videos_dir, log_path)
 
 

@@ -25,6 +25,9 @@ from torch import nn
 from models.layers import FieldEmbedding, ModalityProjection, masked_mean
 
 Content = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ((n_items, D_m) vectors, (n_items,) mask)
+# A content entry only models with ``uses_clips`` read (they take it out before the modalities):
+# ((n_items, C, K) clip vectors, (n_items,) mask), ``pipeline.ctr.clips``
+CLIP_KEY = "clips"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class CtrSizes:
     routing_iterations: int  # dmr: dynamic-routing rounds
     use_future: bool  # dmr: read the future sequence (``fut``, ``fut_ts``); false is its no-future ablation
     time_attention: bool  # dmr: time-gap embeddings in the attention; false is its no-time ablation
+    clip_weight: float  # frame: weight of the clip-level loss beside the video-level one
 
 
 class CtrModel(nn.Module):
@@ -80,6 +84,9 @@ class CtrModel(nn.Module):
     # True: the batch must hold ``ts`` (B,) and ``hist_ts`` (B, H) and, when ``sizes.use_future``, the future
     # sequence ``fut`` / ``fut_ts`` (B, L) (``pipeline.ctr.future``)
     uses_future: ClassVar[bool] = False
+    # True: content holds CLIP_KEY, the batch may hold ``skip`` (B,) (clips watched through, -1 unknown),
+    # and training calls ``training_loss`` (its clip-level term) instead of the video BCE alone
+    uses_clips: ClassVar[bool] = False
 
     def __init__(self, spec: FeatureSpec, sizes: CtrSizes, content: Content | None):
         super().__init__()
@@ -98,7 +105,7 @@ class CtrModel(nn.Module):
         self.register_buffer("seen", torch.ones(spec.n_items, dtype=torch.bool))  # the training loop sets it
         # The target's ID code, drawn once per forward: the field, first-order and history lookups
         # must agree on whether this step reads the target through the unseen row.
-        self.register_forward_pre_hook(_with_target_id)
+        self.register_forward_pre_hook(with_target_id)
 
     def id_codes(self, items: torch.Tensor) -> torch.Tensor:
         """The rows of the ID tables for item codes: unseen items (and, in training, ``id_dropout``
@@ -148,7 +155,7 @@ class CtrModel(nn.Module):
         return self.fields.item(ids), content
 
 
-def _with_target_id(model: CtrModel, args: tuple[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor]]:
+def with_target_id(model: CtrModel, args: tuple[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor]]:
     """Forward pre-hook: the batch plus ``item_id``, the target's row in the ID tables (content keeps ``item``)."""
     batch = args[0]
     return ({**batch, "item_id": model.id_codes(batch["item"])},)

@@ -149,3 +149,35 @@ def whole_numbers(
             raise _fail(error, path, name, index, count, _describe(col[index].as_py(), wanted))
         return pc.cast(col, pa.int64(), safe=False)  # whole, finite values: the cast is exact
     raise error(f"{path}: column {name!r} has type {kind}; expected {wanted}")
+
+
+_SECONDS = r"^\s*\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"  # a plain non-negative decimal number
+
+
+def optional_seconds(table: pa.Table, path: Path, error: type[Exception], name: str) -> np.ndarray:
+    """Column ``name`` as float64 seconds: empty (or NaN) cells are NaN, unknown; any other cell must be a
+    finite number >= 0. Text is matched against a pattern, numbers checked for sign and infinities."""
+    col = table.column(name)
+    kind, wanted = col.type, "seconds (a number >= 0, or empty)"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        given = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0), False)
+        index, count = _first_bad(pc.or_kleene(pc.invert(given), pc.match_substring_regex(col, _SECONDS)))
+        if count:
+            value = col[index].as_py()
+            negative = value.strip().startswith("-") and _describe(value, wanted).endswith(f"not {wanted}")
+            why = f"{value!r} is negative; expected {wanted}" if negative else _describe(value, wanted)
+            raise _fail(error, path, name, index, count, why)
+        values = pc.cast(pc.if_else(given, col, None), pa.float64())
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        values = pc.cast(col, pa.float64())
+        number = pc.fill_null(pc.invert(pc.is_nan(values)), False)  # null and NaN: unknown
+        index, count = _first_bad(
+            pc.or_kleene(pc.invert(number), pc.and_(pc.is_finite(values), pc.greater_equal(values, 0)))
+        )
+        if count:
+            value = col[index].as_py()
+            why = f"{value!r} is negative; expected {wanted}" if value < 0 else _describe(value, wanted)
+            raise _fail(error, path, name, index, count, why)
+    else:
+        raise error(f"{path}: column {name!r} has type {kind}; expected {wanted}")
+    return pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False).astype(np.float64)

@@ -4,7 +4,9 @@ Each sample row: ``user``, ``item`` (int32 codes, 0 = unknown), ``label`` (int8)
 ``hist`` (fixed_size_list<int32>[H]: the user's last H positives strictly before the sample,
 oldest first, 0-padded), ``hist_len``, ``hist_ts`` (fixed_size_list<int64>[H]: their timestamps, 0
 on padding; ``sdin`` cuts sessions from them), ``hist_total`` (all positives strictly before the
-sample, not capped at H: the history-length groups of the evaluation), ``cold`` (the item is never a training target), then per
+sample, not capped at H: the history-length groups of the evaluation), ``cold`` (the item is never a training target),
+``watch_ratio`` (float32, only when the log has watch times: watch time / duration in [0, 1], NaN unknown and on
+sampled negatives; ``pipeline.ctr.clips``), then per
 side feature ``c_<name>`` (int32 code), ``m_<name>`` (fixed_size_list<int32>[max_multi]) or
 ``n_<name>`` (float32, standardised over its table), by name within each kind. ``spec`` (stored in
 the tables' metadata) holds the vocabulary sizes the models need; ``FeatureSpec.field_names`` is
@@ -25,6 +27,7 @@ import pyarrow.compute as pc
 
 from pipeline.core import store
 from pipeline.ctr.adapters import RawData
+from pipeline.ctr.clips import watch_ratio
 from pipeline.ctr.config import CtrDataConfig
 from pipeline.ctr.data import (
     SPLITS,
@@ -176,8 +179,10 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
     y = inter.column("label").to_numpy(zero_copy_only=False).astype(np.int64) if explicit else np.ones(len(u), np.int64)
     if explicit:
         check_labels(y)
+    ratio = watch_ratio(inter, summary)
     order, summary["duplicates_dropped"] = dedupe_sort(u, i, t)
     u, i, t, y = u[order], i[order], t[order], y[order]
+    ratio = ratio[order] if ratio is not None else None
     given = given[order] if given is not None else None
     if not len(u):
         raise DataError("no interactions left after dropping unknown ids")
@@ -193,6 +198,8 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
         split, neg = _negatives(u, i, split, len(items_vocab), cfg, summary)
         u, t = np.concatenate([u, np.repeat(u, cfg.negatives)]), np.concatenate([t, np.repeat(t, cfg.negatives)])
         i, y = np.concatenate([i, neg.reshape(-1)]), np.concatenate([y, np.zeros(neg.size, np.int64)])
+        if ratio is not None:  # a sampled negative was never played
+            ratio = np.concatenate([ratio, np.full(neg.size, np.nan, np.float32)])
     hist = histories(u, t, i, u[: len(pos)][pos], t[: len(pos)][pos], i[: len(pos)][pos], cfg.history)
     train_items = np.zeros(len(items_vocab) + 1, bool)
     train_items[i[split == 0]] = True
@@ -219,6 +226,7 @@ def build_samples(raw: RawData, cfg: CtrDataConfig) -> Built:
             "hist_ts": pa.FixedSizeListArray.from_arrays(pa.array(hist.ts.reshape(-1)), cfg.history),
             "hist_total": pa.array(hist.total),
             "cold": pa.array(~train_items[i]),
+            **({"watch_ratio": pa.array(ratio)} if ratio is not None else {}),
             **side,
         }
     )

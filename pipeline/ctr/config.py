@@ -89,8 +89,18 @@ class CtrTrendConfig:
 
 
 @dataclass(frozen=True)
+class CtrFrameConfig:
+    """``frame``'s clip level (Shang et al. 2023): clips and watch ratios come from ctr_data (``pipeline.ctr.clips``)."""
+
+    clip_weight: float  # weight of the clip-level loss (watched-through vs left-at clips); 0: video loss only
+
+    def __post_init__(self) -> None:
+        non_negative(self, "clip_weight")
+
+
+@dataclass(frozen=True)
 class CtrConfig:
-    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie, sdin, dmr)
+    model: str  # a name in models.ctr.MODELS (lr, fm, deepfm, din, amfr, mmie, sdin, dmr, frame)
     use_content: bool  # false: IDs and side features only (no items.parquet needed)
     content: tuple[str, ...]  # modality columns of paths.items, each projected by its own dense layer
     embed_dim: int
@@ -109,6 +119,7 @@ class CtrConfig:
     )
     sessions: CtrSessionConfig  # sdin only
     trends: CtrTrendConfig  # dmr only
+    frame: CtrFrameConfig  # frame only
     seed: int
     threads: int  # torch CPU threads; 0 = torch's default
 

@@ -17,14 +17,17 @@ from models.ctr import MODELS
 from models.ctr.base import FeatureSpec
 from pipeline.core import store
 from pipeline.ctr.build import FEATURES
+from pipeline.ctr.clips import clip_labels
 from pipeline.ctr.config import CtrConfig
-from pipeline.ctr.metrics import auc_by_history, evaluate
+from pipeline.ctr.metrics import auc, auc_by_history, evaluate
 from pipeline.ctr.train import (
     Batch,
     TrainResult,
+    clip_tensors,
     fit,
     load_content,
     predict,
+    predict_clips,
     session_tensor,
     table_tensors,
     trend_tensors,
@@ -67,6 +70,11 @@ def run(cfg: CtrConfig, data: Dataset) -> tuple[TrainResult, dict[str, Any], np.
     if MODELS.get(cfg.model).uses_future:
         extra = trend_tensors(data.tables, cfg.trends, data.spec)
         tensors = {s: t | extra[s] for s, t in tensors.items()}
+    clipped = MODELS.get(cfg.model).uses_clips
+    if clipped:
+        clip_content, skips = clip_tensors(data.features.parent, data.vocab, data.tables)
+        content = (content or {}) | clip_content
+        tensors = {s: t | {"skip": skips[s]} for s, t in tensors.items()}
     result = fit(cfg.model, data.spec, cfg, tensors["train"], tensors["valid"], content)
     test = tensors["test"]
     p = predict(result.model, test, 4 * cfg.batch_size)
@@ -74,6 +82,8 @@ def run(cfg: CtrConfig, data: Dataset) -> tuple[TrainResult, dict[str, Any], np.
     y = test["label"].numpy()
     metrics: dict[str, Any] = evaluate(y, p, test["user"].numpy(), cold)
     metrics["history_auc"] = auc_by_history(y, p, data.tables["test"].column("hist_total").to_numpy())
+    if clipped:
+        metrics |= clip_metrics(test["skip"].numpy(), predict_clips(result.model, test, 4 * cfg.batch_size))
     metrics = _finite_or_none(metrics)
     metrics |= {
         "model": cfg.model,
@@ -91,6 +101,19 @@ def run(cfg: CtrConfig, data: Dataset) -> tuple[TrainResult, dict[str, Any], np.
         "loader_share": result.load_seconds / max(result.step_seconds, 1e-9),
     }
     return result, metrics, p
+
+
+def clip_metrics(skip: np.ndarray, clip_scores: np.ndarray) -> dict[str, Any]:
+    """Clip-level skip prediction: AUC of the clip interests over the labelled clips (watched through:
+    positive, the clip left at: negative), and how many samples and clips it rests on."""
+    labels, mask = clip_labels(skip, clip_scores.shape[1])
+    y, s = labels[mask], clip_scores[mask]
+    return {
+        "clip_auc": auc(y, s) if len(np.unique(y)) == 2 else float("nan"),
+        "clip_samples": int(mask.any(1).sum()),
+        "clip_labels": int(mask.sum()),
+        "clip_positive_rate": float(y.mean()) if len(y) else float("nan"),
+    }
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -22,10 +22,11 @@ import pyarrow as pa
 import torch
 
 from models.ctr import build
-from models.ctr.base import Content, CtrModel, CtrSizes, FeatureSpec
+from models.ctr.base import CLIP_KEY, Content, CtrModel, CtrSizes, FeatureSpec
 from pipeline.core import store
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.tensors import save, slice_batch
+from pipeline.ctr.clips import CLIPS, read_clips, skipped_at
 from pipeline.ctr.config import CtrConfig, CtrSessionConfig, CtrTrendConfig
 from pipeline.ctr.data import sessions
 from pipeline.ctr.future import future_sequences, pearson_neighbours
@@ -144,6 +145,48 @@ def trend_tensors(tables: Mapping[str, pa.Table], cfg: CtrTrendConfig, spec: Fea
     return {s: {k: torch.from_numpy(v) for k, v in t.items()} for s, t in out.items()}
 
 
+def clip_tensors(
+    folder: str | Path, vocab: pa.Table, tables: Mapping[str, pa.Table]
+) -> tuple[Content, dict[str, torch.Tensor]]:
+    """What ``frame`` reads beside the sample: the content entry ``CLIP_KEY`` (``(n_items + 1, C, K)`` clip
+    vectors by item code, and their mask) from ctr_data's ``clips.parquet``, and per split ``skip`` (N,):
+    clips watched through (``pipeline.ctr.clips.skipped_at``; -1 without a watch ratio)."""
+    path = Path(folder) / CLIPS
+    if not path.is_file():
+        raise ContentError(
+            f"{path}: no clip features: frame needs clips.parquet in ctr_data.path (stage log_data writes it with "
+            "data.clips > 0 and visual.resnet152.keep_sequence: true; a dataset folder may hold its own)"
+        )
+    x, present = read_clips(path, vocab.column("video_id").to_pylist())
+    target = vocab.column("item").to_numpy()
+    n = int(target.max(initial=0)) + 1
+    full, mask = np.zeros((n, *x.shape[1:]), np.float32), np.zeros(n, bool)
+    full[target], mask[target] = x, present
+    n_clips = x.shape[1]
+    skips = {}
+    for split, table in tables.items():
+        if "watch_ratio" in table.column_names:
+            ratio = table.column("watch_ratio").to_numpy(zero_copy_only=False).astype(np.float32)
+        else:
+            ratio = np.full(table.num_rows, np.nan, np.float32)
+        skips[split] = torch.from_numpy(skipped_at(ratio, n_clips))
+    if not any((k >= 0).any() for k in skips.values()):
+        log.warning("frame: no sample has a watch time (the log's watch_time column): no clip-level loss or metric")
+    return {CLIP_KEY: (torch.from_numpy(full), torch.from_numpy(mask))}, skips
+
+
+@torch.inference_mode()
+def predict_clips(model: CtrModel, data: Batch, batch_size: int) -> np.ndarray:
+    """``(N, C)`` clip interest probabilities of a ``uses_clips`` model."""
+    model.eval()
+    n = len(data["label"])
+    out = [
+        torch.sigmoid(model.clip_interest(slice_batch(data, torch.arange(s, min(s + batch_size, n))))[0])
+        for s in range(0, n, batch_size)
+    ]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.n_clips), np.float32)
+
+
 FEATURE_SOURCES = ("log", "mmrec", "lattice")  # the adapters that read item features
 
 
@@ -215,12 +258,13 @@ class TrainResult:
 
 # ctr.trends of a checkpoint written before dmr existed: none of its models reads them
 NO_TRENDS = {"count": 1, "routing_iterations": 1, "use_future": False, "time_attention": False}
+NO_FRAME = {"clip_weight": 0.0}  # ctr.frame of a checkpoint written before frame existed
 
 
 def model_sizes(cfg: CtrConfig | dict[str, Any]) -> CtrSizes:
     """The model's layer sizes from the ``ctr.*`` params (or their dict, as a checkpoint stores them)."""
     raw = cfg if isinstance(cfg, dict) else asdict(cfg)
-    sess, trends = raw["sessions"], raw.get("trends") or NO_TRENDS
+    sess, trends, frame = raw["sessions"], raw.get("trends") or NO_TRENDS, raw.get("frame") or NO_FRAME
     nested = {
         "session_count": sess["count"],
         "session_length": sess["length"],
@@ -228,6 +272,7 @@ def model_sizes(cfg: CtrConfig | dict[str, Any]) -> CtrSizes:
         "routing_iterations": trends["routing_iterations"],
         "use_future": trends["use_future"],
         "time_attention": trends["time_attention"],
+        "clip_weight": frame["clip_weight"],
     }
     names = [f.name for f in fields(CtrSizes) if f.name not in nested]
     plain = {k: tuple(raw[k]) if isinstance(raw[k], list | tuple) else raw[k] for k in names}
@@ -266,7 +311,7 @@ def fit(
             t0 = time.perf_counter()
             batch = slice_batch(train, perm[s : s + cfg.batch_size])
             t1 = time.perf_counter()
-            loss = loss_fn(model(batch), batch["label"])
+            loss = model.training_loss(batch) if model.uses_clips else loss_fn(model(batch), batch["label"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -311,7 +356,9 @@ def save_checkpoint(path: str | Path, model: CtrModel, name: str, spec: FeatureS
             for k, n in enumerate(model.content.names)
         }
     )
+    clip_dims = list(model.clip_x.shape) if model.uses_clips else None
     blob = {
+        "clip_dims": clip_dims,
         "model": name,
         "spec": asdict(spec),
         "config": asdict(cfg),
@@ -325,6 +372,8 @@ def load_checkpoint(path: str | Path) -> tuple[CtrModel, dict[str, Any]]:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     spec = FeatureSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in blob["spec"].items()})
     content = {n: (torch.zeros(r, d), torch.zeros(r, dtype=torch.bool)) for n, (r, d) in blob["content_dims"].items()}
+    if blob.get("clip_dims"):
+        content[CLIP_KEY] = (torch.zeros(blob["clip_dims"]), torch.zeros(blob["clip_dims"][0], dtype=torch.bool))
     model = build(blob["model"], spec, model_sizes(blob["config"]), content or None)
     model.load_state_dict(blob["state"])
     model.eval()

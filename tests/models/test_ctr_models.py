@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from models.ctr import MODELS, build
-from models.ctr.base import CtrModel, CtrSizes, FeatureSpec
+from models.ctr.base import CLIP_KEY, CtrModel, CtrSizes, FeatureSpec
 from models.layers import fm_pairwise
 from pipeline.ctr.train import load_checkpoint, model_sizes, save_checkpoint
-from pipeline.params import CtrConfig, CtrSessionConfig, CtrTrendConfig
+from pipeline.params import CtrConfig, CtrFrameConfig, CtrSessionConfig, CtrTrendConfig
 from registry import UnknownName
 from tests.conftest import ROOT
 
@@ -33,6 +33,7 @@ CFG = CtrConfig(
     id_dropout=0.0,
     sessions=CtrSessionConfig(gap_s=1800, length=3, count=2),
     trends=CtrTrendConfig(count=3, routing_iterations=3, neighbours=4, future=4, use_future=True, time_attention=True),
+    frame=CtrFrameConfig(clip_weight=1.0),
     seed=0,
     threads=1,
 )
@@ -49,6 +50,7 @@ SIZES = CtrSizes(
     routing_iterations=3,
     use_future=True,
     time_attention=True,
+    clip_weight=1.0,
 )
 B = 24
 
@@ -75,6 +77,17 @@ def content() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     }
 
 
+def model_content(name: str, with_content: bool = True) -> dict | None:
+    """``content()`` (or None), plus the clip vectors a ``uses_clips`` model needs either way."""
+    out = content() if with_content else {}
+    if MODELS.get(name).uses_clips:
+        g = torch.Generator().manual_seed(2)
+        present = torch.ones(SPEC.n_items, dtype=torch.bool)
+        present[[0, 6]] = False  # item 6 has no clip vectors
+        out[CLIP_KEY] = (torch.randn(SPEC.n_items, 4, 5, generator=g), present)
+    return out or None
+
+
 def batch(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     hist_len = torch.randint(0, SPEC.history + 1, (B,), generator=g)
@@ -94,6 +107,7 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
         "hist_len": hist_len,
         "sess": sess,
         "label": (torch.rand(B, generator=g) < 0.5).float(),
+        "skip": torch.randint(-1, 5, (B,), generator=g),  # frame: clips watched through (-1 unknown, 4 all)
     }
     # times (dmr): behaviours seconds to months before the sample, oldest first; 0 on padding
     ts = 10**9 + torch.randint(0, 10**6, (B,), generator=g)
@@ -115,7 +129,7 @@ CASES = list(itertools.product(MODELS.names(), [True, False]))
 @pytest.mark.parametrize(("name", "with_content"), CASES)
 def test_shape_backward_and_loss_decreases(name, with_content):
     torch.manual_seed(0)
-    model = build(name, SPEC, SIZES, content() if with_content else None)
+    model = build(name, SPEC, SIZES, model_content(name, with_content))
     b = batch()
     out = model(b)
     assert out.shape == (B,) and torch.isfinite(out).all()
@@ -135,7 +149,7 @@ def test_shape_backward_and_loss_decreases(name, with_content):
 @pytest.mark.parametrize(("name", "with_content"), CASES)
 def test_save_load_gives_identical_outputs(name, with_content, tmp_path):
     torch.manual_seed(0)
-    model = build(name, SPEC, SIZES, content() if with_content else None).eval()
+    model = build(name, SPEC, SIZES, model_content(name, with_content)).eval()
     path = save_checkpoint(tmp_path / "m.pt", model, name, SPEC, CFG)
     loaded, blob = load_checkpoint(path)
     b = batch(3)
@@ -170,17 +184,19 @@ def test_params_give_the_model_sizes():
     assert model_sizes(old) == dataclasses.replace(
         SIZES, trend_count=1, routing_iterations=1, use_future=False, time_attention=False
     )
+    before_frame = {k: v for k, v in dataclasses.asdict(CFG).items() if k != "frame"}
+    assert model_sizes(before_frame) == dataclasses.replace(SIZES, clip_weight=0.0)
 
 
 def test_registry_names_are_the_zoo_modules_and_each_registers_itself():
     zoo = sorted(p.stem for p in (ROOT / "models" / "ctr" / "zoo").glob("*.py") if not p.stem.startswith("_"))
-    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "dmr", "fm", "lr", "mmie", "sdin"]
+    assert MODELS.names() == zoo == ["amfr", "deepfm", "din", "dmr", "fm", "frame", "lr", "mmie", "sdin"]
     for name, cls in MODELS.items():
         assert cls.__module__ == f"models.ctr.zoo.{name}" and issubclass(cls, CtrModel)
 
 
 def test_unknown_model_lists_the_registry():
-    with pytest.raises(UnknownName, match="amfr, deepfm, din, dmr, fm, lr, mmie, sdin"):
+    with pytest.raises(UnknownName, match="amfr, deepfm, din, dmr, fm, frame, lr, mmie, sdin"):
         build("xdeepfm", SPEC, SIZES)
     with pytest.raises(UnknownName, match="did you mean 'deepfm'"):
         MODELS.check("deepfn")
@@ -202,7 +218,7 @@ def test_target_attention_equals_the_concatenated_form():
 def test_an_unseen_item_is_scored_through_the_shared_row_never_its_own(name):
     """Cold items (targets or behaviours) read the unseen-item row: their own ID rows cannot change a score."""
     torch.manual_seed(0)
-    model = build(name, SPEC, SIZES, content()).eval()
+    model = build(name, SPEC, SIZES, model_content(name)).eval()
     cold = torch.tensor([2, 5, 7, 11])
     model.seen[cold] = False
     b = batch(7)
@@ -261,3 +277,30 @@ def test_sdin_reads_sessions_in_order():
         assert full.any() and not torch.allclose(out[full], out_swapped[full])
         one = ~(b["sess"][:, 1] > 0).any(-1)  # rows with one session or none: its slot order is fixed
         assert torch.equal(out[one], model(dict(b, hist=b["hist"] * 0))[one])  # sdin reads sess, not hist
+
+
+def test_frame_trains_its_clip_interest_from_the_skip_labels():
+    """The clip loss reaches the clip interest: the watched-through clips end up above the clips left at."""
+    torch.manual_seed(0)
+    model = build("frame", SPEC, SIZES, model_content("frame"))
+    b = batch(6)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(60):
+        loss = model.training_loss(b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    from models.ctr.zoo.frame import clip_targets
+
+    labels, mask = clip_targets(b["skip"], model.n_clips)
+    with torch.no_grad():
+        interest = model.eval().clip_interest(b)[0]
+    assert mask.any() and (labels[mask] == 0).any() and (labels[mask] == 1).any()
+    pos, neg = interest[mask][labels[mask] == 1], interest[mask][labels[mask] == 0]
+    assert (pos[:, None] > neg[None, :]).float().mean() > 0.9  # clip AUC on its training clips
+    assert torch.equal(model(b), model(dict(b, skip=b["skip"] * 0)))  # skip is a label, never an input
+
+
+def test_frame_needs_its_clip_vectors():
+    with pytest.raises(ValueError, match="frame needs clip vectors"):
+        build("frame", SPEC, SIZES, content())

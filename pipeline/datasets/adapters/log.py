@@ -4,10 +4,17 @@
   (user_id, video_id, timestamp[, label]) and ``items.parquet`` (the ingest manifest's columns, the side
   features, and every modality of ``reduce``'s item table as a vector column with its ``<m>_present``
   mask): the video pipeline's interactions with its own item features, already reduced;
-- or an interaction log file (.csv or .parquet: user_id, video_id, timestamp[, label]) alone: no item
-  table, no features.
+- or an interaction log file (.csv or .parquet: user_id, video_id, timestamp[, label][, watch_time,
+  duration]) alone: no item table, no features.
 
-No user table.
+No user table. ``watch_time`` / ``duration`` (optional, together: FRAME's clip-level feedback) are how
+long the user watched and how long the video is, in seconds (any one unit for both: only their ratio is
+used). An empty watch time is unknown (the row keeps its click, gets no clip labels); a negative one, or a
+watch time without a positive duration, is an error naming the row; one longer than the video (a replay)
+is clipped to it, counted by ``ctr_data`` (summary ``watch_time_clipped``). A KuaiRec-style log maps as
+``watch_time = play_duration / 1000``, ``duration = video_duration / 1000`` (milliseconds there).
+If the folder holds ``clips.parquet`` (per-clip visual vectors, ``pipeline.ctr.clips``), ``ctr_data``
+aligns it to its item codes for ``frame``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ if TYPE_CHECKING:
 
 FILES = ["interactions.parquet", "items.parquet"]  # stage log_data's folder
 STAGE = "log_data"
+WATCH = ("watch_time", "duration")  # optional, together: seconds watched, the video's length
 
 
 @register("log")
@@ -53,7 +61,27 @@ def read_log_file(path: Path) -> RawData:
     label = (
         tables.whole_numbers(table, path, SourceError, "label", binary=True) if "label" in table.column_names else None
     )
-    return RawData(interactions(table["user_id"], table["video_id"], ts, label=label))
+    out = interactions(table["user_id"], table["video_id"], ts, label=label)
+    return RawData(_with_watch(out, table, path))
+
+
+def _with_watch(out: pa.Table, table: pa.Table, path: Path) -> pa.Table:
+    """``out`` plus ``watch_time`` and ``duration`` (float64 seconds, NaN unknown) when the log has them."""
+    have = [c for c in WATCH if c in table.column_names]
+    if not have:
+        return out
+    if len(have) == 1:
+        raise SourceError(f"{path}: column {have[0]!r} without {({*WATCH} - {*have}).pop()!r}; give both or neither")
+    watch, duration = (tables.optional_seconds(table, path, SourceError, c) for c in WATCH)
+    bad = ~np.isnan(watch) & ~(duration > 0)  # NaN duration compares false: caught too
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        more = f" ({int(bad.sum())} rows like this)" if bad.sum() > 1 else ""
+        raise SourceError(
+            f"{path}: {tables.where(path, index)} column 'duration': {table['duration'][index].as_py()!r} is not a "
+            f"positive length, but the row has a watch time{more}"
+        )
+    return out.append_column("watch_time", pa.array(watch)).append_column("duration", pa.array(duration))
 
 
 def with_items(raw: RawData, items: pa.Table) -> RawData:
