@@ -61,6 +61,8 @@ def render(folder: Path, n: int, seed: int, prefix: str) -> list[Path]:
         audio_rates=(16000, 22050),
         n_users=5,
         impressions_per_user=1,
+        clips=4,
+        clip_tint=False,
     )
     folder.mkdir(parents=True, exist_ok=True)
     specs = plan_videos(cfg)

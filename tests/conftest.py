@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -37,6 +38,18 @@ def clips() -> list[Path]:
     return found
 
 
+@contextlib.contextmanager
+def _uncapped():
+    """Ray's processes start without this suite's one-thread cap: the executor must set it per actor
+    itself (``RayWorker``), and a test must see what it set, not what the raylet inherited."""
+    saved = os.environ.pop("PIPELINE_CPUS", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PIPELINE_CPUS"] = saved
+
+
 @pytest.fixture(scope="module")
 def ray_runtime():
     """One local Ray ray_session (2 CPUs) per test module; ``executor_ray.ray_session`` reuses it, never stops it."""
@@ -44,11 +57,44 @@ def ray_runtime():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from pipeline.execution import ray_executor as executor_ray
 
+    _release_intact()
     # what executor_ray.ray_session does for a local ray_session (workers import the tests' modules via the cwd)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    with _uncapped():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     executor_ray.quiet()
     yield ray
     ray.shutdown()
+
+
+def _start_cluster():
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from pipeline.execution import ray_executor as executor_ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    with _uncapped():
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level=logging.WARNING)
+    executor_ray.quiet()
+    return cluster, worker
+
+
+def _stop_cluster(cluster) -> None:
+    import ray
+
+    ray.shutdown()
+    cluster.shutdown()
+
+
+_INTACT: list = []  # the (cluster, worker) of intact_ray_cluster while consecutive tests share it
+
+
+def _release_intact() -> None:
+    while _INTACT:
+        _stop_cluster(_INTACT.pop()[0])
 
 
 @pytest.fixture
@@ -56,22 +102,26 @@ def ray_cluster():
     """A two-node Ray cluster on this machine: a head and a worker node of 1 CPU each, as separate raylets.
 
     ``ray.cluster_utils.Cluster`` starts them as processes of this test (no ``ray start``). Yields
-    ``(cluster, worker_node)``. A test may kill the worker node (``cluster.remove_node``).
+    ``(cluster, worker_node)``. A test may kill the worker node (``cluster.remove_node``): each gets its own.
     """
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    from pipeline.execution import ray_executor as executor_ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    worker = cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level=logging.WARNING)
-    executor_ray.quiet()
+    _release_intact()
+    cluster, worker = _start_cluster()
     yield cluster, worker
-    ray.shutdown()
-    cluster.shutdown()
+    _stop_cluster(cluster)
+
+
+@pytest.fixture
+def intact_ray_cluster():
+    """``ray_cluster`` for tests that never kill a node: consecutive such tests share one (a start costs
+    10-20 s on two cores); it stops before any other test that starts Ray, and at the end of the run."""
+    if not _INTACT:
+        _INTACT.append(_start_cluster())
+    return _INTACT[0]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None or "intact_ray_cluster" not in getattr(nextitem, "fixturenames", ()):
+        _release_intact()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -80,17 +130,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     ``make test`` runs two workers (``-n 2 --dist loadgroup``). Two Ray runtimes on two cores starve each
     other's raylets (node-death timeouts then fire), so every test that starts Ray is in one group.
-    The chaos tests share one worker too: their module-scoped clean reference then runs once, not per worker.
     The slow tests go first so that neither worker is left with a long test at the end.
     A wrapper: the marks are set before pytest-xdist reads them, and checked after it has (it appends
     ``@<group>`` to each marked test's id, which is what its scheduler groups by).
     """
     for item in items:
-        uses_ray = {"ray_runtime", "ray_cluster"} & set(getattr(item, "fixturenames", ())) or "ray" in item.path.name
+        uses_ray = {"ray_runtime", "ray_cluster", "intact_ray_cluster"} & set(
+            getattr(item, "fixturenames", ())
+        ) or "ray" in item.path.name
         if uses_ray:
             item.add_marker(pytest.mark.xdist_group("ray"))
-        elif item.path.name == "test_chaos.py":
-            item.add_marker(pytest.mark.xdist_group("chaos"))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
     result = yield
     if getattr(config.option, "loadgroup", False):  # set on the workers of --dist loadgroup

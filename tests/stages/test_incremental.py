@@ -42,6 +42,8 @@ def render(folder: Path, n: int, seed: int) -> list[Path]:
         audio_rates=(8000, 16000),
         n_users=5,
         impressions_per_user=1,
+        clips=4,
+        clip_tint=False,
     )
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

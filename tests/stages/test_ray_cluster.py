@@ -66,7 +66,7 @@ def files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet")) if p.is_file()}
 
 
-def test_cluster_run_writes_the_local_bytes(project, local, ray_cluster, caplog):
+def test_cluster_run_writes_the_local_bytes(project, local, intact_ray_cluster, caplog):
     with caplog.at_level(logging.INFO, logger="pipeline.execution.ray_executor"):
         run_stages(project, "ray", "ray")
     want, got = files(local), files(project.root / "ray")

@@ -67,14 +67,8 @@ def kill_when_busy(cluster, worker, marker: Path) -> threading.Thread:
     return thread
 
 
-def test_pool_is_sized_from_the_cluster_and_spans_both_nodes(ray_cluster, tmp_path):
-    cluster, worker = ray_cluster
-    job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id))  # concurrency: auto
-    out = once_each(executor.run(job, rows(8), CLUSTER))
-    assert sorted(out) == [row["video_id"] for row in rows(8)]
-    assert {row["node"] for row in out.values()} == {cluster.head_node.node_id, worker.node_id}
-
-
+# The node-killing tests first: the others then share one cluster (intact_ray_cluster), with the first test
+# of tests/stages/test_ray_cluster.py too.
 def test_lost_node_reruns_its_rows_on_the_nodes_left(ray_cluster, tmp_path, caplog):
     cluster, worker = ray_cluster
     job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id))
@@ -101,8 +95,16 @@ def test_lost_node_without_retries_fails_with_one_line(ray_cluster, tmp_path):
     assert "Actor" in message  # what Ray said, in one line: ActorDiedError / ActorUnavailableError
 
 
-def test_gpu_job_on_a_cluster_without_gpus_fails_at_once(ray_cluster, tmp_path):
-    _, worker = ray_cluster
+def test_pool_is_sized_from_the_cluster_and_spans_both_nodes(intact_ray_cluster, tmp_path):
+    cluster, worker = intact_ray_cluster
+    job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id))  # concurrency: auto
+    out = once_each(executor.run(job, rows(8), CLUSTER))
+    assert sorted(out) == [row["video_id"] for row in rows(8)]
+    assert {row["node"] for row in out.values()} == {cluster.head_node.node_id, worker.node_id}
+
+
+def test_gpu_job_on_a_cluster_without_gpus_fails_at_once(intact_ray_cluster, tmp_path):
+    _, worker = intact_ray_cluster
     job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id), num_gpus=1)
     with pytest.raises(ExecutorError, match="needs 1 GPUs .* the cluster has 0"):
         list(executor.run(job, rows(2), CLUSTER))
@@ -117,7 +119,7 @@ class Threads:
         return [{"video_id": row["video_id"], "threads": resolve_workers(0)} for row in batch]
 
 
-def test_one_thread_per_core_fits_nodes_smaller_than_the_driver(ray_cluster, caplog):
+def test_one_thread_per_core_fits_nodes_smaller_than_the_driver(intact_ray_cluster, caplog):
     """Issue 26: ``visual.threads: 0`` asked each actor for the driver's core count (2 here), which no
     1-CPU node gives, so nothing started; a job that asks "one per core" now gets the largest node's."""
     wish = Job("threads", Threads, num_cpus=2, fit_cpus=True)
