@@ -88,7 +88,7 @@ def ours(model: str, args) -> dict:
     from models.ctr.base import FeatureSpec
     from pipeline.core import store
     from pipeline.ctr.train import model_sizes, predict, slice_batch, table_tensors
-    from pipeline.params import CtrConfig, CtrSessionConfig, CtrTrendConfig
+    from pipeline.params import CtrConfig, CtrFrameConfig, CtrSessionConfig, CtrTrendConfig
 
     t0 = time.perf_counter()
     table = store.read_table(OUT / "samples.parquet")
@@ -111,12 +111,14 @@ def ours(model: str, args) -> dict:
         batch_size=args.batch,
         epochs=1,
         patience=1,
+        warmup=0,
         monitor="auc",
         id_dropout=0.0,
         sessions=CtrSessionConfig(gap_s=1800, length=5, count=10),
         trends=CtrTrendConfig(
             count=4, routing_iterations=3, neighbours=10, future=20, use_future=True, time_attention=True
         ),  # unused: dmr is not in this speed comparison
+        frame=CtrFrameConfig(clip_weight=1.0),  # unused: frame is not in this speed comparison
         seed=0,
         threads=args.threads,
     )

@@ -113,6 +113,9 @@ class CtrConfig:
     batch_size: int
     epochs: int
     patience: int  # early stopping: epochs without a better validation score (ctr.monitor)
+    # epochs before early stopping may stop (the best epoch is still the one kept): on small or sparse
+    # data the validation score can sit flat for the first epochs, and patience then quit before learning
+    warmup: int
     monitor: Literal["auc", "logloss"]  # the validation score early stopping keeps the best epoch by
     id_dropout: (
         float  # training: a behaviour's or target's item ID read through the shared unseen row with this probability
@@ -127,7 +130,7 @@ class CtrConfig:
         # Ranges checked when params load: a bad value is a one-line error naming the key, not a torch
         # traceback in ctr_train (or, for a NaN, a silently useless model).
         at_least(self, 1, "embed_dim", "heads", "attention_dim", "batch_size", "epochs", "patience")
-        at_least(self, 0, "seed", "threads")
+        at_least(self, 0, "seed", "threads", "warmup")
         if any(not size >= 1 for size in self.mlp):
             raise FieldError("mlp", f"sizes must be >= 1, got {list(self.mlp)}")
         positive(self, "lr")

@@ -340,7 +340,7 @@ def fit(
         score = v_auc if cfg.monitor == "auc" and np.isfinite(v_auc) else -v_loss
         stop = stopper.step(score, epoch)
         result.best_epoch = stopper.best_epoch
-        if stop:
+        if stop and epoch >= cfg.warmup:
             break
     stopper.restore()
     return result

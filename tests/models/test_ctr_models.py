@@ -29,6 +29,7 @@ CFG = CtrConfig(
     batch_size=32,
     epochs=1,
     patience=1,
+    warmup=0,
     monitor="auc",
     id_dropout=0.0,
     sessions=CtrSessionConfig(gap_s=1800, length=3, count=2),

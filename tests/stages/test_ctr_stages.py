@@ -111,7 +111,7 @@ def test_unknown_model_fails_with_the_registry(project):
     project.set_params({"ctr": {"model": "nope"}})
     done = project.run("-m", "stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm"}})
-    assert done.returncode == 1 and "amfr, deepfm, din, dmr, fm, lr, mmie, sdin" in done.stderr
+    assert done.returncode == 1 and "amfr, deepfm, din, dmr, fm, frame, lr, mmie, sdin" in done.stderr
 
 
 def test_movielens_source_without_video_content(tmp_path):

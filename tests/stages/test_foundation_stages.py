@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.core import store
 from pipeline.decode import decoded
 from tests.media_fixtures import REAL_CLIPS, make_bad_inputs, real_clips
 from tests.stages.project import QUICK_TRAINING, Project
@@ -25,6 +26,9 @@ def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
     assert sorted(r["video_id"] for r in index) == sorted(r["video_id"] for r in manifest)
     assert [r["decode_errors"] for r in index] == [0] * 8  # the sample corpus is clean: no false alarm
     assert rows(tmp_path / "data/ingest/failures.parquet") == []
+    # frame's clip vectors: resnet152's per-frame sequence cut into data.clips segments, one row per video
+    clips = tmp_path / "data/log/clips.parquet"
+    assert len(rows(clips)) == 8 and store.read_meta(clips)["dims"]["clips"][0] == 4
     inspect = proj.run("-m", "pipeline.show", "data/ingest/manifest.parquet")
     assert inspect.returncode == 0 and "rows: 8" in inspect.stdout and '"stage": "ingest"' in inspect.stdout
     again = proj.run("dvc", "repro")
