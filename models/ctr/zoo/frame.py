@@ -63,6 +63,10 @@ class FRAME(CtrModel):
         self.score_neg = MLP(2 * d, (sizes.attention_dim,), 0.0)
         self.gate = nn.Linear(3 * d, 1)
         self.position = nn.Parameter(torch.zeros(c))  # per-clip pooling weights (softmax)
+        # how much the pooled clip interest adds to the click logit, learned from 0: the softmax weights sum
+        # to 1, so without it the click logit could not turn down a watch signal that does not predict clicks
+        # (the clip loss makes it large and confident); with it, the first epochs no longer sit at AUC 0.55
+        self.interest_scale = nn.Parameter(torch.zeros(1))
         self.mlp = MLP((self.n_fields + 3) * d, sizes.mlp, sizes.dropout)
 
     def clip_interest(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -80,7 +84,9 @@ class FRAME(CtrModel):
         """Video logits ``(B,)`` and clip interest logits ``(B, C)``; ``batch`` holds ``item_id``."""
         interest, clips, prefs = self.clip_interest(batch)
         weights = torch.softmax(self.position, 0)  # (C,)
-        pooled = (interest * weights).sum(1) * self.clip_present[batch["item"]]  # no clips, no clip term
+        pooled = (
+            self.interest_scale * (interest * weights).sum(1) * self.clip_present[batch["item"]]
+        )  # no clips, no term
         attended = (torch.softmax(interest, 1).unsqueeze(-1) * clips).sum(1)  # (B, D): the clips it likes
         fields = self.embed(batch)  # (B, F, D)
         x = torch.cat([fields.flatten(1), attended, prefs.flatten(1)], 1)
