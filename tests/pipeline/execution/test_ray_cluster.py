@@ -98,8 +98,10 @@ def test_lost_node_without_retries_fails_with_one_line(ray_cluster, tmp_path):
 def test_pool_is_sized_from_the_cluster_and_spans_both_nodes(intact_ray_cluster, tmp_path):
     cluster, worker = intact_ray_cluster
     job = Job("where", functools.partial(WhereAmI, str(tmp_path), worker.node_id))  # concurrency: auto
-    out = once_each(executor.run(job, rows(8), CLUSTER))
-    assert sorted(out) == [row["video_id"] for row in rows(8)]
+    # 16 rows of 0.5 s: work enough left for the worker node's actor even when it starts late (a loaded
+    # machine starts it seconds after the head's)
+    out = once_each(executor.run(job, rows(16), CLUSTER))
+    assert sorted(out) == [row["video_id"] for row in rows(16)]
     assert {row["node"] for row in out.values()} == {cluster.head_node.node_id, worker.node_id}
 
 
