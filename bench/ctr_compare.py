@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import fmt
 
 from models.ctr import MODELS
 from pipeline.ctr.experiment import load_dataset, run
@@ -26,11 +27,6 @@ from pipeline.ctr.metrics import HISTORY_GROUPS
 from pipeline.params import load_params
 
 COLUMNS = ("auc", "gauc", "logloss", "cold_auc")
-
-
-def fmt(values: list[float | None]) -> str:
-    v = np.array([np.nan if x is None else x for x in values], float)
-    return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}"
 
 
 def history_table(runs: dict[tuple[str, bool], list[dict]], test) -> list[str]:
@@ -48,7 +44,7 @@ def history_table(runs: dict[tuple[str, bool], list[dict]], test) -> list[str]:
         "| samples | | " + " | ".join(str(first[g]["samples"]) for g in labels) + " |",
     ]
     for (name, content), seeds in runs.items():
-        cells = [fmt([s[g]["auc"] for s in seeds]) for g in labels]
+        cells = [fmt([s[g]["auc"] for s in seeds], 3) for g in labels]
         out.append(f"| {name} | {'yes' if content else 'no'} | " + " | ".join(cells) + " |")
     return out
 
@@ -81,7 +77,7 @@ def main() -> None:
                 cfg = dataclasses.replace(params.ctr, model=name, use_content=content, seed=seed)
                 runs.append(run(cfg, data)[1])
             secs = (time.perf_counter() - t0) / len(args.seeds)
-            cells = [fmt([r[c] for r in runs]) for c in COLUMNS]
+            cells = [fmt([r[c] for r in runs], 3) for c in COLUMNS]
             epochs = np.mean([r["epochs_run"] for r in runs])
             lines.append(
                 f"| {name} | {'yes' if content else 'no'} | " + " | ".join(cells) + f" | {epochs:.1f} | {secs:.1f} |"

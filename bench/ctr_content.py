@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import torch
-from report import Report, cpu_name, usable_cores
+from report import Report, cpu_name, fmt, usable_cores
 
 from pipeline.core import store
 from pipeline.ctr.build import FEATURES, build_samples, features_meta, item_features, write_built
@@ -31,11 +31,6 @@ from pipeline.rec import synthetic
 
 REPORT = Report()
 emit = REPORT.emit
-
-
-def fmt(values: list[float | None]) -> str:
-    v = np.array([np.nan if x is None else x for x in values], float)
-    return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.4f} ± {np.nanstd(v):.4f}"
 
 
 def dataset(profile: str, params) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import Report, cpu_name, usable_cores
+from report import Report, cpu_name, fmt, usable_cores
 
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.experiment import load_dataset, run
@@ -45,11 +45,6 @@ ABLATIONS = {  # row label -> ctr.trends replaced
     "dmr, no time attention": {"time_attention": False},
 }
 ML_FEATURES = CtrFeatures(("gender", "occupation"), ("genres",), ("age", "year"))
-
-
-def fmt(values: list[float | None]) -> str:
-    v = np.array([np.nan if x is None else x for x in values], float)
-    return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.4f} ± {np.nanstd(v):.4f}"
 
 
 def sample_log(params) -> tuple[str, str]:

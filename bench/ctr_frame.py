@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import Report, cpu_name, usable_cores
+from report import Report, cpu_name, fmt, usable_cores
 
 from pipeline.ctr import clips
 from pipeline.ctr.build import build_samples, write_built
@@ -45,11 +45,6 @@ ROWS = (  # label, model, dataset, ctr.frame replaced
     ("frame, shuffled clips", "frame", "shuffled", {}),
     ("frame, clip_weight 0", "frame", "aligned", {"clip_weight": 0.0}),
 )
-
-
-def fmt(values: list[float | None]) -> str:
-    v = np.array([np.nan if x is None else x for x in values], float)
-    return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.4f} ± {np.nanstd(v):.4f}"
 
 
 def datasets(params, quick: bool) -> dict[str, object]:

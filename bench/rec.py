@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from report import Report, cpu_name, usable_cores
+from report import Report, cpu_name, fmt, usable_cores
 
 from models.rec import MODELS
 from pipeline.datasets import read_source
@@ -41,11 +41,6 @@ def machine() -> str:
     cpu, cores = cpu_name(), usable_cores()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{cpu}, {cores} cores usable, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
-
-
-def fmt(values: list[float | None]) -> str:
-    v = np.array([np.nan if x is None else x for x in values], float)
-    return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.4f} ± {np.nanstd(v):.4f}"
 
 
 def load(spec: str, params) -> tuple[str, rec_data.RecData]:

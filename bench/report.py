@@ -7,6 +7,8 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
+
 
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo (platform's guess elsewhere)."""
@@ -19,6 +21,12 @@ def cpu_name() -> str:
 
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def fmt(values: list[float | None], digits: int = 4) -> str:
+    """``mean ± std`` over seeds (population std; None or NaN left out); ``n/a`` when none is a number."""
+    v = np.array([np.nan if x is None else x for x in values], float)
+    return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.{digits}f} ± {np.nanstd(v):.{digits}f}"
 
 
 class Report:
