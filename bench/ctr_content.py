@@ -16,11 +16,9 @@ import dataclasses
 import logging
 import os
 import tempfile
-import time
 
-import numpy as np
 import torch
-from report import Report, cpu_name, fmt, usable_cores
+from report import Report, cpu_name, run_seeds, seed_cells, usable_cores
 
 from pipeline.core import store
 from pipeline.ctr.build import FEATURES, build_samples, features_meta, item_features, write_built
@@ -76,23 +74,21 @@ def main() -> None:
         emit("|---|---|---|---|---|---|---|---|")
         for name in args.models:
             for content in {"both": (False, True), "no": (False,), "yes": (True,)}[args.content]:
-                runs, t0 = [], time.perf_counter()
-                for seed in args.seeds:
-                    cfg = dataclasses.replace(
-                        params.ctr,
-                        model=name,
-                        use_content=content,
-                        content=(),
-                        seed=seed,
-                        epochs=args.epochs or params.ctr.epochs,
-                    )
-                    runs.append(run(cfg, data)[1])
-                cells = [
-                    fmt([r["valid"]["auc"] if r["valid"] else None for r in runs]),
-                    *(fmt([r[k] for r in runs]) for k in ("auc", "logloss", "cold_auc")),
-                    f"{np.mean([r['epochs_run'] for r in runs]):.0f}",
-                    f"{(time.perf_counter() - t0) / len(runs):.0f}",
-                ]
+                runs, seconds = run_seeds(
+                    lambda seed, name=name, content=content, data=data: run(
+                        dataclasses.replace(
+                            params.ctr,
+                            model=name,
+                            use_content=content,
+                            content=(),
+                            seed=seed,
+                            epochs=args.epochs or params.ctr.epochs,
+                        ),
+                        data,
+                    )[1],
+                    args.seeds,
+                )
+                cells = seed_cells(runs, seconds, ("auc", "logloss", "cold_auc"))
                 emit(f"| {name} | {'yes' if content else 'no'} | " + " | ".join(cells) + " |")
     emit(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     REPORT.save(args.out)

@@ -22,12 +22,11 @@ import dataclasses
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from report import Report, cpu_name, fmt, usable_cores
+from report import Report, cpu_name, run_seeds, seed_cells, usable_cores
 
 from pipeline.ctr.build import build_samples, write_built
 from pipeline.ctr.experiment import load_dataset, run
@@ -106,19 +105,17 @@ def compare(data, params, seeds: list[int], epochs: int) -> None:
     emit("|---|---|---|---|---|---|")
     rows = [(m, m, {}) for m in MODELS] + [(label, "dmr", change) for label, change in ABLATIONS.items()]
     for label, model, change in rows:
-        runs, t0 = [], time.perf_counter()
-        for seed in seeds:
-            trends = dataclasses.replace(params.ctr.trends, **change)
-            cfg = dataclasses.replace(
-                params.ctr, model=model, use_content=False, seed=seed, epochs=epochs, trends=trends
-            )
-            runs.append(run(cfg, data)[1])
-        cells = [
-            fmt([r["valid"]["auc"] if r["valid"] else None for r in runs]),
-            *(fmt([r[k] for r in runs]) for k in ("auc", "logloss")),
-            f"{np.mean([r['epochs_run'] for r in runs]):.0f}",
-            f"{(time.perf_counter() - t0) / len(runs):.0f}",
-        ]
+        trends = dataclasses.replace(params.ctr.trends, **change)
+        runs, seconds = run_seeds(
+            lambda seed, model=model, trends=trends: run(
+                dataclasses.replace(
+                    params.ctr, model=model, use_content=False, seed=seed, epochs=epochs, trends=trends
+                ),
+                data,
+            )[1],
+            seeds,
+        )
+        cells = seed_cells(runs, seconds, ("auc", "logloss"))
         emit(f"| {label} | " + " | ".join(cells) + " |")
 
 

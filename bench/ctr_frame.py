@@ -20,12 +20,11 @@ import dataclasses
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from report import Report, cpu_name, fmt, usable_cores
+from report import Report, cpu_name, run_seeds, seed_cells, usable_cores
 
 from pipeline.ctr import clips
 from pipeline.ctr.build import build_samples, write_built
@@ -82,18 +81,15 @@ def compare(data, params, seeds: list[int], epochs: int) -> None:
     emit("| model | valid AUC | test AUC | clip AUC | epochs | s/run |")
     emit("|---|---|---|---|---|---|")
     for label, model, which, change in ROWS:
-        runs, t0 = [], time.perf_counter()
-        for seed in seeds:
-            frame = dataclasses.replace(params.ctr.frame, **change)
-            cfg = dataclasses.replace(params.ctr, model=model, use_content=False, seed=seed, epochs=epochs, frame=frame)
-            runs.append(run(cfg, data[which])[1])
-        cells = [
-            fmt([r["valid"]["auc"] if r["valid"] else None for r in runs]),
-            fmt([r["auc"] for r in runs]),
-            fmt([r.get("clip_auc") for r in runs]),
-            f"{np.mean([r['epochs_run'] for r in runs]):.0f}",
-            f"{(time.perf_counter() - t0) / len(runs):.0f}",
-        ]
+        frame = dataclasses.replace(params.ctr.frame, **change)
+        runs, seconds = run_seeds(
+            lambda seed, model=model, which=which, frame=frame: run(
+                dataclasses.replace(params.ctr, model=model, use_content=False, seed=seed, epochs=epochs, frame=frame),
+                data[which],
+            )[1],
+            seeds,
+        )
+        cells = seed_cells(runs, seconds, ("auc", "clip_auc"))
         emit(f"| {label} | " + " | ".join(cells) + " |")
 
 
