@@ -1,4 +1,5 @@
-# `make demo`: set up (without the test/Ray extras), then `dvc repro` on the sample corpus.
+# `make demo`: set up (without the test/Ray extras), then the DAG on the sample corpus as the DVC
+# experiment `demo` (scripts/demo.sh: run in a temporary copy, the checkout stays clean).
 # `make test`: set up with the dev extra (pytest, Ray, MkDocs, ruff), then lint, the docs build and the tests.
 # `make docs`: the documentation site (docs/ -> site/), strict: a broken link or a stale page fails.
 SHELL := /bin/bash
@@ -16,8 +17,7 @@ setup:
 
 demo:
 	@EXTRAS= bash scripts/bootstrap.sh
-	$(RUN) dvc repro
-	@$(RUN) python -m pipeline.show --outputs
+	@$(RUN) bash scripts/demo.sh
 
 test: setup lint docs
 	$(RUN) python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
