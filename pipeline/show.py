@@ -3,7 +3,9 @@
 PATH may be a Parquet file or a sharded store folder: the decoded clips (the summary covers
 ``index.parquet`` and the shard schema) or a feature store such as ``features/stores/audio.parquet``
 (all its shards as one table, metadata checked consistent across them). ``--outputs`` lists
-every output path named in params.yaml with its row count (and shard count).
+every output path named in params.yaml with its row count (and shard count). ``--experiment NAME`` prints
+the headline metrics of a DVC experiment (or any git revision), e.g. ``make demo``'s ``demo``, read from its
+commit without touching the working tree.
 """
 
 from __future__ import annotations
@@ -139,15 +141,76 @@ def outputs(params_path: str = "params.yaml") -> str:
     return "\n".join(lines)
 
 
+def headlines(metrics: dict[str, dict | None]) -> list[str]:
+    """One line per trainer's metrics file (``None``: the revision has no such file), the numbers a user
+    compares runs on: validation first (what a sweep chooses on), then test."""
+    lines = []
+    if ctr := metrics.get("ctr_metrics"):
+        valid = ctr.get("valid") or {}
+        lines.append(
+            f"ctr_train ({ctr['model']}): valid AUC {valid.get('auc', float('nan')):.4f}, test AUC "
+            f"{ctr['auc']:.4f}, GAUC {ctr['gauc']:.4f}, cold-start AUC {ctr['cold_auc']:.4f}"
+        )
+    if rec := metrics.get("rec_metrics"):
+        valid = rec.get("valid") or {}
+        lines.append(
+            f"rec_train ({rec['model']}): valid Recall@20 {valid.get('recall@20', float('nan')):.4f}, test "
+            f"Recall@20 {rec['recall@20']:.4f}, NDCG@20 {rec['ndcg@20']:.4f}, cold Recall@20 "
+            f"{(rec.get('cold') or {}).get('recall@20', float('nan')):.4f}"
+        )
+    if classify := metrics.get("classify_live"):
+        lines.append(
+            f"classify: valid accuracy {classify['valid']['accuracy']:.4f}, test accuracy "
+            f"{classify['test']['accuracy']:.4f}, macro F1 {classify['test']['macro_f1']:.4f}"
+        )
+    if reduce := metrics.get("reduce_metrics"):
+        kept = {k: v for k, v in reduce.items() if isinstance(v, dict) and "explained_variance" in v}
+        lines.append(
+            "reduce: explained variance "
+            + ", ".join(f"{k} {v['explained_variance']:.3f} ({v['n_components']} dims)" for k, v in kept.items())
+        )
+    return lines or ["no metrics file in this revision"]
+
+
+def experiment(rev: str, params_path: str = "params.yaml") -> str:
+    import dvc.api
+    from dvc.exceptions import DvcException, PathMissingError
+    from dvc.scm import RevError
+
+    from pipeline.params import load_params
+
+    paths = load_params(params_path).paths
+    files = {
+        "ctr_metrics": paths.ctr_metrics,
+        "rec_metrics": paths.rec_metrics,
+        "classify_live": f"{paths.classify_live}/metrics.json",
+        "reduce_metrics": paths.reduce_metrics,
+    }
+    metrics = {}
+    for key, path in files.items():
+        try:
+            metrics[key] = json.loads(dvc.api.read(path, rev=rev))
+        except (FileNotFoundError, PathMissingError):  # that trainer did not run in this revision
+            metrics[key] = None
+        except RevError as err:
+            raise SystemExit(f"error: {rev!r} is neither an experiment nor a git revision here ({err})") from err
+        except DvcException as err:  # a DVC-tracked path without its cache, for example
+            raise SystemExit(f"error: {path} at {rev!r}: {err}") from err
+    return "\n".join([f"experiment {rev}:", *("  " + line for line in headlines(metrics))])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.show", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="Parquet file or store folder")
     parser.add_argument("--outputs", action="store_true", help="list the pipeline's outputs from params.yaml")
+    parser.add_argument("--experiment", metavar="NAME", help="a DVC experiment's (or git revision's) metrics")
     args = parser.parse_args(argv)
-    if not args.paths and not args.outputs:
-        parser.error("give a PATH or --outputs")
+    if not args.paths and not args.outputs and not args.experiment:
+        parser.error("give a PATH, --outputs or --experiment NAME")
     if args.outputs:
         print(outputs())
+    if args.experiment:
+        print(experiment(args.experiment))
     for path in args.paths:
         if not path.exists():
             print(f"error: {path} does not exist", file=sys.stderr)
