@@ -97,27 +97,3 @@ def test_a_new_extractor_is_one_module_and_one_params_section(tmp_path):
     assert toy.shape[1] == 3  # n_components: null from the toy's declared defaults: no PCA
     np.testing.assert_allclose(toy[train].min(axis=0), 0.0, atol=1e-6)  # minmax fitted on the training split
     np.testing.assert_allclose(toy[train].max(axis=0), 1.0, atol=1e-6)
-
-
-@pytest.mark.slow
-def test_the_dag_follows_the_params_without_regenerating(tmp_path):
-    """`dvc exp run -S visual.extractors=[resnet152]` (params changed, dvc.yaml not regenerated): only that
-    extractor runs, reduce reads it and the audio sets, and an audio-only classifier needs no visual store."""
-    proj = Project(
-        tmp_path,
-        {
-            "visual": {"extractors": ["resnet152"], "resnet152": {"keep_sequence": False}},
-            "classify": {"modalities": ["audio"], "epochs": 2},
-        },
-    )
-    done = proj.run("dvc", "repro", "classify")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "visual@resnet152" in done.stdout and "visual@c3d" not in done.stdout and "visual@i3d" not in done.stdout
-    stores = tmp_path / "features/stores"
-    assert sorted(p.name for p in stores.glob("visual_*.parquet")) == [
-        "visual_resnet152.parquet",
-        "visual_resnet152_failures.parquet",
-    ]
-    items = store.read_table(tmp_path / "features/items.parquet")
-    assert {"resnet152", "mfcc", "pyaa"} <= set(items.column_names) and "c3d" not in items.column_names
-    assert (tmp_path / "models_out/classify/model.pt").is_file()

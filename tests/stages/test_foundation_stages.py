@@ -47,6 +47,20 @@ def test_dvc_repro_runs_the_pipeline_and_then_has_nothing_to_do(tmp_path):
     assert "Running stage 'reduce'" in third.stdout and "Running stage 'visual" not in third.stdout
     # before: capped at training rows - 1 (4 training videos -> 3); after: the 2 asked for
     assert len(items[0]["resnet152"]) == 3 and len(rows(tmp_path / "features/items.parquet")[0]["resnet152"]) == 2
+    # params changed, dvc.yaml not regenerated: the foreach over visual.extractors drops c3d and i3d, reduce
+    # reads resnet152 and the audio sets only, and an audio-only classifier needs no visual store
+    proj.set_params({"visual": {"extractors": ["resnet152"]}, "classify": {"modalities": ["audio"]}})
+    follows = proj.run("dvc", "repro", "classify")
+    assert follows.returncode == 0, follows.stdout + follows.stderr
+    ran = sorted(line for line in follows.stdout.splitlines() if line.startswith("Running stage"))
+    assert ran == [
+        "Running stage 'classify':",
+        "Running stage 'ingest':",
+        "Running stage 'placement':",
+        "Running stage 'reduce':",
+    ]
+    columns = set(store.read_table(tmp_path / "features/items.parquet").column_names)
+    assert {"resnet152", "mfcc", "pyaa"} <= columns and not {"c3d", "i3d"} & columns
     # only decode lists it (raised, not lowered: fewer decoded frames than visual.*.num_frames is an error);
     # the target stops at decode: re-running all that follows it would be DVC's job and the test's slowest
     proj.set_params({"decode": {"num_frames": 16}})
