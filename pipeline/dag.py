@@ -214,7 +214,8 @@ def stages(params: Params) -> dict[str, Any]:
             "cmd": "python -m stages.placement",
             "deps": code("placement"),
             "params": ["visual.device", "visual.precision"],
-            "outs": [{"${paths.placement}": {"cache": False}}],
+            # cached (a few bytes): `dvc exp apply` restores only cached outputs and git-tracked files
+            "outs": ["${paths.placement}"],
             "always_changed": True,
         },
         **(flow_stage if flow else {}),

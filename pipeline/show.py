@@ -141,6 +141,12 @@ def outputs(params_path: str = "params.yaml") -> str:
     return "\n".join(lines)
 
 
+def _num(value) -> str:
+    """A metric as 4 decimals; ``n/a`` where it could not be computed (one class in the test split, no
+    test split at all): a tiny corpus's metrics files hold ``null`` there."""
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
 def headlines(metrics: dict[str, dict | None]) -> list[str]:
     """One line per trainer's metrics file (``None``: the revision has no such file), the numbers a user
     compares runs on: validation first (what a sweep chooses on), then test."""
@@ -148,20 +154,21 @@ def headlines(metrics: dict[str, dict | None]) -> list[str]:
     if ctr := metrics.get("ctr_metrics"):
         valid = ctr.get("valid") or {}
         lines.append(
-            f"ctr_train ({ctr['model']}): valid AUC {valid.get('auc', float('nan')):.4f}, test AUC "
-            f"{ctr['auc']:.4f}, GAUC {ctr['gauc']:.4f}, cold-start AUC {ctr['cold_auc']:.4f}"
+            f"ctr_train ({ctr['model']}): valid AUC {_num(valid.get('auc'))}, test AUC {_num(ctr.get('auc'))}, "
+            f"GAUC {_num(ctr.get('gauc'))}, cold-start AUC {_num(ctr.get('cold_auc'))}"
         )
     if rec := metrics.get("rec_metrics"):
         valid = rec.get("valid") or {}
         lines.append(
-            f"rec_train ({rec['model']}): valid Recall@20 {valid.get('recall@20', float('nan')):.4f}, test "
-            f"Recall@20 {rec['recall@20']:.4f}, NDCG@20 {rec['ndcg@20']:.4f}, cold Recall@20 "
-            f"{(rec.get('cold') or {}).get('recall@20', float('nan')):.4f}"
+            f"rec_train ({rec['model']}): valid Recall@20 {_num(valid.get('recall@20'))}, test Recall@20 "
+            f"{_num(rec.get('recall@20'))}, NDCG@20 {_num(rec.get('ndcg@20'))}, cold Recall@20 "
+            f"{_num((rec.get('cold') or {}).get('recall@20'))}"
         )
     if classify := metrics.get("classify_live"):
+        valid, test = classify.get("valid") or {}, classify.get("test") or {}
         lines.append(
-            f"classify: valid accuracy {classify['valid']['accuracy']:.4f}, test accuracy "
-            f"{classify['test']['accuracy']:.4f}, macro F1 {classify['test']['macro_f1']:.4f}"
+            f"classify: valid accuracy {_num(valid.get('accuracy'))}, test accuracy {_num(test.get('accuracy'))}, "
+            f"macro F1 {_num(test.get('macro_f1'))}"
         )
     if reduce := metrics.get("reduce_metrics"):
         kept = {k: v for k, v in reduce.items() if isinstance(v, dict) and "explained_variance" in v}

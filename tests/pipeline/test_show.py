@@ -40,6 +40,12 @@ def test_headlines_put_validation_before_test_and_skip_what_did_not_run():
         "reduce: explained variance c3d 0.950 (39 dims)",
     ]
     assert headlines({"ctr_metrics": None}) == ["no metrics file in this revision"]
+    # a tiny corpus: one class in the test split (null AUC), no labelled test video (no test block)
+    tiny = headlines({"ctr_metrics": {**CTR, "auc": None, "gauc": None}, "classify_live": {"valid": {"accuracy": 1.0}}})
+    assert tiny == [
+        "ctr_train (deepfm): valid AUC 0.8640, test AUC n/a, GAUC n/a, cold-start AUC 0.8961",
+        "classify: valid accuracy 1.0000, test accuracy n/a, macro F1 n/a",
+    ]
 
 
 def test_an_experiments_metrics_are_read_from_its_commit_not_the_working_tree(tmp_path, monkeypatch):

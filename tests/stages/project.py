@@ -80,6 +80,15 @@ class Project:
             raw = yaml.safe_load(current.read_text())
         current.write_text(yaml.safe_dump(deep_update(raw, patch), sort_keys=False))
 
+    def commit(self, message: str = "init") -> None:
+        """Commit everything: ``dvc exp run`` needs a commit to start from, as a user's clone has."""
+        git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+        subprocess.run([*git, "add", "-A"], cwd=self.root, check=True, capture_output=True)
+        subprocess.run([*git, "commit", "-qm", message], cwd=self.root, check=True, capture_output=True)
+
+    def git_status(self) -> str:
+        return subprocess.run(["git", "status", "--porcelain"], cwd=self.root, capture_output=True, text=True).stdout
+
     def run(self, *args: str) -> subprocess.CompletedProcess:
         """``python -m ...`` or ``dvc ...`` inside the copy, with this venv's executables first on PATH."""
         bindir = str(Path(sys.executable).parent)

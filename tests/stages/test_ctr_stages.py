@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -174,9 +173,7 @@ def test_dvc_exp_run_ctr_train_on_a_dataset_with_its_own_features_by_params_alon
     data = synthetic.realistic(small, 0)
     synthetic.write(data, tmp_path / "mmrec", "tiny")
     write_lattice_from(data, tmp_path / "lattice")
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "add", "-A"], cwd=proj.root, check=True, capture_output=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=proj.root, check=True, capture_output=True)
+    proj.commit()
     for layout in ("lattice", "mmrec"):
         sets = {
             "ctr_data.source": layout,

@@ -4,7 +4,6 @@ synthetic and a LATTICE-format dataset with no video stage run and no hand edit 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -49,14 +48,11 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
     assert metrics["content"] is None  # an ID-only model has no content phase
     assert (tmp_path / "plots/rec/training.csv").read_text().startswith("epoch,train_loss,valid_recall@20")
     # the acceptance: an experiment is one command on a committed project
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True, capture_output=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=tmp_path, check=True, capture_output=True)
+    proj.commit()
     # as `make demo` runs: in a temporary copy, the checkout untouched, the metrics read from the experiment
     done = proj.run("dvc", "exp", "run", "--temp", "--name", "demo", "rec_train", "-S", "rec.model=pop")
     assert done.returncode == 0, done.stdout + done.stderr
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True)
-    assert status.stdout == "" and json.loads((tmp_path / "metrics/rec.json").read_text())["model"] == "bpr_mf"
+    assert proj.git_status() == "" and json.loads((tmp_path / "metrics/rec.json").read_text())["model"] == "bpr_mf"
     shown = proj.run("-m", "pipeline.show", "--experiment", "demo")
     assert shown.returncode == 0 and "  rec_train (pop): valid Recall@20 " in shown.stdout, shown.stderr
     done = proj.run("dvc", "exp", "run", "rec_train", "-S", "rec.model=pop")
