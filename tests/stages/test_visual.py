@@ -120,6 +120,8 @@ def real_store(tmp_path_factory):
     return write_decoded(tmp_path_factory.mktemp("real") / "dec", videos, 4, S, shards=3), [v[0] for v in videos]
 
 
+# one xdist worker for every extractor: the real clips are decoded once (15 s), not once per worker
+@pytest.mark.xdist_group("real_clips_visual")
 @pytest.mark.parametrize("name", FROM_DECODED)
 def test_real_clips_all_produce_rows(name, real_store, tmp_path, monkeypatch):
     root, ids = real_store

@@ -16,6 +16,9 @@ from tests.pipeline.visual.helpers import random_frames, visual_config
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
+# one xdist worker for the module: ``loaded`` builds each extractor's model once (C3D, VGG16: seconds each)
+pytestmark = pytest.mark.xdist_group("extractors")
+
 T, S = 8, 32  # tiny clips: ResNet and I3D pool globally (any size >= 32); C3D resizes to 112 itself
 EXPECTED = {
     "resnet152": {"resnet152_pool": [2048]},
