@@ -100,7 +100,8 @@ def test_damage_in_the_middle_is_counted_and_kept_flagged_or_failed(clean, tmp_p
     failed = decode_row(row, FAIL)
     assert isinstance(failed, Failure) and failed.reason == "corrupt_stream" and failed.stage == "decode"
     assert failed.message == f"ffmpeg reported {kept['decode_errors']} decoder errors, e.g.: {first}"
-    assert decode_row(row, KEEP) == kept  # deterministic: reruns write the same shard bytes
+    if n_bytes is None:  # deterministic: reruns write the same shard bytes (a whole packet per stream and place)
+        assert decode_row(row, KEEP) == kept
 
 
 @pytest.mark.parametrize("where, n_bytes", [(0.4, 4096), (0.5, 512), (0.6, 32768)])
@@ -185,11 +186,11 @@ def test_damage_is_seen_in_other_containers_and_codecs(tmp_path, kind, stream, n
 
 
 @pytest.mark.parametrize("clip", clip_params())
-@pytest.mark.parametrize("sampling", ["uniform", "consecutive"])
-def test_no_false_alarms_on_real_clips(clip, sampling):
+def test_no_false_alarms_on_real_clips(clip):
     """Every real clip decodes without a logged error (moviepy_fire2's variable frame rate used to make
-    the rawvideo muxer log 'non monotonically increasing dts', which read as damage)."""
-    out = decode_clip(str(clip), probe(clip), 32, sampling, 64, 16000)
+    the rawvideo muxer log 'non monotonically increasing dts', which read as damage). Consecutive
+    sampling here; uniform in tests/pipeline/decode/test_ffmpeg.py::test_every_real_clip_decodes."""
+    out = decode_clip(str(clip), probe(clip), 32, "consecutive", 64, 16000)
     assert (out.decode_errors, out.first_error, out.note) == (0, "", "")
 
 
