@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from models.layers import FieldEmbedding, ModalityProjection, masked_mean
+from models.layers import FieldEmbedding, ModalityProjection, TargetAttention, masked_mean
 
 Content = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ((n_items, D_m) vectors, (n_items,) mask)
 # A content entry only models with ``uses_clips`` read (they take it out before the modalities):
@@ -153,6 +153,22 @@ class CtrModel(nn.Module):
         content = self.content_vector(codes) if self.content is not None else None
         ids = torch.cat([batch["item_id"].unsqueeze(1), self.id_codes(hist)], dim=1)
         return self.fields.item(ids), content
+
+    def add_content_attention(self, sizes: CtrSizes) -> None:
+        """For models that pool the history by attention w.r.t. the target (``din``, ``mmie``): with content,
+        a second target attention that pools the behaviours' fused content w.r.t. the target's, read by
+        ``content_interests``. Their ID path stays exactly as without content: one attention over ID +
+        content, or content at the target only, scored below no content on one synthetic profile or the
+        other (docs/benchmarks.md, the CTR content tables)."""
+        has_content = self.content is not None
+        self.content_attention = TargetAttention(sizes.embed_dim, sizes.attention_dim) if has_content else None
+
+    def content_interests(self, content: torch.Tensor | None, hist: torch.Tensor) -> list[torch.Tensor]:
+        """``[]`` without content, else ``[(B, D)]``: what the user's content tastes say of the target's content
+        (unseen items too). ``content``: ``(B, 1 + T, D)`` from ``target_and_history``; ``hist``: ``(B, T)``."""
+        if content is None or self.content_attention is None:
+            return []
+        return [self.content_attention(content[:, 0], content[:, 1:], hist > 0)]
 
 
 def with_target_id(model: CtrModel, args: tuple[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor]]:

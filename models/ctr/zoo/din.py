@@ -22,16 +22,14 @@ class DIN(CtrModel):
     def __init__(self, spec, sizes, content):
         super().__init__(spec, sizes, content)
         self.attention = TargetAttention(sizes.embed_dim, sizes.attention_dim)
+        self.add_content_attention(sizes)
         has_content = self.content is not None
-        self.content_attention = TargetAttention(sizes.embed_dim, sizes.attention_dim) if has_content else None
         self.mlp = MLP((self.n_fields + 2 + has_content) * sizes.embed_dim, sizes.mlp, sizes.dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hist = batch["hist"][:, : max(int(batch["hist_len"].max()), 1)]  # (B, T): histories are left-aligned
         ids, content = self.target_and_history(batch, hist)  # (B, 1 + T, D) each
         fields = self.embed(batch, None if content is None else content[:, 0], ids[:, 0])  # (B, F, D)
-        interests = [self.attention(ids[:, 0], ids[:, 1:], hist > 0)]  # (B, D)
-        if content is not None:  # what the user's content tastes say of this item's content, unseen items too
-            interests.append(self.content_attention(content[:, 0], content[:, 1:], hist > 0))
-        x = torch.cat([fields.flatten(1), ids[:, 0], *interests], dim=1)
+        interest = self.attention(ids[:, 0], ids[:, 1:], hist > 0)  # (B, D)
+        x = torch.cat([fields.flatten(1), ids[:, 0], interest, *self.content_interests(content, hist)], dim=1)
         return self.linear(batch, fields) + self.mlp(x).squeeze(-1)

@@ -33,7 +33,7 @@ class MMIE(CtrModel):
         self.attention = TargetAttention(d, sizes.attention_dim)
         self.evolve = AUGRU(d, d)
         self.mlp = MLP((self.n_fields + 2 + has_content) * d, sizes.mlp, sizes.dropout)
-        self.content_attention = TargetAttention(d, sizes.attention_dim) if has_content else None
+        self.add_content_attention(sizes)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         lengths = batch["hist_len"]
@@ -42,8 +42,6 @@ class MMIE(CtrModel):
         fields = self.embed(batch, None if content is None else content[:, 0], ids[:, 0])  # (B, F, D)
         states, _ = self.gru(ids[:, 1:])  # (B, T, D); padding trails, so valid states are exact
         att = self.attention.weights(ids[:, 0], states, hist > 0)  # (B, H)
-        interests = [self.evolve(states, att, lengths)]  # (B, D)
-        if content is not None:
-            interests.append(self.content_attention(content[:, 0], content[:, 1:], hist > 0))
-        x = torch.cat([fields.flatten(1), ids[:, 0], *interests], dim=1)
+        interest = self.evolve(states, att, lengths)  # (B, D)
+        x = torch.cat([fields.flatten(1), ids[:, 0], interest, *self.content_interests(content, hist)], dim=1)
         return self.linear(batch, fields) + self.mlp(x).squeeze(-1)
