@@ -41,7 +41,7 @@ def main() -> None:
         "epochs": result.epochs,
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
         "valid": valid_metrics(result.model, data, cfg.eval_batch) | {"epoch": result.best_epoch},
-        "cold_placement": dict(zip(("spread", "shift"), result.model.cold_affine.tolist())),
+        "cold_placement": dict(zip(("spread", "shift", "slope"), result.model.cold_affine.tolist())),
         # staged (content) models: the epoch the content phase began and whether its ranking was kept
         "content": {"from_epoch": result.content_from, "kept": result.model.content_on}
         if result.model.staged

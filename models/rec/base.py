@@ -66,9 +66,15 @@ class RecModel(nn.Module):
         # content models set a module that scores items from content alone (``scores(users)``; trained by
         # the loop after the model, with its own ``loss``): ``ranked_scores`` ranks the cold items with it
         self.cold_scorer: nn.Module | None = None
-        # (spread, shift) placing a user's cold items among its warm ones, in units of the user's warm-score
+        # (spread, shift, slope) placing a user's cold items among its warm ones, in units of the user's warm-score
         # std; spread 0 = uncalibrated (cold items keep the model's own scores). Fitted on validation by the loop.
-        self.register_buffer("cold_affine", torch.zeros(2))
+        self.register_buffer("cold_affine", torch.zeros(3))
+        # each user's activity, log(1 + training interactions) standardised over users: a content profile
+        # averaged over a long history is more reliable than one from a single item, so the placement's
+        # ``slope`` can rank a heavy user's cold items higher than a light user's
+        degree = torch.bincount(graph.users, minlength=sizes.n_users).float().log1p()
+        activity = (degree - degree.mean()) / degree.std(correction=0).clamp(min=1e-12)
+        self.register_buffer("activity", activity, persistent=False)
         self.content_on = True  # staged models: False = the ID-only base (set by the loop)
 
     def lr_groups(self) -> list[tuple[list[nn.Parameter], float]]:
@@ -87,18 +93,24 @@ class RecModel(nn.Module):
         raise NotImplementedError
 
     def ranked_scores(self, users: torch.Tensor) -> torch.Tensor:
-        """What evaluation ranks: ``scores``, and for the cold items (where the model has a calibrated cold
-        scorer) their content scores standardised per user, z, placed at the user's warm mean + std x
-        (spread z + shift): the user's own scale, so one (spread, shift) fits light and heavy users alike."""
+        """What evaluation ranks: ``scores``, with the cold items placed by ``place_cold`` (where the model has
+        a calibrated cold scorer)."""
         s = self.scores(users)
-        spread, shift = self.cold_affine.tolist()
-        if self.cold_scorer is None or spread == 0 or bool(self.cold.all()) or not bool(self.cold.any()):
+        if self.cold_scorer is None or float(self.cold_affine[0]) == 0 or not 0 < int(self.cold.sum()) < len(self.cold):
             return s
+        return self.place_cold(s, self.cold_scorer.scores(users)[:, self.cold], users, self.cold_affine)
+
+    def place_cold(self, s: torch.Tensor, c: torch.Tensor, users: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+        """``s`` (B, n_items) with its cold columns replaced: the cold items' content scores ``c`` (B, n_cold)
+        standardised per user, z,
+        placed at the user's warm mean + std x (spread z + shift + slope x activity): the user's own scale,
+        so one placement fits light and heavy users alike, moved up for users with a longer history."""
+        spread, shift, slope = affine.tolist()
         warm = s[:, ~self.cold]
-        c = self.cold_scorer.scores(users)[:, self.cold]
         z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True).clamp(min=1e-12)
+        offset = shift + slope * self.activity[users].unsqueeze(1) if slope else shift
         out = s.clone()
-        out[:, self.cold] = warm.mean(1, keepdim=True) + warm.std(1, keepdim=True) * (spread * z + shift)
+        out[:, self.cold] = warm.mean(1, keepdim=True) + warm.std(1, keepdim=True) * (spread * z + offset)
         return out
 
 

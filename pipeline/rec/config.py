@@ -64,12 +64,20 @@ class RealisticProfile:
     dims: tuple[int, ...]  # one size per modality
     alignment: float  # share of a signal dimension's variance that follows the taste factors (the rest: item style)
     nuisance: float  # fraction of each modality's dimensions that carry no taste at all
+    style: (
+        float  # share of the non-taste variance that is item style (low-rank, shared by the modalities); the rest noise
+    )
+    style_rank: int  # dimensions of the item style: few = item-item content similarity dominated by it
     scale_range: tuple[float, float]  # per-dimension std drawn log-uniformly in this range; means are non-zero
 
     def __post_init__(self) -> None:
         _check_sample_split(self)
         non_negative(self, "activity_sigma", "sharpness")
         fraction(self, "nuisance")
+        if not 0 <= self.style <= 1:
+            raise FieldError("style", f"must be in [0, 1], got {self.style!r}")
+        if self.style_rank < 1:
+            raise FieldError("style_rank", f"must be >= 1, got {self.style_rank!r}")
         if not 0 <= self.alignment <= 1:
             raise FieldError("alignment", f"must be in [0, 1], got {self.alignment!r}")
         if not self.modalities or len(self.modalities) != len(self.dims) or any(d < 1 for d in self.dims):

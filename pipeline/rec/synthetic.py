@@ -32,7 +32,6 @@ from pipeline.rec.config import EasyProfile, RealisticProfile, RecSampleConfig
 MODALITIES = ("image", "text", "audio")
 EPOCH = 1_700_000_000
 SHARPNESS = 3.0  # easy: scale of the user-item affinity against log popularity
-STYLE_RANK = 8  # realistic: dimensions of the item style every modality shows, unrelated to taste
 TOP_K = 20
 
 
@@ -85,7 +84,7 @@ def realistic(p: RealisticProfile, seed: int) -> Synthetic:
     n_cold = min(int(round(p.cold_items * n_i)), int((clicks > 0).sum()))
     cold[rng.choice(n_i, n_cold, replace=False, p=weight / weight.sum())] = True
     split = _split(rng, user, item, cold, p)
-    style = rng.standard_normal((n_i, STYLE_RANK))
+    style = rng.standard_normal((n_i, p.style_rank))
     features = {m: _realistic_features(rng, items, style, dim, p) for m, dim in zip(p.modalities, p.dims)}
     order = np.lexsort((item, user))
     return Synthetic(user[order], item[order], split[order], features, cold)
@@ -130,8 +129,8 @@ def _realistic_features(rng, items, style, dim: int, p: RealisticProfile) -> np.
     taste = items @ rng.standard_normal((f, n_taste)) / np.sqrt(f)
 
     def other(n: int) -> np.ndarray:  # unit-variance style + noise
-        look = style @ rng.standard_normal((STYLE_RANK, n)) / np.sqrt(STYLE_RANK)
-        return 0.8 * look + 0.6 * rng.standard_normal((n_i, n))
+        look = style @ rng.standard_normal((p.style_rank, n)) / np.sqrt(p.style_rank)
+        return np.sqrt(p.style) * look + np.sqrt(1 - p.style) * rng.standard_normal((n_i, n))
 
     x = np.concatenate(
         [np.sqrt(p.alignment) * taste + np.sqrt(1 - p.alignment) * other(n_taste), other(dim - n_taste)], axis=1

@@ -18,6 +18,7 @@ checkpoint bytes.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -272,13 +273,14 @@ def fit_cold_scorer(scorer: torch.nn.Module, data: RecData, cfg: RecConfig) -> i
     return stopper.best_epoch
 
 
-COLD_SPREADS = (1.0, 2.0)  # calibrate_cold's grid, in units of a user's warm-score std
-COLD_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+COLD_SPREADS = (0.5, 1.0, 2.0)  # calibrate_cold's grid, in units of a user's warm-score std
+COLD_SHIFTS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+COLD_SLOPES = (0.0, 0.5, 1.0)  # per std of the users' log activity
 
 
-def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0.0) -> tuple[float, float]:
-    """Set ``model.cold_affine`` (spread, shift: where a user's cold items stand among its warm ones, see
-    ``RecModel.ranked_scores``) and return it: of the grid points (and "never ranked", shift -inf) whose
+def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0.0) -> tuple[float, float, float]:
+    """Set ``model.cold_affine`` (spread, shift, slope: where a user's cold items stand among its warm ones, see
+    ``RecModel.place_cold``) and return it: of the grid points (and "never ranked", shift -inf) whose
     validation Recall@20 is at least (1 - ``budget``) x the best one's, the one with the best validation
     cold Recall@20 (ties: the better overall Recall@20).
 
@@ -287,22 +289,31 @@ def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0
     with cold targets before the test. Cold items are a small share of the targets and content ranks them
     far less precisely than interactions rank warm ones, so every placement that reaches them costs some
     overall recall: ``budget`` (``rec.cold_budget``) is how much of it new items' exposure may cost.
+    The slope (cold items higher for users with a longer history, whose content profile is an average
+    over more items) moved that trade a long way on the realistic profile (docs/stages/rec.md).
     """
     cold = data.cold_items()
     if model.cold_scorer is None or not cold.any() or cold.all():
-        return 0.0, 0.0
-    grid = [(1.0, float("-inf")), *((a, b) for a in COLD_SPREADS for b in COLD_SHIFTS)]
+        return 0.0, 0.0, 0.0
+    grid = [(1.0, float("-inf"), 0.0), *itertools.product(COLD_SPREADS, COLD_SHIFTS, COLD_SLOPES)]
+    scored = _validation_scores(model, data, batch)
+    exclude = [Pairs.of(*data.pairs(0), data.n_users)]
+    targets = Pairs.of(*data.pairs(1), data.n_users)
     results = []
-    for spread, shift in grid:
-        model.cold_affine.copy_(torch.tensor([spread, shift]))
-        m = rank(model, data, 1, ks=(20,), batch=batch, cold=True)
-        results.append((m["recall@20"] or 0.0, m["cold/recall@20"] or 0.0, (spread, shift)))
-        log.debug("cold spread %s, shift %s: validation recall@20 %.4f, cold %.4f", spread, shift, *results[-1][:2])
+    for point in grid:
+        affine = torch.tensor(point)
+
+        def placed(users: torch.Tensor, affine: torch.Tensor = affine) -> torch.Tensor:
+            return model.place_cold(*scored(users), users, affine)
+
+        m = evaluate(placed, targets, exclude, data.n_items, ks=(20,), batch=batch, cold=cold)
+        results.append((m["recall@20"] or 0.0, m["cold/recall@20"] or 0.0, point))
+        log.debug("cold placement %s: validation recall@20 %.4f, cold %.4f", point, *results[-1][:2])
     floor = (1.0 - budget) * max(r[0] for r in results)
     overall, on_cold, chosen = max((r for r in results if r[0] >= floor), key=lambda r: (r[1], r[0]))
     model.cold_affine.copy_(torch.tensor(chosen))
     log.info(
-        "cold items: spread %s, shift %s (validation recall@20 %.4f, cold %.4f; budget %.0f%% of the best %.4f)",
+        "cold items: spread %s, shift %s, slope %s (validation recall@20 %.4f, cold %.4f; budget %.0f%% of the best %.4f)",
         *chosen,
         overall,
         on_cold,
@@ -310,6 +321,34 @@ def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0
         max(r[0] for r in results),
     )
     return chosen
+
+
+CACHE_SCORES = 50_000_000  # calibrate_cold keeps the validation users' scores when there are at most this many
+
+
+def _validation_scores(model: RecModel, data: RecData, batch: int):
+    """``users -> (warm scores (B, n_items), cold items' content scores (B, n_cold))`` for calibrate_cold's
+    grid: computed once per batch of validation users and kept while they fit in ``CACHE_SCORES`` numbers
+    (each grid point then only re-places the cold columns), else recomputed per point."""
+    model.eval()
+    with torch.no_grad():
+        model.refresh()
+    cold = torch.from_numpy(data.cold_items())
+    n_users = int((Pairs.of(*data.pairs(1), data.n_users).counts() > 0).sum())
+    keep = n_users * (data.n_items + int(cold.sum())) <= CACHE_SCORES
+    cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def scored(users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (int(users[0]), len(users))
+        if key not in cache:
+            with torch.no_grad():
+                pair = (model.scores(users), model.cold_scorer.scores(users)[:, cold])
+            if not keep:
+                return pair
+            cache[key] = pair
+        return cache[key]
+
+    return scored
 
 
 def valid_metrics(model: RecModel, data: RecData, batch: int) -> dict[str, float | None]:

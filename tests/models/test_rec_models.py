@@ -129,7 +129,7 @@ def test_edge_sizes_still_train_and_score(name, sizes):
 @pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_cold_items_are_ranked_from_content_not_their_id_row(name):
     model = make(name).eval()
-    model.cold_affine.copy_(torch.tensor([1.0, 0.0]))  # calibrated: cold items ranked by the content scorer
+    model.cold_affine.copy_(torch.tensor([1.0, 0.0, 0.0]))  # calibrated: cold items ranked by the content scorer
     model.refresh()
     before = model.ranked_scores(torch.arange(N_USERS))
     with torch.no_grad():
@@ -141,7 +141,7 @@ def test_cold_items_are_ranked_from_content_not_their_id_row(name):
     feats = content()
     feats["visual"][0][COLD[0]] *= -1.0  # ... while their content does move them
     moved = make(name, feats=feats).eval()
-    moved.cold_affine.copy_(torch.tensor([1.0, 0.0]))
+    moved.cold_affine.copy_(torch.tensor([1.0, 0.0, 0.0]))
     moved.refresh()
     assert not torch.allclose(before[:, COLD[0]], moved.ranked_scores(torch.arange(N_USERS))[:, COLD[0]])
 
@@ -154,14 +154,22 @@ def test_cold_items_are_placed_on_each_users_warm_scale(name):
     s, cold = model.scores(users), model.cold
     assert torch.equal(cold, torch.bincount(graph().items, minlength=N_ITEMS) == 0) and cold[list(COLD)].all()
     assert torch.equal(model.ranked_scores(users), s)  # uncalibrated: the model's own scores
-    model.cold_affine.copy_(torch.tensor([2.0, 0.5]))
+    model.cold_affine.copy_(torch.tensor([2.0, 0.5, 0.0]))
     out = model.ranked_scores(users)
     assert torch.equal(out[:, ~cold], s[:, ~cold])
     c = model.cold_scorer.scores(users)[:, cold]
     z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True)
-    want = s[:, ~cold].mean(1, keepdim=True) + s[:, ~cold].std(1, keepdim=True) * (2.0 * z + 0.5)
-    assert torch.allclose(out[:, cold], want, atol=1e-5)
-    model.cold_affine.copy_(torch.tensor([1.0, float("-inf")]))  # "never ranked"
+    mean, std = s[:, ~cold].mean(1, keepdim=True), s[:, ~cold].std(1, keepdim=True)
+    assert torch.allclose(out[:, cold], mean + std * (2.0 * z + 0.5), atol=1e-5)
+    # the slope moves a user's cold items by its standardised log activity: up for the heavier users
+    degree = torch.bincount(graph().users, minlength=N_USERS).float().log1p()
+    activity = (degree - degree.mean()) / degree.std(correction=0)
+    assert torch.allclose(model.activity, activity) and activity.std() > 0
+    model.cold_affine.copy_(torch.tensor([2.0, 0.5, 1.0]))
+    sloped = model.ranked_scores(users)
+    assert torch.equal(sloped[:, ~cold], s[:, ~cold])
+    assert torch.allclose(sloped[:, cold], mean + std * (2.0 * z + 0.5 + activity.unsqueeze(1)), atol=1e-5)
+    model.cold_affine.copy_(torch.tensor([1.0, float("-inf"), 0.0]))  # "never ranked"
     assert (model.ranked_scores(users)[:, cold] == float("-inf")).all()
 
 
@@ -187,7 +195,7 @@ def test_a_masked_modality_vector_is_ignored(name):
     feats["audio"] = (junk, feats["audio"][1])
     a, b = make(name).eval(), make(name, feats=feats).eval()
     for m in (a, b):
-        m.cold_affine.copy_(torch.tensor([1.0, 0.0]))  # the cold items' content scores count too
+        m.cold_affine.copy_(torch.tensor([1.0, 0.0, 0.0]))  # the cold items' content scores count too
         m.refresh()
     assert torch.allclose(a.ranked_scores(torch.arange(N_USERS)), b.ranked_scores(torch.arange(N_USERS)), atol=1e-6)
 

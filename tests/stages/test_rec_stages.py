@@ -44,6 +44,7 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
     assert metrics["valid"]["epoch"] == metrics["best_epoch"] and metrics["cold_placement"] == {
         "spread": 0.0,
         "shift": 0.0,
+        "slope": 0.0,
     }
     assert metrics["content"] is None  # an ID-only model has no content phase
     assert (tmp_path / "plots/rec/training.csv").read_text().startswith("epoch,train_loss,valid_recall@20")

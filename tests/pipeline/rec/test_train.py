@@ -4,6 +4,7 @@ and content models against BPR-MF on the cold slice."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from pipeline.rec import synthetic
 from pipeline.rec.metrics import Pairs, evaluate
 from pipeline.rec.train import (
     COLD_SHIFTS,
+    COLD_SLOPES,
     COLD_SPREADS,
     calibrate_cold,
     defaults,
@@ -225,14 +227,13 @@ def test_null_lr_reg_and_dropout_take_the_models_own_defaults():
 def test_cold_placement_is_fitted_on_validation_within_the_budget(data):
     result = fit(dataclasses.replace(CFG, model="vbpr", epochs=3, cold_budget=0.0), data)
     model = result.model
-    spread, shift = model.cold_affine.tolist()
-    assert spread in COLD_SPREADS and (shift == float("-inf") or shift in COLD_SHIFTS)
+    spread, shift, slope = model.cold_affine.tolist()
+    assert spread in COLD_SPREADS and slope in COLD_SLOPES and (shift == float("-inf") or shift in COLD_SHIFTS)
     chosen = rank(model, data, 1, ks=(20,))["recall@20"]
-    for a in COLD_SPREADS:  # budget 0: no grid point ranks validation better than the chosen one
-        for b in COLD_SHIFTS:
-            model.cold_affine.copy_(torch.tensor([a, b]))
-            assert rank(model, data, 1, ks=(20,))["recall@20"] <= chosen + 1e-12
-    model.cold_affine.copy_(torch.tensor([1.0, float("-inf")]))
+    for point in itertools.product(COLD_SPREADS, COLD_SHIFTS, COLD_SLOPES):  # budget 0: none ranks validation better
+        model.cold_affine.copy_(torch.tensor(point))
+        assert rank(model, data, 1, ks=(20,))["recall@20"] <= chosen + 1e-12
+    model.cold_affine.copy_(torch.tensor([1.0, float("-inf"), 0.0]))
     assert rank(model, data, 1, ks=(20,))["recall@20"] <= chosen + 1e-12
     # a budget buys cold recall with overall recall, never more than the budget
     loose = calibrate_cold(model, data, 4096, budget=0.5)
