@@ -101,10 +101,10 @@ class RecModel(nn.Module):
         return self.place_cold(s, self.cold_scorer.scores(users)[:, self.cold], users, self.cold_affine)
 
     def place_cold(self, s: torch.Tensor, c: torch.Tensor, users: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
-        """``s`` (B, n_items) with its cold columns replaced: the cold items' content scores ``c`` (B, n_cold)
-        standardised per user, z,
-        placed at the user's warm mean + std x (spread z + shift + slope x activity): the user's own scale,
-        so one placement fits light and heavy users alike, moved up for users with a longer history."""
+        """``s`` (B, n_items) with its cold columns replaced: the cold items' content scores ``c`` (B, n_cold),
+        standardised per user (z), placed at the user's warm mean + std x (spread z + shift + slope x
+        activity): the user's own scale, so one placement fits light and heavy users alike, moved up for
+        users with a longer history."""
         spread, shift, slope = affine.tolist()
         warm = s[:, ~self.cold]
         z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True).clamp(min=1e-12)

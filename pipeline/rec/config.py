@@ -64,9 +64,7 @@ class RealisticProfile:
     dims: tuple[int, ...]  # one size per modality
     alignment: float  # share of a signal dimension's variance that follows the taste factors (the rest: item style)
     nuisance: float  # fraction of each modality's dimensions that carry no taste at all
-    style: (
-        float  # share of the non-taste variance that is item style (low-rank, shared by the modalities); the rest noise
-    )
+    style: float  # share of the non-taste variance that is low-rank item style shared by the modalities
     style_rank: int  # dimensions of the item style: few = item-item content similarity dominated by it
     scale_range: tuple[float, float]  # per-dimension std drawn log-uniformly in this range; means are non-zero
 

@@ -287,7 +287,7 @@ def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0
     The cold scorer ranks cold items among themselves, on its own scale; where they stand among the warm
     items no training positive says (a cold item is never one), and the validation split is the only one
     with cold targets before the test. Cold items are a small share of the targets and content ranks them
-    far less precisely than interactions rank warm ones, so every placement that reaches them costs some
+    far less precisely than interactions rank warm ones, so most placements that reach them cost some
     overall recall: ``budget`` (``rec.cold_budget``) is how much of it new items' exposure may cost.
     The slope (cold items higher for users with a longer history, whose content profile is an average
     over more items) moved that trade a long way on the realistic profile (docs/stages/rec.md).
@@ -385,6 +385,9 @@ def load_checkpoint(path: str | Path, data: RecData) -> RecModel:
         graph(data),
         content(data, tuple(cfg["content"])),
     )
-    model.load_state_dict(blob["state"])
+    state = blob["state"]
+    if state["cold_affine"].numel() == 2:  # saved before the placement had its activity slope: slope 0
+        state = {**state, "cold_affine": torch.cat([state["cold_affine"], state["cold_affine"].new_zeros(1)])}
+    model.load_state_dict(state)
     model.eval()
     return model

@@ -148,6 +148,15 @@ def test_a_saved_model_scores_the_same_after_loading(data, tmp_path):
     assert torch.equal(load_checkpoint(tmp_path / "m.pt", data).scores(users), result.model.scores(users))
 
 
+def test_a_checkpoint_from_before_the_activity_slope_loads_with_slope_zero(data, tmp_path):
+    cfg = dataclasses.replace(CFG, model="vbpr", epochs=2)
+    save_checkpoint(tmp_path / "m.pt", fit(cfg, data).model, cfg)
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    blob["state"]["cold_affine"] = torch.tensor([2.0, 0.5])  # (spread, shift), as saved before the slope
+    torch.save(blob, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt", data).cold_affine.tolist() == [2.0, 0.5, 0.0]
+
+
 def test_pop_is_evaluated_without_training(data):
     result = fit(dataclasses.replace(CFG, model="pop"), data)
     assert result.curve == [] and result.seconds_per_epoch == 0.0
