@@ -296,9 +296,9 @@ def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0
     if model.cold_scorer is None or not cold.any() or cold.all():
         return 0.0, 0.0, 0.0
     grid = [(1.0, float("-inf"), 0.0), *itertools.product(COLD_SPREADS, COLD_SHIFTS, COLD_SLOPES)]
-    scored = _validation_scores(model, data, batch)
     exclude = [Pairs.of(*data.pairs(0), data.n_users)]
     targets = Pairs.of(*data.pairs(1), data.n_users)
+    scored = _validation_scores(model, data, int((targets.counts() > 0).sum()))
     results = []
     for point in grid:
         affine = torch.tensor(point)
@@ -326,15 +326,14 @@ def calibrate_cold(model: RecModel, data: RecData, batch: int, budget: float = 0
 CACHE_SCORES = 50_000_000  # calibrate_cold keeps the validation users' scores when there are at most this many
 
 
-def _validation_scores(model: RecModel, data: RecData, batch: int):
+def _validation_scores(model: RecModel, data: RecData, n_users: int):
     """``users -> (warm scores (B, n_items), cold items' content scores (B, n_cold))`` for calibrate_cold's
-    grid: computed once per batch of validation users and kept while they fit in ``CACHE_SCORES`` numbers
-    (each grid point then only re-places the cold columns), else recomputed per point."""
+    grid: computed once per batch of the ``n_users`` validation users and kept while they fit in
+    ``CACHE_SCORES`` numbers (each grid point then only re-places the cold columns), else recomputed per point."""
     model.eval()
     with torch.no_grad():
         model.refresh()
     cold = torch.from_numpy(data.cold_items())
-    n_users = int((Pairs.of(*data.pairs(1), data.n_users).counts() > 0).sum())
     keep = n_users * (data.n_items + int(cold.sum())) <= CACHE_SCORES
     cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
