@@ -72,12 +72,11 @@ class RealisticProfile:
         _check_sample_split(self)
         non_negative(self, "activity_sigma", "sharpness")
         fraction(self, "nuisance")
-        if not 0 <= self.style <= 1:
-            raise FieldError("style", f"must be in [0, 1], got {self.style!r}")
+        for name in ("alignment", "style"):  # shares of a variance: both ends allowed (0 none, 1 all)
+            if not 0 <= getattr(self, name) <= 1:
+                raise FieldError(name, f"must be in [0, 1], got {getattr(self, name)!r}")
         if self.style_rank < 1:
             raise FieldError("style_rank", f"must be >= 1, got {self.style_rank!r}")
-        if not 0 <= self.alignment <= 1:
-            raise FieldError("alignment", f"must be in [0, 1], got {self.alignment!r}")
         if not self.modalities or len(self.modalities) != len(self.dims) or any(d < 1 for d in self.dims):
             raise FieldError("dims", f"need one size >= 1 per modality {list(self.modalities)}, got {list(self.dims)}")
         bad = sorted(set(self.modalities) - {"image", "text", "audio"})
