@@ -4,10 +4,12 @@ content modalities of 128 and 64 dims that are noisy projections of the items' l
 
 An epoch is one pass over the edges in batches of ``--batch`` positives with ``model.negatives`` uniform
 negatives each (Adam), timed with a minimal loop of this script's own: it times the models, not the
-pipeline's training loop (``rec_train``). ``x lightgcn`` is the epoch against LightGCN's in the same run
-(measured once more before the rows); a content model's cold scorer trains in its own loop after the
-model (``pipeline.rec.train.fit_cold_scorer``), timed separately. Evaluation = ``refresh()`` plus ``scores`` for all users in
-batches of 1,024 (the full-ranking matrix, without top-K). Prints a Markdown table and the machine.
+pipeline's training loop (``rec_train``). Every model is built first, then they train side by side, one
+step of each in turn on the same batch, and each model's fastest epoch (the sum of its steps' seconds)
+is reported: ``x lightgcn`` is the epoch against LightGCN's, timed in the same seconds of the run. A content model's cold scorer trains in its own loop after the
+model (``pipeline.rec.train.fit_cold_scorer``), timed separately. Evaluation = ``refresh()`` plus
+``scores`` for all users in batches of 1,024 (the full-ranking matrix, without top-K). Prints a Markdown
+table and the machine.
 
     python bench/rec_models.py [--users 5000 --items 5000 --edges 100000] [--threads 1] [--device cpu] [--models a,b]
 """
@@ -59,52 +61,82 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def epoch_seconds(loss_fn, params, users, items, n_items: int, negatives: int, batch: int, device, epochs: int):
-    """The fastest of ``epochs`` passes over the edges in batches (Adam on ``params``)."""
-    opt = torch.optim.Adam(params, lr=1e-3)
-    times = []
-    for _ in range(epochs):
+class Timed:
+    """One model (or cold scorer) being timed: its loss, an Adam optimiser and each epoch's seconds."""
+
+    def __init__(self, loss_fn, params, negatives: int):
+        self.loss_fn, self.negatives = loss_fn, negatives
+        self.opt = torch.optim.Adam(params, lr=1e-3)
+        self.times: list[float] = []
+
+    def step(self, users, pos, n_items: int, device) -> float:
+        """One batch: loss, backward, Adam step; returns its seconds."""
+        neg = torch.randint(0, n_items, (users.shape[0], self.negatives), device=device)
         sync(device)
         start = time.perf_counter()
+        loss = self.loss_fn(users, pos, neg)
+        self.opt.zero_grad()
+        (loss.rank + 1e-4 * loss.l2).backward()
+        self.opt.step()
+        sync(device)
+        return time.perf_counter() - start
+
+
+def interleaved_epochs(runs: list[Timed], users, items, n_items: int, batch: int, device, epochs: int) -> None:
+    """``epochs`` passes over the edges in batches; every batch is a step of each run in turn, so a burst
+    of load on a shared machine slows every model alike and the ratios between them hold."""
+    for _ in range(epochs):
+        spent = [0.0] * len(runs)
         order = torch.randperm(users.shape[0], device=device)
         for s in range(0, order.shape[0], batch):
             idx = order[s : s + batch]
-            neg = torch.randint(0, n_items, (idx.shape[0], negatives), device=device)
-            loss = loss_fn(users[idx], items[idx], neg)
-            opt.zero_grad()
-            (loss.rank + 1e-4 * loss.l2).backward()
-            opt.step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
+            for k, run in enumerate(runs):
+                spent[k] += run.step(users[idx], items[idx], n_items, device)
+        for run, seconds in zip(runs, spent):
+            run.times.append(seconds)
 
 
-def bench(name: str, graph: Graph, content, sizes: RecSizes, batch: int, device: torch.device, epochs: int):
-    torch.manual_seed(0)
-    start = time.perf_counter()
-    model = build(name, sizes, graph, content).to(device)
-    built = time.perf_counter() - start
-    users, items = graph.users.to(device), graph.items.to(device)
-    per_epoch = cold_epoch = float("nan")
-    if model.trainable:
-        model.train()
-        scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()
-        params = [p for p in model.parameters() if p not in scorer]  # the scorer trains in its own loop
-        per_epoch = epoch_seconds(
-            model.loss, params, users, items, sizes.n_items, model.negatives, batch, device, epochs
-        )
-    if model.cold_scorer is not None:
-        s = model.cold_scorer
-        cold_epoch = epoch_seconds(s.loss, list(s.parameters()), users, items, sizes.n_items, 1, batch, device, epochs)
+def scoring_seconds(model, n_users: int, device) -> float:
     model.eval()
     sync(device)
     start = time.perf_counter()
     with torch.no_grad():
         model.refresh()
-        for s in range(0, sizes.n_users, 1024):
-            model.scores(torch.arange(s, min(s + 1024, sizes.n_users), device=device))
+        for s in range(0, n_users, 1024):
+            model.scores(torch.arange(s, min(s + 1024, n_users), device=device))
     sync(device)
-    return built, per_epoch, cold_epoch, time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def bench(names: list[str], graph: Graph, content, sizes: RecSizes, batch: int, device: torch.device, epochs: int):
+    """Per model: build seconds, the fastest epoch, the cold scorer's fastest epoch, full scoring seconds.
+
+    The models train side by side, a step of each in turn (``interleaved_epochs``)."""
+    built, models, timed = {}, {}, {}
+    for name in names:
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        models[name] = build(name, sizes, graph, content).to(device)
+        built[name] = time.perf_counter() - start
+        model = models[name]
+        scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()
+        if model.trainable:  # the scorer trains in its own loop after the model (fit_cold_scorer)
+            model.train()
+            timed[name] = Timed(model.loss, [p for p in model.parameters() if p not in scorer], model.negatives)
+        if scorer:
+            timed[name + " cold"] = Timed(model.cold_scorer.loss, list(scorer), 1)
+    users, items = graph.users.to(device), graph.items.to(device)
+    interleaved_epochs(list(timed.values()), users, items, sizes.n_items, batch, device, epochs)
+    nan = float("nan")
+    return {
+        name: (
+            built[name],
+            min(timed[name].times) if name in timed else nan,
+            min(timed[name + " cold"].times) if name + " cold" in timed else nan,
+            scoring_seconds(models[name], sizes.n_users, device),
+        )
+        for name in names
+    }
 
 
 def main() -> None:
@@ -113,7 +145,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=5000)
     ap.add_argument("--edges", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=2048)
-    ap.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest is reported)")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per model (the fastest is reported)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default=",".join(MODELS.names()))
@@ -130,9 +162,9 @@ def main() -> None:
     print("| model | negatives | build s | s / epoch | x lightgcn | cold scorer s / epoch | full scoring s |")
     print("|---|---|---|---|---|---|---|")
     names = args.models.split(",")
-    base = bench("lightgcn", graph, content, sizes, args.batch, device, args.epochs)[1] if "lightgcn" in names else None
-    for name in names:
-        built, epoch, cold, scoring = bench(name, graph, content, sizes, args.batch, device, args.epochs)
+    results = bench(names, graph, content, sizes, args.batch, device, args.epochs)
+    base = results["lightgcn"][1] if "lightgcn" in results else None
+    for name, (built, epoch, cold, scoring) in results.items():
         cls = MODELS.get(name)
         negatives, per_epoch = (cls.negatives, f"{epoch:.2f}") if cls.trainable else ("–", "– (no training)")
         ratio = f"{epoch / base:.2f}" if base and cls.trainable else "–"

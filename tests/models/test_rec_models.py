@@ -10,15 +10,19 @@ from models.layers import (
     CPMetaLinear,
     LightPropagation,
     MetaLinear,
+    RowsMatmul,
     SparseMatmul,
     bipartite_edges,
+    csr_block,
+    csr_rows,
     knn_adjacency,
     sparse_adjacency,
     transpose_csr,
 )
 from models.rec import MODELS, build
 from models.rec.base import Graph, RecSizes, bpr
-from models.rec.zoo._common import ContentProfile, stacked_content
+from models.rec.zoo._common import ContentOnLightGcn, ContentProfile, stacked_content
+from models.rec.zoo.lgmrec import CL_ROWS, CL_WEIGHT, info_nce
 
 N_USERS, N_ITEMS, COLD = 12, 16, (14, 15)  # items 14 and 15 have no training edge
 SIZES = RecSizes(n_users=N_USERS, n_items=N_ITEMS, embed_dim=8, layers=2, mlp=(8, 6), rank=2, knn=3)
@@ -246,6 +250,46 @@ def test_propagation_gradients_equal_the_dense_autograd_ones():
         (got,) = torch.autograd.grad((out * w).sum(), x)
         (want,) = torch.autograd.grad((ref * w).sum(), x)
         assert torch.allclose(out, ref) and torch.allclose(got, want), norm
+        # a batch's rows alone (sorted, distinct, one of them isolated: item 15 is cold)
+        rows = torch.tensor([0, 3, N_USERS + 2, n - 1])
+        out, ref = RowsMatmul.apply(csr_rows(adj, rows), transpose_csr(adj), rows, x), (dense @ x)[rows]
+        (got,) = torch.autograd.grad((out * w[rows]).sum(), x)
+        (want,) = torch.autograd.grad((ref * w[rows]).sum(), x)
+        assert torch.allclose(out, ref) and torch.allclose(got, want) and not out[-1].any(), norm
+    block = csr_block(sparse_adjacency(edges, n, "mean"), N_USERS).to_dense()  # users' rows, items' columns
+    assert block.shape == (N_USERS, N_ITEMS) and torch.allclose(block.sum(1), torch.ones(N_USERS))
+
+
+@pytest.mark.parametrize("name", ["lgmrec", "metammf", "metammf_cp", "mmgcn"])
+def test_a_batch_loss_reads_the_rows_of_the_full_embeddings(name):
+    """Training computes the content branch for a batch's nodes only: the loss and its gradients equal the
+    ones from every node's representation (the same random draws: MetaMMF's dropout; LGMRec draws its users'
+    Gumbel noise for the batch's users alone, so it is compared without noise, in eval mode)."""
+    model = make(name).train(name != "lgmrec")
+    users, pos, neg = batch(model)
+    with torch.no_grad():  # a content branch that is not zero yet (``out`` starts at zero)
+        model.out.weight.normal_()
+    torch.manual_seed(5)
+    loss = ContentOnLightGcn.loss(model, users, pos, neg)  # without LGMRec's contrastive term
+    got = torch.autograd.grad(total(loss), list(model.parameters()), allow_unused=True)
+    torch.manual_seed(5)
+    u_all, i_all = model.embeddings()
+    u, p, n = u_all[users], i_all[pos], i_all[neg]
+    rank = bpr((u * p).sum(-1), torch.einsum("bd,bnd->bn", u, n))
+    ids = model.ids()
+    branch = torch.cat([u_all, i_all]) - ids  # the content part of every node
+    items = torch.cat([pos, neg.flatten()])
+    ego = [model.user(users), model.item(items) * model.seen[items], branch[torch.cat([users, N_USERS + items])]]
+    l2 = sum(t.pow(2).sum() for t in ego) / (2 * users.shape[0])
+    assert torch.allclose(loss.rank, rank) and torch.allclose(loss.l2, l2)
+    if name == "lgmrec":  # its contrastive term reads the batch's rows of every user's and item's hyper embeddings
+        (u_a, i_a), (u_b, i_b) = model._hyper  # set by embeddings() above
+        u, i = users.unique()[:CL_ROWS], pos.unique()[:CL_ROWS]
+        cl = info_nce(u_a[u], u_b[u]) + info_nce(i_a[i], i_b[i])
+        assert torch.allclose(model.loss(users, pos, neg).rank, rank + CL_WEIGHT * cl)
+    want = torch.autograd.grad(rank + 1e-3 * l2, list(model.parameters()), allow_unused=True)
+    for a, b in zip(got, want):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-6))
 
 
 def test_mean_adjacency_averages_the_neighbours():

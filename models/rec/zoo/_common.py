@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.functional import normalize
 
-from models.layers import LightPropagation, bipartite_edges, sparse_adjacency
+from models.layers import LightPropagation, bipartite_edges, sparse_adjacency, unit_rows
 from models.rec.base import Content, Graph, Loss, RecModel, RecSizes, bpr, l2
 
 
@@ -197,7 +196,6 @@ class ContentOnLightGcn(LightGcnBackbone):
         self.branch_dim = max(1, sizes.embed_dim // 2)  # the branch's width: half, for speed (issue 23)
         self.out = nn.Linear(self.branch_dim, sizes.embed_dim, bias=False)
         nn.init.zeros_(self.out.weight)
-        self._branch: torch.Tensor | None = None
         self.cold_scorer = ContentProfile(require_content(self.name, content), graph, sizes)
 
     def lr_groups(self):
@@ -205,28 +203,42 @@ class ContentOnLightGcn(LightGcnBackbone):
         rest = [p for p in self.parameters() if p.requires_grad and all(p is not q for q in ids)]
         return [(ids, 1.0), (rest, CONTENT_LR)]
 
-    def branch(self) -> torch.Tensor:
-        """The content branch before ``out``: ``(n_users + n_items, branch_dim)``."""
+    def branch(self, ids: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The content branch before ``out`` for the nodes ``rows`` (sorted, distinct codes of users then
+        items; every node when None): ``(len(rows), branch_dim)``. ``ids``: every node's ``ids()``.
+
+        Training asks for a batch's rows only (issue 23's speed target): a model computes what those rows
+        read (their neighbours' inputs) and not the rest of its last layers."""
         raise NotImplementedError
 
     def ids(self) -> torch.Tensor:
         """LightGCN's representations of every user then item: ``(n_users + n_items, embed_dim)``."""
         return self.propagate(torch.cat([self.user.weight, self.item.weight * self.seen]), self.adj)
 
+    def content(self, ids: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """What the branch adds to ``ids`` at ``rows`` (all when None): ``(len(rows), embed_dim)``."""
+        # unit rows: the branch's own scale (raw features through random layers) would set out's step size
+        return self.out(unit_rows(self.branch(ids, rows)))
+
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.ids()
-        if not self.content_on:
-            self._branch = None
-            return ids.split([self.sizes.n_users, self.sizes.n_items])
-        # unit rows: the branch's own scale (raw features through random layers) would set out's step size
-        self._branch = self.out(normalize(self.branch(), dim=1))
-        return (ids + self._branch).split([self.sizes.n_users, self.sizes.n_items])
+        if self.content_on:
+            ids = ids + self.content(ids)
+        return ids.split([self.sizes.n_users, self.sizes.n_items])
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
-        rank, _, _ = self.ranking(users, pos, neg)
-        n_u = self.sizes.n_users
+        # the batch's rows of embeddings(): the ID part is propagated for every node (LightGCN's cost), the
+        # content part computed for the batch's distinct nodes alone
+        self._cache = None
+        n_u, batch = self.sizes.n_users, users.shape[0]
         items = torch.cat([pos, neg.flatten()])
-        ego = (self.user(users), self.item(items) * self.seen[items])
-        if self._branch is None:
-            return Loss(rank, l2(*ego))
-        return Loss(rank, l2(*ego, self._branch[users], self._branch[n_u + items]))
+        nodes = torch.cat([users, n_u + items])
+        ids = self.ids()
+        rep, extra = ids[nodes], []
+        if self.content_on:
+            rows, where = nodes.unique(return_inverse=True)
+            extra = [self.content(ids, rows)[where]]
+            rep = rep + extra[0]
+        u, p, n = rep.split([batch, batch, items.shape[0] - batch])
+        rank = bpr((u * p).sum(-1), torch.einsum("bd,bnd->bn", u, n.view(batch, -1, u.shape[1])))
+        return Loss(rank, l2(self.user(users), self.item(items) * self.seen[items], *extra))

@@ -17,6 +17,11 @@ too); the hyperedges read the collaborative embeddings without gradient; the con
 not with every user (item): against all of them it made an epoch 18x LightGCN's; one modality gets no
 contrastive term. A cold item's global embedding comes from its content's
 hyperedges: that is what ranks it.
+
+Speed (same values): the local embedding is a linear map of the features, so the features are propagated
+once at build time and each step multiplies the batch's rows by W; in training the users' memberships and
+every hyper embedding are computed for the batch's nodes alone (the items' memberships for all: the
+hyperedges read every item). Memory: one (users + items) x D_m copy of each modality's features.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.functional import dropout, gumbel_softmax, normalize, softmax
 
-from models.layers import SparseMatmul, to_csr, transpose_csr
+from models.layers import RowsMatmul, SparseMatmul, csr_rows, to_csr, transpose_csr, unit_rows
 from models.rec import MODELS
 from models.rec.base import Content, Graph, Loss, RecSizes
 from models.rec.zoo._common import ContentOnLightGcn, require_content, user_means
@@ -59,8 +64,11 @@ class Lgmrec(ContentOnLightGcn):
             x, present = content[name]
             x = x.float() * present.float().unsqueeze(1)
             self.register_buffer(f"x{k}", x)
-            # a user's local vector is the mean of its items' x W = (mean of its items' x) W: computed once
-            self.register_buffer(f"mean{k}", user_means(x, graph, sizes.n_users), persistent=False)
+            # the local embedding, propagate([users' mean of their items' x; x] W), is a linear map of W:
+            # the propagated features are computed once, each step multiplies them by W
+            with torch.no_grad():
+                features = torch.cat([user_means(x, graph, sizes.n_users), x])
+                self.register_buffer(f"p{k}", self.propagate(features, self.adj), persistent=False)
         self.local = nn.ParameterList(
             nn.init.xavier_uniform_(torch.empty(content[n][0].shape[1], d)) for n in self.names
         )
@@ -75,40 +83,50 @@ class Lgmrec(ContentOnLightGcn):
         # the collaborative embeddings, to the branch's width (the reference's branch is as wide as they are)
         self.down = nn.Parameter(nn.init.xavier_uniform_(torch.empty(sizes.embed_dim, d)))
         self._hyper: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._hyper_rows: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
 
     def memberships(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return softmax(logits / TAU, dim=1)
         return dropout(gumbel_softmax(logits, TAU, dim=1), 1.0 - KEEP, True)
 
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        self._hyper = []
-        if not self.content_on:
-            return super().embeddings()
+    def branch(self, ids: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         n_u = self.sizes.n_users
-        cge = self.ids()
+        if rows is None:
+            self._hyper_rows = (None, None)
+        else:  # rows are sorted: users, then items
+            split = int(torch.searchsorted(rows, n_u))
+            self._hyper_rows = (rows[:split], rows[split:] - n_u)
+        user_rows, item_rows = self._hyper_rows
+        inter_rows = None if user_rows is None else csr_rows(self.inter, user_rows)  # shared by the modalities
+        self._hyper = []
         local, glob = 0.0, 0.0
         for k, (w, v) in enumerate(zip(self.local, self.hyper)):
             x = getattr(self, f"x{k}")
-            h = torch.cat([getattr(self, f"mean{k}") @ w, x @ w])
-            local = local + normalize(self.propagate(h, self.adj))
-            item_logits = x @ v  # (I, A)
-            user_logits = SparseMatmul.apply(self.inter, self.inter_t, item_logits)  # (U, A): the sum of its items'
+            propagated = getattr(self, f"p{k}")  # propagate(features) W = propagate(features W): linear
+            local = local + unit_rows((propagated if rows is None else propagated[rows]) @ w)
+            item_logits = x @ v  # (I, A): every item's, the hyperedges read them all
+            if user_rows is None:  # (U, A): the sum of its items'
+                user_logits = SparseMatmul.apply(self.inter, self.inter_t, item_logits)
+            else:
+                user_logits = RowsMatmul.apply(inter_rows, self.inter_t, user_rows, item_logits)
             h_items, h_users = self.memberships(item_logits), self.memberships(user_logits)
             # (A, D/2): the hyperedges carry the items' collaborative embeddings, without gradient back into
             # them: the branch (and its contrastive loss) would otherwise move LightGCN's embeddings
-            edges = h_items.T @ cge[n_u:].detach() @ self.down
-            hyper = (h_users @ edges, h_items @ edges)
+            edges = h_items.T @ ids[n_u:].detach() @ self.down
+            hyper = (h_users @ edges, (h_items if item_rows is None else h_items[item_rows]) @ edges)
             self._hyper.append(hyper)
             glob = glob + torch.cat(hyper)
-        self._branch = self.out(normalize(local + ALPHA * normalize(glob)))
-        return (cge + self._branch).split([n_u, self.sizes.n_items])
+        return local + ALPHA * unit_rows(glob)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Loss:
+        self._hyper = []  # set by branch(), which the ID-only base does not call
         out = super().loss(users, pos, neg)
         if len(self._hyper) < 2:
             return out
         (u_a, i_a), (u_b, i_b) = self._hyper[:2]
         u, i = users.unique()[:CL_ROWS], pos.unique()[:CL_ROWS]
+        user_rows, item_rows = self._hyper_rows  # the hyperedge embeddings are the batch's rows
+        u, i = torch.searchsorted(user_rows, u), torch.searchsorted(item_rows, i)
         cl = info_nce(u_a[u], u_b[u]) + info_nce(i_a[i], i_b[i])
         return Loss(out.rank + CL_WEIGHT * cl, out.l2)

@@ -22,7 +22,17 @@ import torch
 from torch import nn
 from torch.nn.functional import dropout, leaky_relu
 
-from models.layers import MLP, MetaLinear, SparseMatmul, bipartite_edges, sparse_adjacency, transpose_csr
+from models.layers import (
+    MLP,
+    MetaLinear,
+    RowsMatmul,
+    SparseMatmul,
+    bipartite_edges,
+    csr_block,
+    csr_rows,
+    sparse_adjacency,
+    transpose_csr,
+)
 from models.rec import MODELS
 from models.rec.base import Content, Graph, RecSizes
 from models.rec.zoo._common import ContentOnLightGcn, require_content, stacked_content
@@ -46,6 +56,9 @@ class MetaMmf(ContentOnLightGcn):
         n_nodes = sizes.n_users + sizes.n_items
         self.register_buffer("mean_adj", sparse_adjacency(edges, n_nodes, "mean"), persistent=False)
         self.register_buffer("mean_adj_t", transpose_csr(self.mean_adj), persistent=False)
+        # its user rows alone, (U, I): a user's branch vector is the mean of its items' fused vectors
+        self.register_buffer("user_mean", csr_block(self.mean_adj, sizes.n_users), persistent=False)
+        self.register_buffer("user_mean_t", transpose_csr(self.user_mean), persistent=False)
 
     def meta_layer(self, d_in: int, d_out: int) -> nn.Module:
         return MetaLinear(SIGNAL_DIM, d_in, d_out)
@@ -62,9 +75,10 @@ class MetaMmf(ContentOnLightGcn):
             x = layer(s, leaky_relu(x))
         return x
 
-    def branch(self) -> torch.Tensor:
+    def branch(self, ids: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         items = self.fused()
-        x = torch.cat([items.new_zeros(self.sizes.n_users, items.shape[1]), items])
-        users = SparseMatmul.apply(self.mean_adj, self.mean_adj_t, x)[: self.sizes.n_users]  # mean of items
+        users = SparseMatmul.apply(self.user_mean, self.user_mean_t, items)  # each user's mean of its items
         x = dropout(torch.cat([users, items]), self.sizes.dropout, self.training)
-        return x + SparseMatmul.apply(self.mean_adj, self.mean_adj_t, x)
+        if rows is None:
+            return x + SparseMatmul.apply(self.mean_adj, self.mean_adj_t, x)
+        return x[rows] + RowsMatmul.apply(csr_rows(self.mean_adj, rows), self.mean_adj_t, rows, x)

@@ -9,16 +9,25 @@ the mean over modalities (MMRec's reference; the paper sums). Xavier-normal init
 Deliberate difference: MMGCN adds a free ID embedding inside every modality's layers; here the IDs are
 LightGCN's, outside the branch, and the branch enters through a zero-initialised map, so the model starts
 as LightGCN and content adds what the training positives support (docs/stages/rec.md, issue 23). One layer
-of half width per modality keeps an epoch within 2x LightGCN's.
+of half width per modality, and in training the last layer computed for the batch's nodes alone (from
+every node's input; ``ContentOnLightGcn.loss``), keep an epoch near 2x LightGCN's.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.functional import leaky_relu, normalize
+from torch.nn.functional import leaky_relu
 
-from models.layers import SparseMatmul, bipartite_edges, sparse_adjacency, transpose_csr
+from models.layers import (
+    RowsMatmul,
+    SparseMatmul,
+    bipartite_edges,
+    csr_rows,
+    sparse_adjacency,
+    transpose_csr,
+    unit_rows,
+)
 from models.rec import MODELS
 from models.rec.base import Content, Graph, RecSizes
 from models.rec.zoo._common import ContentOnLightGcn, require_content
@@ -39,9 +48,15 @@ class ModalityGcn(nn.Module):
         for lin in [self.project, *self.self_, *self.combine]:
             nn.init.xavier_normal_(lin.weight)
 
-    def forward(self, feats, present, adj: torch.Tensor, adj_t: torch.Tensor) -> torch.Tensor:
-        x = normalize(torch.cat([self.preference, self.project(feats) * present]), dim=1)  # (U + I, D)
-        for conv, own, combine in zip(self.conv, self.self_, self.combine):
+    def forward(self, feats, present, adj: torch.Tensor, adj_t: torch.Tensor, rows=None, rows_adj=None) -> torch.Tensor:
+        """Every node's output, or the ``rows``' only (their last layer reads their neighbours alone;
+        ``rows_adj``: ``csr_rows(adj, rows)``)."""
+        x = unit_rows(torch.cat([self.preference, self.project(feats) * present]))  # (U + I, D)
+        for k, (conv, own, combine) in enumerate(zip(self.conv, self.self_, self.combine)):
+            if rows is not None and k == len(self.conv) - 1:
+                # (A x)[rows] W = (A x W)[rows]: the matmul on the rows alone
+                h = leaky_relu(RowsMatmul.apply(rows_adj, adj_t, rows, x) @ conv)
+                return leaky_relu(combine(h) + leaky_relu(own(x[rows])))
             h = leaky_relu(SparseMatmul.apply(adj, adj_t, x @ conv))  # mean over neighbours of x_j W
             x = leaky_relu(combine(h) + leaky_relu(own(x)))
         return x
@@ -66,9 +81,10 @@ class Mmgcn(ContentOnLightGcn):
         self.register_buffer("mean_adj", sparse_adjacency(edges, n_nodes, "mean"), persistent=False)
         self.register_buffer("mean_adj_t", transpose_csr(self.mean_adj), persistent=False)
 
-    def branch(self) -> torch.Tensor:
+    def branch(self, ids: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        rows_adj = None if rows is None else csr_rows(self.mean_adj, rows)  # one row slice for every modality
         outs = [
-            gcn(getattr(self, f"x{k}"), getattr(self, f"m{k}"), self.mean_adj, self.mean_adj_t)
+            gcn(getattr(self, f"x{k}"), getattr(self, f"m{k}"), self.mean_adj, self.mean_adj_t, rows, rows_adj)
             for k, gcn in enumerate(self.gcns)
         ]
         return torch.stack(outs).mean(0)
