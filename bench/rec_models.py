@@ -6,10 +6,10 @@ An epoch is one pass over the edges in batches of ``--batch`` positives with ``m
 negatives each (Adam), timed with a minimal loop of this script's own: it times the models, not the
 pipeline's training loop (``rec_train``). Every model is built first, then they train side by side, one
 step of each in turn on the same batch, and each model's fastest epoch (the sum of its steps' seconds)
-is reported: ``x lightgcn`` is the epoch against LightGCN's, timed in the same seconds of the run. A content model's cold scorer trains in its own loop after the
-model (``pipeline.rec.train.fit_cold_scorer``), timed separately. Evaluation = ``refresh()`` plus
-``scores`` for all users in batches of 1,024 (the full-ranking matrix, without top-K). Prints a Markdown
-table and the machine.
+is reported: ``x lightgcn`` is the epoch against LightGCN's, timed in the same seconds of the run. A
+content model's cold scorer, which the pipeline trains after the model (``fit_cold_scorer``), is timed
+as a run of its own in the same rounds. Evaluation = ``refresh()`` plus ``scores`` for all users in
+batches of 1,024 (the full-ranking matrix, without top-K). Prints a Markdown table and the machine.
 
     python bench/rec_models.py [--users 5000 --items 5000 --edges 100000] [--threads 1] [--device cpu] [--models a,b]
 """
