@@ -51,23 +51,22 @@ class LoadedWeights(WeightsInfo):
 
 
 def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") -> LoadedWeights:
-    """Build ``extractor``'s model, load ``spec`` weights into it, move it to ``device`` in eval mode."""
+    """Build ``extractor``'s model, load ``spec`` weights into it, move it to ``device`` in eval mode.
+
+    The source is read before the model is built: a wrong path or name fails at once, not after the
+    seconds a large model's random init takes."""
     key = extractor.weights_key
-    with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-        torch.manual_seed(RANDOM_SEED)
-        model = extractor.build()
-    sha256 = None
+    state, sha256 = None, None
     if spec == "random":
         weights, detail = "random", f"random init (seed {RANDOM_SEED}): NOT pretrained, features carry no semantics"
     elif spec in extractor.named_weights:
-        _load_into(model, _download(extractor, spec), key, spec)
+        state = _download(extractor, spec)
         weights, detail = spec, f"standard {extractor.name} weights '{spec}' (torch hub cache {torch.hub.get_dir()})"
     elif spec in extractor.local_only_weights:
         raise WeightsError(f"{key}={spec}: {extractor.local_only_weights[spec]}; set {key} to that file's path")
     elif Path(spec).suffix in FILE_SUFFIXES or "/" in spec:
         path = Path(spec)
         state, sha256 = read_state_dict(path, key)
-        _load_into(model, state, key, spec)
         weights, detail = f"file:{path}", f"state dict {path} (sha256 {sha256})"
     else:
         valid = ["random", *extractor.named_weights, *extractor.local_only_weights]
@@ -75,6 +74,11 @@ def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") ->
             f"{key}={spec!r} is not a weights source: use one of {valid} "
             f"or a path to a state dict ({'/'.join(FILE_SUFFIXES)})"
         )
+    with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
+        torch.manual_seed(RANDOM_SEED)
+        model = extractor.build()
+    if state is not None:
+        _load_into(model, state, key, spec)
     log.info("%s weights: %s", extractor.name, detail)
     model.eval().requires_grad_(False)
     return LoadedWeights(weights, detail, sha256, model.to(device))

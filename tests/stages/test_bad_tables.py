@@ -74,7 +74,7 @@ def test_a_bad_manifest_is_one_error_line_naming_file_row_and_column(project, na
     path = project.root / "in" / name
     write(path, content)
     project.set_params({"data": {"input": str(project.root / "in")}, "ingest": {"allow_outside_paths": False}})
-    error = one_error(project.run("-m", "stages.ingest"))
+    error = one_error(project.run_here("stages.ingest"))
     assert error.startswith(f"{path}: ") and message in error, error
 
 
@@ -83,7 +83,7 @@ def test_paths_outside_the_manifest_folder_are_read_when_allowed_and_counted(pro
     make_clip(project.root / "in" / "a.mp4", audio_rate=None)
     write(project.root / "in" / "manifest.csv", f"video_id,path\na,a.mp4\nb,{outside}\n")
     project.set_params({"data": {"input": str(project.root / "in")}, "ingest": {"allow_outside_paths": True}})
-    done = project.run("-m", "stages.ingest")
+    done = project.run_here("stages.ingest")
     assert done.returncode == 0, done.stderr
     assert "1 paths outside the manifest's folder (ingest.allow_outside_paths)" in done.stderr
     manifest = pq.read_table(project.root / "data/ingest/manifest.parquet").to_pylist()
@@ -129,8 +129,8 @@ def test_a_bad_interaction_log_is_one_error_line_naming_file_row_and_column(proj
     else:
         path.write_text(content)
     project.set_params({"ctr_data": {"path": str(path)}})  # the log file alone is the source
-    error = one_error(project.run("-m", "stages.ctr_data"))
+    error = one_error(project.run_here("stages.ctr_data"))
     assert error.startswith(f"{path}: ") and message in error, error
     project.set_params({"data": {"interactions": str(path)}})  # the same error where the pipeline exports it
-    error = one_error(project.run("-m", "stages.log_data"))
+    error = one_error(project.run_here("stages.log_data"))
     assert error.startswith(f"{path}: ") and message in error, error

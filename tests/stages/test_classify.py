@@ -55,14 +55,14 @@ def test_dvc_repro_classify_writes_metrics_plots_checkpoint_and_predictions(proj
 def test_a_single_class_fails_with_a_clear_message(project):
     c = corpus()
     write_stores(project.root, c, ["warm_tone"] * len(c["label"]))
-    done = project.run("-m", "stages.classify")
+    done = project.run_here("stages.classify")
     write_stores(project.root, c)
     assert done.returncode == 1 and "a classifier needs at least two" in done.stderr
 
 
 def test_an_unknown_fusion_fails_listing_the_valid_ones(project):
     project.set_params({"classify": {"fusion": "sum"}})
-    done = project.run("-m", "stages.classify")
+    done = project.run_here("stages.classify")
     project.set_params({"classify": {"fusion": "attention"}})
     assert (
         done.returncode == 1 and "unknown fusion 'sum' in classify.fusion; registered: attention, concat" in done.stderr

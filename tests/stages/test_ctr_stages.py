@@ -36,7 +36,7 @@ def project(tmp_path_factory):
     synthetic_items(manifest, proj.root / "features" / "items.parquet")
     ingest_manifest(manifest, proj.root / "data" / "ingest" / "manifest.parquet")
     for stage in ("stages.log_data", "stages.ctr_data"):  # the video pipeline's log and features -> samples
-        done = proj.run("-m", stage)
+        done = proj.run_here(stage)
         assert done.returncode == 0, done.stderr
     return proj
 
@@ -51,7 +51,7 @@ def test_ctr_data_writes_time_ordered_splits(project):
 
 
 def test_ctr_train_with_content_beats_chance_on_cold_items(project):
-    done = project.run("-m", "stages.ctr_train")
+    done = project.run_here("stages.ctr_train")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
     assert {"auc", "logloss", "accuracy", "gauc", "cold_auc"} <= set(metrics)
@@ -69,7 +69,7 @@ def test_ctr_train_with_content_beats_chance_on_cold_items(project):
 
 def test_ctr_train_mmie_without_content(project):
     project.set_params({"ctr": {"model": "mmie", "use_content": False, "epochs": 2}})
-    done = project.run("-m", "stages.ctr_train")
+    done = project.run_here("stages.ctr_train")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
     assert metrics["model"] == "mmie" and metrics["use_content"] is False and metrics["epochs_run"] <= 2
@@ -80,7 +80,7 @@ def test_ctr_train_sdin_with_content_and_sessions(project):
     sessions = {"gap_s": 60, "length": 3, "count": 4}
     patch = {"model": "sdin", "use_content": True, "epochs": 5, "monitor": "logloss", "sessions": sessions}
     project.set_params({"ctr": patch})
-    done = project.run("-m", "stages.ctr_train")
+    done = project.run_here("stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm", "monitor": "auc"}})
     assert done.returncode == 0, done.stderr
     metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
@@ -97,7 +97,7 @@ def test_ctr_train_dmr_with_its_future_sequence(project):
     checkpointed with its trend params (the planted log: 80 users, 25 impressions each over 1000 s)."""
     trends = {"count": 2, "routing_iterations": 3, "neighbours": 5, "future": 6, "use_future": True}
     project.set_params({"ctr": {"model": "dmr", "use_content": True, "epochs": 3, "trends": trends}})
-    done = project.run("-m", "stages.ctr_train")
+    done = project.run_here("stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm"}})
     assert done.returncode == 0, done.stderr
     metrics = json.loads((project.root / "metrics" / "ctr.json").read_text())
@@ -108,7 +108,7 @@ def test_ctr_train_dmr_with_its_future_sequence(project):
 
 def test_unknown_model_fails_with_the_registry(project):
     project.set_params({"ctr": {"model": "nope"}})
-    done = project.run("-m", "stages.ctr_train")
+    done = project.run_here("stages.ctr_train")
     project.set_params({"ctr": {"model": "deepfm"}})
     assert done.returncode == 1 and "amfr, deepfm, din, dmr, fm, frame, lr, mmie, sdin" in done.stderr
 
@@ -127,15 +127,15 @@ def test_movielens_source_without_video_content(tmp_path):
         },
     )
     write_ml100k(tmp_path / "ml")
-    done = proj.run("-m", "stages.ctr_data")
+    done = proj.run_here("stages.ctr_data")
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "data" / "ctr" / "summary.json").read_text())
     assert not summary["explicit_labels"] and summary["spec"]["multi"] == {"genres": 20}
-    done = proj.run("-m", "stages.ctr_train")
+    done = proj.run_here("stages.ctr_train")
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "metrics" / "ctr.json").read_text())["model"] == "din"
     proj.set_params({"ctr_data": {"path": "nowhere"}})
-    done = proj.run("-m", "stages.ctr_data")
+    done = proj.run_here("stages.ctr_data")
     assert done.returncode == 1 and "u.data" in done.stderr
 
 

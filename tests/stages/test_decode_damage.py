@@ -18,7 +18,7 @@ def test_decode_errors_reach_the_index_and_on_corrupt_fail_makes_failure_rows(tm
     damage(clean, videos / "bad_audio.mp4", AUDIO, 0.5, 64)
     proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}, "decode": {"max_failure_rate": 1.0}})
     for stage in ("stages.ingest", "stages.decode"):
-        done = proj.run("-m", stage)
+        done = proj.run_here(stage)
         assert done.returncode == 0, done.stderr
     # kept (on_corrupt: keep) but said: one warning line (issue 26: "3 rows, 0 failures" and nothing else)
     assert "decode: 2 of 3 videos kept with damaged data (decode.on_corrupt: keep), worst: " in done.stderr
@@ -29,7 +29,7 @@ def test_decode_errors_reach_the_index_and_on_corrupt_fail_makes_failure_rows(tm
         assert index[vid]["decode_errors"] >= 1, index[vid]
         assert index[vid]["note"].startswith("decode_errors: ffmpeg reported") and first in index[vid]["note"]
     # the flag reaches the feature stores (and from them items.parquet), so a user can filter there too
-    done = proj.run("-m", "stages.audio")
+    done = proj.run_here("stages.audio")
     assert done.returncode == 0, done.stderr
     stored = {
         r["video_id"]: r["decode_errors"]
@@ -37,7 +37,7 @@ def test_decode_errors_reach_the_index_and_on_corrupt_fail_makes_failure_rows(tm
     }
     assert stored == {v: r["decode_errors"] for v, r in index.items()} and stored["bad_video"] >= 1
     proj.set_params({"decode": {"on_corrupt": "fail"}})  # changes decode's params_hash: every video again
-    done = proj.run("-m", "stages.decode")
+    done = proj.run_here("stages.decode")
     assert done.returncode == 0, done.stderr
     failed = {r["video_id"]: r for r in pq.read_table(proj.root / "data/decoded/failures.parquet").to_pylist()}
     assert {v: r["reason"] for v, r in failed.items()} == {"bad_video": "corrupt_stream", "bad_audio": "corrupt_stream"}

@@ -81,7 +81,7 @@ def test_bad_inputs_become_failure_rows_and_the_rest_is_processed(tmp_path):
     expected["ghost"] = "missing_file"
     proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}, "ingest": {"max_failure_rate": 0.6}})
     for stage in ("stages.ingest", "stages.decode"):
-        done = proj.run("-m", stage)
+        done = proj.run_here(stage)
         assert done.returncode == 0, done.stderr
     failed = {r["video_id"]: r["reason"] for r in rows(proj.root / "data/ingest/failures.parquet")}
     assert failed == {k: v for k, v in expected.items() if v}
@@ -96,7 +96,7 @@ def test_too_many_failures_fail_the_stage_loudly_after_writing_the_table(tmp_pat
     videos = tmp_path / "in"
     make_bad_inputs(videos)
     proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}, "ingest": {"max_failure_rate": 0.2}})
-    done = proj.run("-m", "stages.ingest")
+    done = proj.run_here("stages.ingest")
     assert done.returncode == 1
     assert "4/9 inputs failed" in done.stderr and "ingest.max_failure_rate" in done.stderr
     assert len(rows(proj.root / "data/ingest/failures.parquet")) == 4
@@ -107,11 +107,11 @@ def test_duplicate_ids_and_unknown_params_stop_before_any_work(tmp_path):
     videos.mkdir()
     (videos / "manifest.csv").write_text("video_id,path\na,x.mp4\na,y.mp4\n")
     proj = Project(tmp_path / "proj", {"data": {"input": str(videos)}})
-    done = proj.run("-m", "stages.ingest")
+    done = proj.run_here("stages.ingest")
     assert done.returncode == 1 and "duplicate video_id(s) in the input: 'a'" in done.stderr
     assert not (proj.root / "data/ingest/manifest.parquet").exists()
     proj.set_params({"decode": {"frames": 8}})
-    done = proj.run("-m", "stages.ingest")
+    done = proj.run_here("stages.ingest")
     assert done.returncode == 1 and "unknown params key 'decode.frames'" in done.stderr
 
 
@@ -120,7 +120,7 @@ def test_every_real_clip_goes_through_ingest_and_decode(tmp_path):
         pytest.skip(f"real clips not found at {REAL_CLIPS}")
     proj = Project(tmp_path, {"data": {"input": str(REAL_CLIPS)}, "decode": {"num_frames": 32, "size": 64}})
     for stage in ("stages.ingest", "stages.decode"):
-        done = proj.run("-m", stage)
+        done = proj.run_here(stage)
         assert done.returncode == 0, done.stderr
     assert rows(tmp_path / "data/ingest/failures.parquet") == []
     assert rows(tmp_path / "data/decoded/failures.parquet") == []

@@ -23,7 +23,7 @@ def test_rec_data_bad_features_are_one_line_naming_the_file(tmp_path):
     x[2, 0] = np.inf
     bad = write_mmrec(tmp_path / "bad", image=x)
     proj.set_params({"rec_data": {"path": str(bad)}})
-    done = proj.run("-m", "stages.rec_data")
+    done = proj.run_here("stages.rec_data")
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if " ERROR: " in line]
     assert len(errors) == 1 and "image_feat.npy: 1 rows hold NaN or inf, e.g. row 2" in errors[0], done.stderr
@@ -79,12 +79,12 @@ def test_the_video_pipelines_own_log_and_item_table(tmp_path):
     ingest_manifest(manifest, tmp_path / "data" / "ingest" / "manifest.parquet")
     proj.set_params({"rec_data": {"source": "log", "path": "data/log"}})  # stage log_data's folder
     for stage in ("stages.log_data", "stages.rec_data"):
-        done = proj.run("-m", stage)
+        done = proj.run_here(stage)
         assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "data/rec/summary.json").read_text())
     assert summary["source"] == "log" and summary["items"] == 50 and summary["negatives_dropped"] > 0
     assert set(summary["modalities"]) >= {"resnet152", "mfcc"}
-    done = proj.run("-m", "stages.rec_train")
+    done = proj.run_here("stages.rec_train")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "metrics/rec.json").read_text())
     assert metrics["users"] > 0 and "recall@20" in metrics["cold"]

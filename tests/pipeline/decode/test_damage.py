@@ -153,10 +153,27 @@ MAKERS = {
 }
 
 
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """``kind`` -> the clean clip ``MAKERS[kind]`` writes, made once for the module (tests only read it:
+    damage goes to a copy). A VP9 encode alone takes seconds."""
+    root = tmp_path_factory.mktemp("kinds")
+    cache: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in cache:
+            folder = root / f"k{len(cache)}"
+            folder.mkdir()
+            cache[kind] = MAKERS[kind](folder)
+        return cache[kind]
+
+    return get
+
+
 @pytest.mark.parametrize("kind", sorted(MAKERS))
 @pytest.mark.parametrize("sampling", ["uniform", "consecutive"])
-def test_no_false_alarms_on_clean_clips(tmp_path, kind, sampling):
-    row = decode_row(row_of(MAKERS[kind](tmp_path)), dataclasses.replace(FAIL, sampling=sampling))
+def test_no_false_alarms_on_clean_clips(made, kind, sampling):
+    row = decode_row(row_of(made(kind)), dataclasses.replace(FAIL, sampling=sampling))
     assert isinstance(row, dict), row
     assert (row["decode_errors"], row["note"]) == (0, "")
 
@@ -177,9 +194,9 @@ OTHER = [
 
 
 @pytest.mark.parametrize("kind, stream, n_bytes", OTHER)
-def test_damage_is_seen_in_other_containers_and_codecs(tmp_path, kind, stream, n_bytes):
-    src = MAKERS[kind](tmp_path)
-    path = src.with_name("damaged" + src.suffix)
+def test_damage_is_seen_in_other_containers_and_codecs(made, tmp_path, kind, stream, n_bytes):
+    src = made(kind)
+    path = tmp_path / ("damaged" + src.suffix)
     damage(src, path, stream, 0.5, n_bytes)
     row = decode_row(row_of(path), FAIL)
     assert isinstance(row, Failure) and row.reason == "corrupt_stream", row

@@ -144,6 +144,15 @@ def test_bad_weights_errors_name_the_params_key(name, tmp_path):
         weights.load(ex, str(wrong))
 
 
+def test_a_bad_weights_source_fails_before_the_model_is_built(monkeypatch, tmp_path):
+    """A typo in visual.<name>.weights costs no model build (VGG16's random init alone takes seconds)."""
+    ex, _ = loaded("scene")
+    monkeypatch.setattr(type(ex), "build", lambda self: pytest.fail("built the model for a bad weights source"))
+    for spec in (str(tmp_path / "missing.pt"), "no-such-source", "places365"):
+        with pytest.raises(weights.WeightsError, match="visual.scene.weights"):
+            weights.load(ex, spec)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_named_weights_offline_is_a_clear_error(name, monkeypatch):
     from urllib.error import URLError
