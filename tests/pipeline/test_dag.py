@@ -7,6 +7,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -29,22 +30,63 @@ def _code_deps(stage: str) -> set[str]:
     return {d for d in spec["deps"] if d.endswith(".py")}
 
 
-@pytest.mark.parametrize("stage", sorted(DVC))
-def test_every_module_a_stage_loads_is_a_dep(stage):
-    """What really gets imported (running the stage's imports in a fresh process) is listed, and every
-    listed file is reachable from the stage's module through import statements or its plugins."""
-    code = (
-        f"import sys, json; import stages.{stage}; "
-        "print(json.dumps(sorted(getattr(m, '__file__', None) or '' for m in list(sys.modules.values()))))"
+# One process for every stage: it imports the heavy third-party packages once, then forks a child per stage
+# that imports ``stages.<stage>`` and lists what is loaded. The project's own modules are loaded in the
+# child alone, so each list is what that stage imports of the project, as in a fresh interpreter; a
+# fresh interpreter per stage cost 1-5 s of torch, pyarrow and SciPy imports each.
+_PROBE = """
+import importlib, json, os, sys, traceback
+for heavy in ("numpy", "pyarrow.dataset", "pyarrow.parquet", "torch", "torchvision", "scipy.signal"):
+    importlib.import_module(heavy)
+assert not [m for m in sys.modules if m.split(".")[0] in ("pipeline", "stages", "models", "registry")]
+found = {}
+for stage in sys.argv[1:]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            importlib.import_module("stages." + stage)
+            out = sorted(getattr(m, "__file__", None) or "" for m in list(sys.modules.values()))
+        except BaseException:
+            out = {"error": traceback.format_exc()}
+        with os.fdopen(w, "w") as f:
+            f.write(json.dumps(out))
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        found[stage] = json.loads(f.read())
+    os.waitpid(pid, 0)
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded_files() -> dict[str, set[str]]:
+    """Stage -> the project's files that importing ``stages.<stage>`` loads (non-empty ones)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *sorted(DVC)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=600
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    loaded = {
-        str(p.relative_to(ROOT))
-        for p in map(__import__("pathlib").Path, json.loads(done.stdout))
-        if p.is_absolute() and ROOT in p.parents and p.stat().st_size > 0 and ".venv" not in p.parts
+    found = json.loads(done.stdout)
+    errors = {stage: files["error"] for stage, files in found.items() if isinstance(files, dict)}
+    assert not errors, errors
+    return {
+        stage: {
+            str(p.relative_to(ROOT))
+            for p in map(Path, files)
+            if p.is_absolute() and ROOT in p.parents and p.stat().st_size > 0 and ".venv" not in p.parts
+        }
+        for stage, files in found.items()
     }
+
+
+@pytest.mark.xdist_group("dag_imports")  # one worker, one probe
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_every_module_a_stage_loads_is_a_dep(stage, loaded_files):
+    """What really gets imported (the stage's imports in a process of its own) is listed, and every listed
+    file is reachable from the stage's module through import statements or its plugins."""
     deps = _code_deps(stage)
-    assert loaded - deps == set(), f"{stage}: imported but not in dvc.yaml deps"
+    assert loaded_files[stage] - deps == set(), f"{stage}: imported but not in dvc.yaml deps"
     assert deps == set(dag.import_closure(f"stages.{stage}", dag.PLUGINS.get(stage, ()))), stage
 
 

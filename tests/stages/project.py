@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import yaml
@@ -124,7 +125,10 @@ class Project:
         sys.argv = [module, *args]
         code = 0
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+                # a test module may have imported the stage's module already: runpy then runs a second copy of
+                # it as __main__, which is what `python -m` runs, and says so
+                warnings.filterwarnings("ignore", "'stages\\..*' found in sys.modules", RuntimeWarning)
                 runpy.run_module(module, run_name="__main__", alter_sys=False)
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
