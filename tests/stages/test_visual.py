@@ -153,20 +153,36 @@ def test_flow_stream_stage_reads_the_flow_store(tmp_path, monkeypatch):
     "device, precision, imports_torch", [("cpu", "fp32", False), ("cpu", "int8", False), ("auto", "auto", True)]
 )
 def test_placement_asks_torch_only_when_something_is_auto(device, precision, imports_torch, tmp_path):
-    """`dvc repro` always runs placement: with nothing left to resolve it must not pay torch's import."""
+    """`dvc repro` always runs placement: with nothing left to resolve it must not pay torch's import, and
+    what auto meant on this machine is asked once, then remembered while the machine stays the same."""
     import subprocess
     import sys
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["visual"] |= {"device": device, "precision": precision}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    code = "import sys; from stages import placement; placement.main(); print('torch' in sys.modules)"
-    env = {"PYTHONPATH": str(REPO), "PATH": str(Path(sys.executable).parent)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(imports_torch)
-    record = json.loads((tmp_path / raw["paths"]["placement"]).read_text())
-    if imports_torch:  # what auto means depends on the machine (bf16 units, a GPU)
-        assert record["visual"]["device"] in ("cpu", "cuda") and record["visual"]["precision"] in ("fp32", "bf16")
-    else:
-        assert record == {"visual": {"device": "cpu", "precision": precision}}
+    output = tmp_path / raw["paths"]["placement"]
+    memo = output.with_name(output.stem + ".machine.json")
+
+    def placement() -> tuple[bool, dict]:
+        code = "import sys; from stages import placement; placement.main(); print('torch' in sys.modules)"
+        env = {"PYTHONPATH": str(REPO), "PATH": str(Path(sys.executable).parent)}
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip() == "True", json.loads(output.read_text())
+
+    imported, record = placement()
+    assert imported == imports_torch
+    if not imports_torch:
+        assert record == {"visual": {"device": "cpu", "precision": precision}} and not memo.exists()
+        return
+    # what auto means depends on the machine (bf16 units, a GPU)
+    assert record["visual"]["device"] in ("cpu", "cuda") and record["visual"]["precision"] in ("fp32", "bf16")
+    kept = json.loads(memo.read_text())
+    assert kept["asked"] == {"device": "auto", "precision": "auto"} and kept["visual"] == record["visual"]
+    assert placement() == (False, record)  # the same machine: the kept answer, no torch
+    memo.write_text(json.dumps(kept | {"fingerprint": "another machine"}))
+    assert placement() == (True, record)  # another machine (or torch build, GPU, driver): asked again
+    raw["visual"]["precision"] = "fp32"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert placement()[0]  # other params: asked again
