@@ -66,6 +66,17 @@ def ray_runtime():
     ray.shutdown()
 
 
+# The GCS declares a killed node dead after this many missed checks: ~3 s here, against 15-30 s with Ray's
+# defaults (checks every 3 s, 10 s timeout, 5 misses), which the lost-node tests spent idle. The margin
+# (three 2 s timeouts in a row) still rides out a raylet starved for a few seconds on two busy cores.
+HEALTH_CHECKS = {
+    "health_check_initial_delay_ms": 1000,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 2000,
+    "health_check_failure_threshold": 3,
+}
+
+
 def _start_cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
@@ -74,7 +85,10 @@ def _start_cluster():
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     with _uncapped():
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False, "_system_config": HEALTH_CHECKS},
+        )
         worker = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, logging_level=logging.WARNING)

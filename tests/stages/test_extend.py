@@ -1,5 +1,11 @@
-"""A modality is declared once: a toy extractor is one new module plus one params section, and after
-`python -m pipeline.dag` it runs as its own DVC stage and through reduce into items.parquet."""
+"""Extending the DAG by params and one module, in one `dvc repro reduce` on the tiny corpus:
+
+- a modality is declared once: a toy extractor is one new module plus one params section, and after
+  `python -m pipeline.dag` it runs as its own DVC stage and through reduce into items.parquet;
+- the flow stage, the flow stream (i3d_flow) and both joint features join the DAG by params alone.
+
+Both are asserted on one project (``extended``): the sample, ingest, decode, audio and reduce stages they
+share run once, not once per test (~25 s of the suite on two cores)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,22 @@ import yaml
 
 from pipeline.core import store
 from tests.stages.project import Project
+
+pytestmark = pytest.mark.xdist_group("extended")  # one worker: ``extended`` runs once
+
+# the default DAG's extractors replaced by the toy and those the flow and joint features need
+PATCH = {
+    "visual": {
+        "extractors": ["toy", "scene", "i3d", "i3d_flow"],
+        "batch_size": 4,
+        "toy": {"weights": "random", "scale": 2.0},
+        "scene": {"num_frames": 2},
+        "i3d": {"num_frames": 4, "probs": True},
+        "i3d_flow": {"num_frames": 4},
+    },
+    "joint": {"features": ["scene_action", "i3d_two_stream"], "scene_action": {"dim": 64, "seed": 0}},
+    "audio": {"feature_sets": ["mfcc"]},
+}
 
 TOY = '''
 """``toy``: the mean colour of a video's frames (3-d)."""
@@ -61,25 +83,29 @@ class MeanColour(Extractor):
 '''
 
 
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory):
+    """The project after `python -m pipeline.dag` and `dvc repro reduce`: (project, dvc.yaml lines before
+    the DAG was generated, the generator's result, the repro's result)."""
+    root = tmp_path_factory.mktemp("extended")
+    proj = Project(root, PATCH)
+    (root / "pipeline/visual/extractors/toy.py").write_text(TOY)
+    before = set((root / "dvc.yaml").read_text().splitlines())
+    gen = proj.run("-m", "pipeline.dag")  # toy and i3d_flow listed: their stages and the flow stage join dvc.yaml
+    done = proj.run("dvc", "repro", "reduce") if gen.returncode == 0 else None
+    return proj, before, gen, done
+
+
 @pytest.mark.slow
-def test_a_new_extractor_is_one_module_and_one_params_section(tmp_path):
-    proj = Project(
-        tmp_path,
-        {
-            "visual": {"extractors": ["toy"], "toy": {"weights": "random", "scale": 2.0}},
-            "audio": {"feature_sets": ["mfcc"]},
-        },
-    )
-    (tmp_path / "pipeline/visual/extractors/toy.py").write_text(TOY)
-    before = set((tmp_path / "dvc.yaml").read_text().splitlines())
-    gen = proj.run("-m", "pipeline.dag")
+def test_a_new_extractor_is_one_module_and_one_params_section(extended):
+    proj, before, gen, done = extended
+    tmp_path = proj.root
     assert gen.returncode == 0, gen.stderr
     dvc = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]
     assert "pipeline/visual/extractors/toy.py" in dvc["visual"]["do"]["deps"]
     assert "${paths.visual_features}" in dvc["reduce"]["deps"]  # the folder of stores: reduce reads the toy's
     assert set((tmp_path / "dvc.yaml").read_text().splitlines()) != before
 
-    done = proj.run("dvc", "repro", "reduce")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "visual@toy" in done.stdout
 
@@ -97,3 +123,25 @@ def test_a_new_extractor_is_one_module_and_one_params_section(tmp_path):
     assert toy.shape[1] == 3  # n_components: null from the toy's declared defaults: no PCA
     np.testing.assert_allclose(toy[train].min(axis=0), 0.0, atol=1e-6)  # minmax fitted on the training split
     np.testing.assert_allclose(toy[train].max(axis=0), 1.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_flow_stream_and_joint_features_reach_reduce(extended):
+    proj, _, gen, done = extended
+    tmp_path = proj.root
+    assert gen.returncode == 0, gen.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    for stage in ("flow", "visual@i3d_flow", "joint@scene_action", "joint@i3d_two_stream"):
+        assert f"Running stage '{stage}'" in done.stdout
+    flow_meta = store.read_meta(tmp_path / "data/flow/index.parquet")
+    assert flow_meta["stage"] == "flow" and flow_meta["dims"]["frames"] == [7, 32, 32, 2]
+    joint = store.read_table(tmp_path / "features/joint/joint_scene_action.parquet")
+    assert store.vectors(joint.column("scene_action")).shape == (joint.num_rows, 64) and joint.num_rows >= 7
+    items = store.read_table(tmp_path / "features/items.parquet")
+    assert {"scene", "i3d", "i3d_flow", "scene_action", "i3d_two_stream"} <= set(items.column_names)
+    assert np.isfinite(store.vectors(items.column("i3d_two_stream"))).all()
+    again = proj.run("dvc", "repro", "reduce")
+    assert again.returncode == 0
+    ran = [line for line in again.stdout.splitlines() if line.startswith("Running stage")]
+    # ingest and placement always run (cheap); they change nothing, so no other stage follows
+    assert ran == ["Running stage 'ingest':", "Running stage 'placement':"]
