@@ -181,8 +181,11 @@ def test_placement_asks_torch_only_when_something_is_auto(device, precision, imp
     kept = json.loads(memo.read_text())
     assert kept["asked"] == {"device": "auto", "precision": "auto"} and kept["visual"] == record["visual"]
     assert placement() == (False, record)  # the same machine: the kept answer, no torch
-    memo.write_text(json.dumps(kept | {"fingerprint": "another machine"}))
-    assert placement() == (True, record)  # another machine (or torch build, GPU, driver): asked again
-    raw["visual"]["precision"] = "fp32"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    assert placement()[0]  # other params: asked again
+    from stages.placement import remembered
+
+    asked = {"device": "auto", "precision": "auto"}
+    assert remembered(memo, kept["fingerprint"], asked) == record["visual"]
+    # another machine (or torch build, GPU, driver), other params, no fingerprint: asked again
+    assert remembered(memo, "another machine", asked) is None
+    assert remembered(memo, kept["fingerprint"], asked | {"precision": "fp32"}) is None
+    assert remembered(memo, None, asked) is None
