@@ -153,6 +153,37 @@ def test_a_bad_weights_source_fails_before_the_model_is_built(monkeypatch, tmp_p
             weights.load(ex, spec)
 
 
+def test_a_weights_file_skips_the_random_init_and_keeps_the_models_dtype(monkeypatch, tmp_path):
+    """The file's weights replace every tensor: the model is built on the meta device (no init), and a
+    half-precision file still gives a float32 model (assigned tensors are cast to the model's dtype)."""
+    ex, lw = loaded("resnet152")
+    path = tmp_path / "half.pt"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in lw.model.state_dict().items()}, path)
+    built_on, build = [], type(ex).build
+    monkeypatch.setattr(type(ex), "build", lambda self: built_on.append(torch.empty(0).device.type) or build(self))
+    got = weights.load(ex, str(path))
+    assert built_on == ["meta"]
+    tensors = list(got.model.parameters()) + list(got.model.buffers())
+    assert not any(t.is_meta for t in tensors) and {p.dtype for p in got.model.parameters()} == {torch.float32}
+    out = Engine(ex, got.model, FP32)(frames())
+    assert rel(out["resnet152_pool"], reference("resnet152")["resnet152_pool"]) < 1e-2  # fp16 rounding only
+
+
+def test_a_model_with_tensors_no_state_dict_carries_is_initialised_then_loaded(monkeypatch, tmp_path):
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+            self.register_buffer("scale", torch.full((2,), 3.0), persistent=False)  # not in a state dict
+
+    ex, _ = loaded("resnet152")
+    monkeypatch.setattr(type(ex), "build", lambda self: Scaled())
+    saved = Scaled().state_dict()
+    torch.save(saved, tmp_path / "scaled.pt")
+    model = weights.load(ex, str(tmp_path / "scaled.pt")).model
+    assert model.scale.tolist() == [3.0, 3.0] and torch.equal(model.linear.weight, saved["linear.weight"])
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_named_weights_offline_is_a_clear_error(name, monkeypatch):
     from urllib.error import URLError
