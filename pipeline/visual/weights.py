@@ -75,9 +75,7 @@ def load(extractor: Extractor, spec: str, device: torch.device | str = "cpu") ->
             f"or a path to a state dict ({'/'.join(FILE_SUFFIXES)})"
         )
     if state is None:
-        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-            torch.manual_seed(RANDOM_SEED)
-            model = extractor.build()
+        model = _seeded_build(extractor)
     else:
         model = _built_from(extractor, state, key, spec)
     log.info("%s weights: %s", extractor.name, detail)
@@ -123,13 +121,19 @@ def _built_from(extractor: Extractor, state: Mapping[str, torch.Tensor], key: st
     with torch.device("meta"):
         model = extractor.build()
     if _non_persistent_buffers(model):
-        model = extractor.build()
+        model = _seeded_build(extractor)  # seeded: a buffer the file cannot set is the same every run
         _load_into(model, state, key, spec)
         return model
     own = model.state_dict()
     cast = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
     _load_into(model, cast, key, spec, assign=True)
     return model
+
+
+def _seeded_build(extractor: Extractor) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
+        torch.manual_seed(RANDOM_SEED)
+        return extractor.build()
 
 
 def _non_persistent_buffers(model: nn.Module) -> list[torch.Tensor]:
