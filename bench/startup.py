@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,15 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from report import cpu_name, usable_cores  # noqa: E402
 
 
 def placement_rows(repeats: int) -> list[str]:
@@ -110,7 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} CPUs; medians of {args.repeats} interleaved runs\n")
+    print(f"Machine: {cpu_name()}, {usable_cores()} CPUs; medians of {args.repeats} interleaved runs\n")
     print("\n".join(placement_rows(args.repeats)))
     print()
     print("\n".join(weights_rows(args.repeats)))
