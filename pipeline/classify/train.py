@@ -26,6 +26,7 @@ from models.classify.losses import difference_penalty, kl_rows, similarity_loss
 from models.classify.model import Batch, BranchSpec, Classifier, ModelSpec, Output
 from pipeline.classify.config import ClassifyConfig, SharedPrivateConfig
 from pipeline.classify.data import ClassifyData, normaliser
+from pipeline.core.adam import Adam, ParamGroup
 from pipeline.core.config import build
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.tensors import resolve_device, save, slice_batch
@@ -124,9 +125,7 @@ def objective(out: Output, labels: torch.Tensor, sp: SharedPrivateConfig) -> tup
     return total, parts
 
 
-def train_step(
-    model: Classifier, opt: torch.optim.Optimizer, batch: Batch, sp: SharedPrivateConfig
-) -> dict[str, float]:
+def train_step(model: Classifier, opt: Adam, batch: Batch, sp: SharedPrivateConfig) -> dict[str, float]:
     model.train()
     loss, parts = objective(model(batch), batch["label"], sp)
     opt.zero_grad(set_to_none=True)
@@ -163,10 +162,10 @@ def fit(
             branch.set_normaliser(torch.from_numpy(mean), torch.from_numpy(std))
     device = resolve_device(cfg.device, "classify.device")
     model.to(device)
-    groups = [{"params": [p for n, p in model.named_parameters() if ".backbone." not in n], "lr": cfg.lr}]
+    groups = [ParamGroup.of((p for n, p in model.named_parameters() if ".backbone." not in n), cfg.lr)]
     if backbone is not None:
-        groups.append({"params": list(backbone.parameters()), "lr": cfg.backbone_lr})
-    opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+        groups.append(ParamGroup.of(backbone.parameters(), cfg.backbone_lr))
+    opt = Adam(groups, weight_decay=cfg.weight_decay)
     train, valid = tensors(data, np.flatnonzero(train_rows)), tensors(data, np.flatnonzero(valid_rows))
     if not len(valid["label"]):
         log.warning("no validation videos: early stopping watches the training loss")

@@ -30,6 +30,7 @@ import torch
 
 from models.rec import MODELS, build
 from models.rec.base import Content, Graph, RecModel, RecSizes
+from pipeline.core.adam import Adam, ParamGroup
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.tensors import save
 from pipeline.rec.config import RecConfig
@@ -155,9 +156,9 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
     u, i = data.pairs(0)
     seen = np.sort(u * np.int64(data.n_items) + i)
     scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()  # trained after
-    groups = [{"params": [p for p in ps if p not in scorer], "lr": cfg.lr * scale} for ps, scale in model.lr_groups()]
+    groups = [ParamGroup.of([p for p in ps if p not in scorer], cfg.lr * scale) for ps, scale in model.lr_groups()]
     # one optimiser for both phases: parameters the base does not use get no gradient, so Adam skips them
-    optimiser = torch.optim.Adam([g for g in groups if g["params"]])
+    optimiser = Adam([g for g in groups if g.params])
     best, train_seconds, epoch = -1.0, 0.0, 0
     for content_on in (False, True) if model.staged else (True,):
         model.content_on = content_on
@@ -245,7 +246,7 @@ def fit_cold_scorer(scorer: torch.nn.Module, data: RecData, cfg: RecConfig) -> i
     position = np.cumsum(cold) - 1  # item code -> its index among the cold items
     targets = Pairs.of(vu[on_cold], position[vi[on_cold]], data.n_users)
     cold_t = torch.from_numpy(cold)
-    optimiser = torch.optim.Adam(scorer.parameters(), lr=COLD_LR)
+    optimiser = Adam([ParamGroup.of(scorer.parameters(), COLD_LR)])
     stopper = EarlyStopping(scorer, cfg.patience, initial=-1.0)
     last = min(cfg.epochs, COLD_EPOCHS)
     for epoch in range(1, last + 1):

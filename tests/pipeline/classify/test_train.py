@@ -20,6 +20,7 @@ from pipeline.classify.train import (
     tensors,
     train_step,
 )
+from pipeline.core.adam import Adam, ParamGroup
 from tests.pipeline.classify.fixtures import corpus, write_stores
 from tests.pipeline.classify.test_data import params_at
 
@@ -47,7 +48,7 @@ def test_one_training_step_lowers_the_loss_on_a_fixed_batch(params, data):
     torch.manual_seed(0)
     cfg = dataclasses.replace(params.classify, dropout=0.0)
     model = build_classifier(model_spec(cfg, data))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = Adam([ParamGroup.of(model.parameters(), 1e-2)])
     batch = tensors(data, np.arange(16))
     before = objective(model(batch), batch["label"], cfg.shared_private)[0].item()
     train_step(model, opt, batch, cfg.shared_private)
