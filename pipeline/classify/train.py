@@ -128,7 +128,7 @@ def objective(out: Output, labels: torch.Tensor, sp: SharedPrivateConfig) -> tup
 def train_step(model: Classifier, opt: Adam, batch: Batch, sp: SharedPrivateConfig) -> dict[str, float]:
     model.train()
     loss, parts = objective(model(batch), batch["label"], sp)
-    opt.zero_grad(set_to_none=True)
+    opt.zero_grad()
     loss.backward()
     opt.step()
     return {"loss": float(loss.detach()), **parts}

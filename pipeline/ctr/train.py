@@ -313,7 +313,7 @@ def fit(
             batch = slice_batch(train, perm[s : s + cfg.batch_size])
             t1 = time.perf_counter()
             loss = model.training_loss(batch) if model.uses_clips else loss_fn(model(batch), batch["label"])
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             t2 = time.perf_counter()

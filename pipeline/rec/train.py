@@ -215,7 +215,7 @@ def _epoch(model: RecModel, optimiser, cfg: RecConfig, n_items: int, u, i, seen,
         sl = slice(b, b + cfg.batch_size)
         loss = model.loss(users[sl], pos[sl], negs[sl])
         objective = loss.rank + cfg.reg * loss.l2
-        optimiser.zero_grad(set_to_none=True)
+        optimiser.zero_grad()
         objective.backward()
         optimiser.step()
         total += float(objective.detach()) * len(users[sl])
@@ -257,7 +257,7 @@ def fit_cold_scorer(scorer: torch.nn.Module, data: RecData, cfg: RecConfig) -> i
         for b in range(0, len(order), cfg.batch_size):
             sl = slice(b, b + cfg.batch_size)
             loss = scorer.loss(users[sl], pos[sl], neg[sl])
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             (loss.rank + cfg.reg * loss.l2).backward()
             optimiser.step()
         if epoch % cfg.eval_every and epoch != last:

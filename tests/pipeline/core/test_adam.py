@@ -26,7 +26,7 @@ def _train(make, steps: int = 12) -> list[torch.Tensor]:
         loss = ((x @ params[0] + params[1]) ** 2).mean()
         if t >= 4:
             loss = loss + params[2].pow(3).sum()
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
     return [p.detach().clone() for p in params]
