@@ -64,7 +64,7 @@ def compare(
     emit(
         f"\n{name}: {data.n_users} users x {data.n_items} items; train {s['train_interactions']} / valid "
         f"{s['valid_interactions']} / test {s['test_interactions']} ({s['test_cold_interactions']} test on "
-        f"{s['cold_items']} cold items); seeds {seeds}; rec.* from params.yaml (null lr / reg / dropout: each "
+        f"{s['cold_items']} cold items); seeds {seeds}; rec.* from params.yaml (null lr / reg / dropout / mlp: each "
         f"model's default) with epochs <= {epochs or params.rec.epochs}" + (f", lr {lr}" if lr else "") + "\n"
     )
     emit(

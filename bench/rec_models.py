@@ -9,7 +9,9 @@ step of each in turn on the same batch, and each model's fastest epoch (the sum 
 is reported: ``x lightgcn`` is the epoch against LightGCN's, timed in the same seconds of the run. A
 content model's cold scorer, which the pipeline trains after the model (``fit_cold_scorer``), is timed
 as a run of its own in the same rounds. Evaluation = ``refresh()`` plus ``scores`` for all users in
-batches of 1,024 (the full-ranking matrix, without top-K). Prints a Markdown table and the machine.
+batches of 1,024 (the full-ranking matrix, without top-K). Each model is built with its own defaults for
+``rec.mlp`` and ``rec.dropout`` (what the stage builds from params.yaml's nulls), with its content on (a
+staged model's second phase). Prints a Markdown table and the machine.
 
     python bench/rec_models.py [--users 5000 --items 5000 --edges 100000] [--threads 1] [--device cpu] [--models a,b]
 """
@@ -20,6 +22,7 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import replace
 
 import torch
 
@@ -116,7 +119,8 @@ def bench(names: list[str], graph: Graph, content, sizes: RecSizes, batch: int, 
     for name in names:
         torch.manual_seed(0)
         start = time.perf_counter()
-        models[name] = build(name, sizes, graph, content).to(device)
+        cls = MODELS.get(name)  # the model's own defaults for rec.mlp and rec.dropout, as the stage builds it
+        models[name] = build(name, replace(sizes, mlp=cls.mlp, dropout=cls.dropout), graph, content).to(device)
         built[name] = time.perf_counter() - start
         model = models[name]
         scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()

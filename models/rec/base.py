@@ -49,11 +49,12 @@ class Loss:
 class RecModel(nn.Module):
     negatives: int = 1  # sampled negatives per positive that the training loop draws
     trainable: bool = True  # False: no training (pop); the loop only evaluates
-    # the model's defaults for rec.lr / rec.reg / rec.dropout when params leave them null (sane on both
-    # synthetic profiles, chosen on validation recall: docs/stages/rec.md)
+    # the model's defaults for rec.lr / rec.reg / rec.dropout / rec.mlp when params leave them null (sane on
+    # both synthetic profiles, chosen on validation recall: docs/stages/rec.md)
     lr: float = 1e-3
     reg: float = 1e-4
     dropout: float = 0.0
+    mlp: tuple[int, ...] = (64, 32)
     # True: the model is its ID-only base while ``content_on`` is False (its content parameters unused). The
     # loop trains that base first, then switches the content on and keeps it only while the validation
     # ranking improves (``pipeline.rec.train.fit``), so content that does not help costs nothing.

@@ -121,7 +121,7 @@ class RecConfig:
     model: str  # a name in models.rec.MODELS
     embed_dim: int
     layers: int  # graph propagation layers
-    mlp: tuple[int, ...]
+    mlp: tuple[int, ...] | None  # hidden sizes (neumf's tower, metammf's fusion); null: the model's own default
     rank: int  # metammf_cp: CP rank
     knn: int  # item-item content graph neighbours
     dropout: float | None  # null: the model's own default (models/rec/zoo/<model>.py)
@@ -142,7 +142,7 @@ class RecConfig:
     def __post_init__(self) -> None:
         at_least(self, 1, "embed_dim", "rank", "knn", "batch_size", "epochs", "patience", "eval_batch", "eval_every")
         at_least(self, 0, "layers", "seed", "threads", "warmup")
-        if any(not size >= 1 for size in self.mlp):
+        if self.mlp is not None and any(not size >= 1 for size in self.mlp):
             raise FieldError("mlp", f"sizes must be >= 1, got {list(self.mlp)}")
         if self.lr is not None:
             positive(self, "lr")

@@ -31,6 +31,7 @@ import torch
 from models.rec import MODELS, build
 from models.rec.base import Content, Graph, RecModel, RecSizes
 from pipeline.core.adam import Adam, ParamGroup
+from pipeline.core.config import ConfigError
 from pipeline.core.early_stop import EarlyStopping
 from pipeline.core.tensors import save
 from pipeline.rec.config import RecConfig
@@ -56,17 +57,19 @@ class TrainResult:
 
 
 def defaults(cfg: RecConfig) -> RecConfig:
-    """``cfg`` with its null ``lr`` / ``reg`` / ``dropout`` replaced by the model's own defaults."""
+    """``cfg`` with its null ``lr`` / ``reg`` / ``dropout`` / ``mlp`` replaced by the model's own defaults."""
     cls = MODELS.get(cfg.model)
     return replace(
         cfg,
         lr=cls.lr if cfg.lr is None else cfg.lr,
         reg=cls.reg if cfg.reg is None else cfg.reg,
         dropout=cls.dropout if cfg.dropout is None else cfg.dropout,
+        mlp=cls.mlp if cfg.mlp is None else cfg.mlp,
     )
 
 
 def sizes(cfg: RecConfig, data: RecData) -> RecSizes:
+    cfg = defaults(cfg)
     return RecSizes(
         n_users=data.n_users,
         n_items=data.n_items,
@@ -75,7 +78,7 @@ def sizes(cfg: RecConfig, data: RecData) -> RecSizes:
         mlp=tuple(cfg.mlp),
         rank=cfg.rank,
         knn=cfg.knn,
-        dropout=defaults(cfg).dropout,
+        dropout=cfg.dropout,
     )
 
 
@@ -96,7 +99,11 @@ def content(data: RecData, names: tuple[str, ...]) -> Content | None:
 
 def make_model(cfg: RecConfig, data: RecData) -> RecModel:
     torch.manual_seed(cfg.seed)
-    return build(cfg.model, sizes(cfg, data), graph(data), content(data, cfg.content))
+    items = content(data, cfg.content)
+    try:
+        return build(cfg.model, sizes(cfg, data), graph(data), items)
+    except ValueError as err:  # a builder's own check (content it needs, sizes it cannot use): the params' fault
+        raise ConfigError(f"params rec.model {cfg.model!r}: {err}") from err
 
 
 def sample_negatives(

@@ -3,6 +3,8 @@ the graph normalisation against a dense reference and MetaMMF's item-specific fu
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -209,6 +211,12 @@ def test_content_models_need_content(name):
     torch.manual_seed(0)
     with pytest.raises(ValueError, match=f"{name!r} needs item content"):
         build(name, SIZES, graph(), None)
+
+
+@pytest.mark.parametrize("name", ["metammf", "metammf_cp"])
+def test_meta_fusion_needs_an_mlp_size(name):
+    with pytest.raises(ValueError, match=f"{name!r} needs at least one mlp size, got \\[\\]"):
+        build(name, dataclasses.replace(SIZES, mlp=()), graph(), content())
 
 
 def test_lightgcn_propagation_equals_the_dense_reference():

@@ -5,7 +5,8 @@ recommendation"): item-specific multimodal fusion, here as the content branch of
 An item's concatenated modality features f_i are first mapped to ``sizes.mlp[0]`` dims (a shared linear
 map, h_i); a meta-learner (an MLP) maps h_i to a small signal s_i; each later layer of the fusion network
 is a meta layer whose weight is that item's own, W_i = M + sum_s s_is T_s (``models.layers.MetaLinear``),
-LeakyReLU between layers (sizes ``sizes.mlp[1:]``, output embed_dim / 2). A user's branch vector is the
+LeakyReLU between layers (sizes ``sizes.mlp[1:]``, output embed_dim / 2). The default ``mlp`` is (32,):
+one meta layer, 32 -> 32. A user's branch vector is the
 mean of its training items' fused vectors; both then take one mean-aggregation graph step (the authors'
 GraphSAGE backbone, without its weights), with dropout (``sizes.dropout``) before it.
 
@@ -13,7 +14,9 @@ Deliberate differences from the authors' code: their item node is [fused content
 SAGEConv layers; here the IDs are LightGCN's and the fused content enters through a zero-initialised map,
 so the model starts as LightGCN (issue 23 measured the original below popularity on sparse real data); the
 first layer is shared, not per item, and the meta-learner reads its output (theirs reads f_i, and their
-meta layers start at f_i's width): per-item layers on raw widths made an epoch 7x LightGCN's.
+meta layers start at f_i's width): per-item layers on raw widths made an epoch 7x LightGCN's. And one meta
+layer, not their four: two (``mlp`` (64, 32)) ranked validation the same on both synthetic profiles at
+2.4x LightGCN's epoch, one at 1.9x (docs/benchmarks.md, Top-K fifth pass).
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ SIGNAL_DIM = 5  # the meta-learner's output: the reference code's s_dim
 class MetaMmf(ContentOnLightGcn):
     name = "metammf"  # for messages (the subclass has its own)
     dropout = 0.1
+    mlp = (32,)
 
     def __init__(self, sizes: RecSizes, graph: Graph, content: Content | None):
         super().__init__(sizes, graph, content)
+        if not sizes.mlp:  # its first size is the shared map's width
+            raise ValueError(f"top-K model {self.name!r} needs at least one mlp size, got {list(sizes.mlp)}")
         self.register_buffer("features", stacked_content(require_content(self.name, content)))
         self.reduce = nn.Linear(self.features.shape[1], sizes.mlp[0])
         self.meta = MLP(sizes.mlp[0], sizes.mlp[:1], 0.0, out=SIGNAL_DIM)

@@ -13,6 +13,7 @@ from torch import nn
 
 from models.rec import MODELS
 from models.rec.base import Loss, RecModel, bpr, l2
+from pipeline.core.config import ConfigError
 from pipeline.datasets import RawData
 from pipeline.params import CtrSplitConfig, EasyProfile, FeaturesConfig, LabelRule, RecConfig, RecDataConfig
 from pipeline.rec import data as rec_data
@@ -231,6 +232,21 @@ def test_null_lr_reg_and_dropout_take_the_models_own_defaults():
     assert (resolved.lr, resolved.reg, resolved.dropout) == (cls.lr, cls.reg, cls.dropout)
     assert defaults(dataclasses.replace(cfg, lr=0.02)).lr == 0.02  # a number overrides the default
     assert MODELS.get("lightgcn").lr != MODELS.get("bpr_mf").lr  # per model, not one rate for all
+
+
+def test_null_mlp_builds_each_model_with_its_own_hidden_sizes(data):
+    """metammf's default is one 32-wide meta layer; metammf_cp and neumf keep (64, 32); a list overrides."""
+    cfg = dataclasses.replace(CFG, mlp=None)
+    assert defaults(dataclasses.replace(cfg, model="metammf")).mlp == (32,)
+    assert defaults(dataclasses.replace(cfg, model="metammf_cp")).mlp == (64, 32)
+    assert defaults(dataclasses.replace(cfg, model="neumf")).mlp == (64, 32)
+    model = make_model(dataclasses.replace(cfg, model="metammf"), data)
+    assert model.sizes.mlp == (32,)
+    assert [tuple(layer.shape) for layer in model.fusion] == [(5, 32, 16)]  # signal, 32 in, embed_dim / 2 out
+    model = make_model(dataclasses.replace(cfg, model="metammf", mlp=(16, 8)), data)
+    assert [tuple(layer.shape) for layer in model.fusion] == [(5, 16, 8), (5, 8, 16)]
+    with pytest.raises(ConfigError, match=r"^params rec.model 'metammf': .* needs at least one mlp size, got \[\]$"):
+        make_model(dataclasses.replace(cfg, model="metammf", mlp=()), data)
 
 
 def test_cold_placement_is_fitted_on_validation_within_the_budget(data):
