@@ -5,10 +5,10 @@ recommendation"): item-specific multimodal fusion, here as the content branch of
 An item's concatenated modality features f_i are first mapped to ``sizes.mlp[0]`` dims (a shared linear
 map, h_i); a meta-learner (an MLP) maps h_i to a small signal s_i; each later layer of the fusion network
 is a meta layer whose weight is that item's own, W_i = M + sum_s s_is T_s (``models.layers.MetaLinear``),
-LeakyReLU between layers (sizes ``sizes.mlp[1:]``, output embed_dim / 2). The default ``mlp`` is (32,):
-one meta layer, 32 -> 32. A user's branch vector is the
-mean of its training items' fused vectors; both then take one mean-aggregation graph step (the authors'
-GraphSAGE backbone, without its weights), with dropout (``sizes.dropout``) before it.
+LeakyReLU between layers (sizes ``sizes.mlp[1:]``, output embed_dim / 2); the stage's default ``mlp`` (32,)
+gives one meta layer, 32 -> 32. A user's branch vector is the mean of its training items' fused vectors;
+both then take one mean-aggregation graph step (the authors' GraphSAGE backbone, without its weights), with
+dropout (``sizes.dropout``) before it.
 
 Deliberate differences from the authors' code: their item node is [fused content, ID] through two
 SAGEConv layers; here the IDs are LightGCN's and the fused content enters through a zero-initialised map,
@@ -16,7 +16,7 @@ so the model starts as LightGCN (issue 23 measured the original below popularity
 first layer is shared, not per item, and the meta-learner reads its output (theirs reads f_i, and their
 meta layers start at f_i's width): per-item layers on raw widths made an epoch 7x LightGCN's. And one meta
 layer, not their four: two (``mlp`` (64, 32)) ranked validation the same on both synthetic profiles at
-2.4x LightGCN's epoch, one at 1.9x (docs/benchmarks.md, Top-K fifth pass).
+2.7x LightGCN's epoch, one at 2.1x (docs/benchmarks.md, Top-K fifth pass).
 """
 
 from __future__ import annotations
