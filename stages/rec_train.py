@@ -42,6 +42,7 @@ def main() -> None:
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
         "valid": valid_metrics(result.model, data, cfg.eval_batch) | {"epoch": result.best_epoch},
         "cold_placement": dict(zip(("spread", "shift", "slope"), result.model.cold_affine.tolist())),
+        "profile_weight": float(result.model.profile_weight),  # 0: no blend (ID-only models)
         # staged (content) models: the epoch the content phase began and whether its ranking was kept
         "content": {"from_epoch": result.content_from, "kept": result.model.content_on}
         if result.model.staged

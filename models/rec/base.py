@@ -65,11 +65,15 @@ class RecModel(nn.Module):
         self.sizes = sizes
         self.register_buffer("cold", torch.bincount(graph.items, minlength=sizes.n_items) == 0, persistent=False)
         # content models set a module that scores items from content alone (``scores(users)``; trained by
-        # the loop after the model, with its own ``loss``): ``ranked_scores`` ranks the cold items with it
+        # the loop before the model, with its own ``loss``): ``ranked_scores`` ranks the cold items with it
+        # and blends it into the warm items' scores
         self.cold_scorer: nn.Module | None = None
         # (spread, shift, slope) placing a user's cold items among its warm ones, in units of the user's warm-score
         # std; spread 0 = uncalibrated (cold items keep the model's own scores). Fitted on validation by the loop.
         self.register_buffer("cold_affine", torch.zeros(3))
+        # weight of the cold scorer's (content profile's) scores blended into every warm item's score, in units of
+        # the user's score std (``blend_profile``); 0 = none. Set by the loop from ``rec.profile_weight``.
+        self.register_buffer("profile_weight", torch.zeros(()))
         # each user's activity, log(1 + training interactions) standardised over users: a content profile
         # averaged over a long history is more reliable than one from a single item, so the placement's
         # ``slope`` can rank a heavy user's cold items higher than a light user's
@@ -94,12 +98,27 @@ class RecModel(nn.Module):
         raise NotImplementedError
 
     def ranked_scores(self, users: torch.Tensor) -> torch.Tensor:
-        """What evaluation ranks: ``scores``, with the cold items placed by ``place_cold`` (where the model has
-        a calibrated cold scorer)."""
+        """What evaluation ranks: ``scores`` with the content profile blended in (``blend_profile``) and the cold
+        items placed by ``place_cold``, where the model has a cold scorer and the loop set them."""
         s = self.scores(users)
-        if self.cold_scorer is None or float(self.cold_affine[0]) == 0 or not 0 < int(self.cold.sum()) < len(self.cold):
+        weight = float(self.profile_weight)
+        placed = float(self.cold_affine[0]) != 0 and 0 < int(self.cold.sum()) < len(self.cold)
+        if self.cold_scorer is None or not (weight or placed):
             return s
-        return self.place_cold(s, self.cold_scorer.scores(users)[:, self.cold], users, self.cold_affine)
+        c = self.cold_scorer.scores(users)
+        if weight:
+            s = self.blend_profile(s, c, weight)
+        return self.place_cold(s, c[:, self.cold], users, self.cold_affine) if placed else s
+
+    def blend_profile(self, s: torch.Tensor, c: torch.Tensor, weight: float) -> torch.Tensor:
+        """``s`` (B, n_items) + ``weight`` x the user's warm-score std x ``c`` (the content profile's scores)
+        standardised per user over the warm items; cold columns unchanged (``place_cold`` sets them)."""
+        warm = ~self.cold if bool(self.cold.any()) else slice(None)
+        cw, sw = c[:, warm], s[:, warm]
+        z = (cw - cw.mean(1, keepdim=True)) / cw.std(1, correction=0, keepdim=True).clamp(min=1e-12)
+        out = s.clone()
+        out[:, warm] = sw + weight * sw.std(1, keepdim=True) * z
+        return out
 
     def place_cold(self, s: torch.Tensor, c: torch.Tensor, users: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
         """``s`` (B, n_items) with its cold columns replaced: the cold items' content scores ``c`` (B, n_cold),

@@ -133,8 +133,9 @@ class RecConfig:
     warmup: int  # epochs before early stopping may stop (validation recall is flat while embeddings spread out)
     eval_every: int  # epochs between validation rankings
     patience: int  # early stopping: validation rankings (not epochs) without a better recall@20
-    cold_calibration: bool  # content models: train the cold scorer and fit the cold items' placement on validation
+    cold_calibration: bool  # content models: fit the cold items' placement on validation (training the cold scorer)
     cold_budget: float  # share of the best validation recall@20 that ranking cold (new) items may cost
+    profile_weight: float  # content models: the cold scorer's (content profile's) scores added to every warm item's, x the user's score std; 0: none
     eval_batch: int  # users per full-ranking batch
     seed: int
     threads: int  # torch CPU threads; 0 = torch's default
@@ -151,4 +152,5 @@ class RecConfig:
         if self.dropout is not None:
             fraction(self, "dropout")
         fraction(self, "cold_budget")
+        non_negative(self, "profile_weight")
         MODELS.check(self.model)

@@ -9,9 +9,10 @@ the best validation Recall@20 and stops after ``rec.patience`` rankings without 
 before ``rec.warmup`` epochs: on sparse data the validation recall is flat or noisy while the
 embeddings spread out from their init, and a patience counted from epoch 1 quit there (issue 23).
 
-A content model's cold scorer is then trained in its own loop (``fit_cold_scorer``) and the cold items'
-placement among the warm ones fitted on the validation split (``calibrate_cold``): the only split where
-items unseen in training have targets before the test.
+A content model's cold scorer (a content profile) is trained first, in its own loop (``fit_cold_scorer``):
+its scores are blended into every warm item's (``rec.profile_weight``), the model's validation rankings
+included; after the model, the cold items' placement among the warm ones is fitted on the validation split
+(``calibrate_cold``): the only split where items unseen in training have targets before the test.
 Seeded (torch and numpy) and single-process, so the same params give the same weights, metrics and
 checkpoint bytes.
 """
@@ -153,6 +154,12 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
     the base's best state, with its content on. The second phase keeps a state only when its validation
     Recall@20 beats the base's, so content that does not help the ranking is never kept (issue 23: on the
     realistic profile, trained jointly from the first epoch, every content model lost to LightGCN).
+
+    A content model's cold scorer is trained before either phase, and every validation ranking blends its
+    scores in with ``rec.profile_weight`` (``RecModel.blend_profile``): the epoch and phase kept are the best
+    of the model as it is scored. Why a blend: on weakly aligned content the models' own content paths add
+    little to the ID embeddings (trained on the same positives, the IDs fit them first), while a separately
+    trained content profile ranks held-out items well enough to move a ranking (docs/stages/rec.md).
     """
     cfg = defaults(cfg)
     model = model if model is not None else make_model(cfg, data)
@@ -162,10 +169,14 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
     rng = np.random.default_rng(cfg.seed)
     u, i = data.pairs(0)
     seen = np.sort(u * np.int64(data.n_items) + i)
-    scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()  # trained after
+    scorer = set(model.cold_scorer.parameters()) if model.cold_scorer is not None else set()  # its own loop
     groups = [ParamGroup.of([p for p in ps if p not in scorer], cfg.lr * scale) for ps, scale in model.lr_groups()]
     # one optimiser for both phases: parameters the base does not use get no gradient, so Adam skips them
     optimiser = Adam([g for g in groups if g.params])
+    if model.cold_scorer is not None and (cfg.cold_calibration or cfg.profile_weight):
+        # before the model: its validation rankings (early stopping, the content phase) rank with the blend
+        fit_cold_scorer(model.cold_scorer, data, cfg)
+        model.profile_weight.fill_(cfg.profile_weight)
     best, train_seconds, epoch = -1.0, 0.0, 0
     for content_on in (False, True) if model.staged else (True,):
         model.content_on = content_on
@@ -206,7 +217,6 @@ def fit(cfg: RecConfig, data: RecData, model: RecModel | None = None) -> TrainRe
         )
     result.seconds_per_epoch = train_seconds / max(result.epochs, 1)
     if model.cold_scorer is not None and cfg.cold_calibration:
-        fit_cold_scorer(model.cold_scorer, data, cfg)
         calibrate_cold(model, data, cfg.eval_batch, cfg.cold_budget)
     return result
 
@@ -238,9 +248,10 @@ def fit_cold_scorer(scorer: torch.nn.Module, data: RecData, cfg: RecConfig) -> i
     keeping the epoch whose scores rank the validation split's cold targets best *among the cold items*
     (Recall@20), with the loop's warm-up and patience; return that epoch.
 
-    Its own loop, after the model's: the model stops when its warm ranking peaks, often after a few epochs
-    on sparse data, long before a content map has learnt anything; and ranking cold items is the only
-    thing the scorer is for. Same seed, negatives and batches as the model's loop.
+    Its own loop, before the model's: the model stops when its warm ranking peaks, often after a few epochs
+    on sparse data, long before a content map has learnt anything; and the model's validation rankings
+    blend its scores in (``rec.profile_weight``). Its stopping reads the cold items alone: ranking held-out
+    items from content is what it is for. Seeded with ``rec.seed`` + 1 (the model's loop: ``rec.seed``).
     """
     rng = np.random.default_rng(cfg.seed + 1)
     u, i = data.pairs(0)
@@ -349,7 +360,10 @@ def _validation_scores(model: RecModel, data: RecData, n_users: int):
         key = (int(users[0]), len(users))
         if key not in cache:
             with torch.no_grad():
-                pair = (model.scores(users), model.cold_scorer.scores(users)[:, cold])
+                c = model.cold_scorer.scores(users)
+                s = model.scores(users)
+                weight = float(model.profile_weight)
+                pair = (model.blend_profile(s, c, weight) if weight else s, c[:, cold])
             if not keep:
                 return pair
             cache[key] = pair
@@ -393,6 +407,7 @@ def load_checkpoint(path: str | Path, data: RecData) -> RecModel:
         content(data, tuple(cfg["content"])),
     )
     state = blob["state"]
+    state.setdefault("profile_weight", torch.zeros(()))  # saved before the profile blend: none
     if state["cold_affine"].numel() == 2:  # saved before the placement had its activity slope: slope 0
         state = {**state, "cold_affine": torch.cat([state["cold_affine"], state["cold_affine"].new_zeros(1)])}
     model.load_state_dict(state)

@@ -179,6 +179,33 @@ def test_cold_items_are_placed_on_each_users_warm_scale(name):
     assert (model.ranked_scores(users)[:, cold] == float("-inf")).all()
 
 
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_the_content_profile_blends_into_the_warm_scores_on_each_users_scale(name):
+    model = make(name).eval()
+    model.refresh()
+    users = torch.arange(N_USERS)
+    s, cold = model.scores(users), model.cold
+    c = model.cold_scorer.scores(users)[:, ~cold]
+    z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True)
+    std = s[:, ~cold].std(1, keepdim=True)
+    model.profile_weight.fill_(0.5)
+    out = model.ranked_scores(users)
+    assert torch.allclose(out[:, ~cold], s[:, ~cold] + 0.5 * std * z, atol=1e-5)
+    assert torch.equal(out[:, cold], s[:, cold])  # cold columns: the placement's (uncalibrated: the model's own)
+    # placed cold items stand on the blended warm scores' scale
+    model.cold_affine.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    placed, warm = model.ranked_scores(users), out[:, ~cold]
+    zc = model.cold_scorer.scores(users)[:, cold]
+    zc = (zc - zc.mean(1, keepdim=True)) / zc.std(1, correction=0, keepdim=True)
+    assert torch.allclose(placed[:, cold], warm.mean(1, keepdim=True) + warm.std(1, keepdim=True) * zc, atol=1e-5)
+    # the blend moves a user's warm ranking towards its content profile's, and weight 0 is the model alone
+    model.profile_weight.fill_(1e6)
+    assert torch.equal(model.ranked_scores(users)[:, ~cold].argsort(1), c.argsort(1))
+    model.profile_weight.zero_()
+    model.cold_affine.zero_()
+    assert torch.equal(model.ranked_scores(users), s)
+
+
 def test_content_profile_scores_users_by_the_mean_of_their_items_and_leaves_the_positive_out():
     torch.manual_seed(0)
     g, feats = graph(), content()

@@ -47,6 +47,7 @@ def test_dvc_repro_and_exp_run_on_datasets_without_videos(tmp_path):
         "slope": 0.0,
     }
     assert metrics["content"] is None  # an ID-only model has no content phase
+    assert metrics["profile_weight"] == 0.0  # nor a content profile to blend in (params say 0.5)
     assert (tmp_path / "plots/rec/training.csv").read_text().startswith("epoch,train_loss,valid_recall@20")
     # the acceptance: an experiment is one command on a committed project
     proj.commit()

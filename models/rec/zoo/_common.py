@@ -43,7 +43,8 @@ def seen_items(graph: Graph, n_items: int) -> torch.Tensor:
 
 
 class ContentProfile(nn.Module):
-    """Scores items from content alone; what every content model ranks its cold items with.
+    """Scores items from content alone: what every content model ranks its cold items with, and blends into
+    its warm items' scores (``RecModel.blend_profile``, ``rec.profile_weight``).
 
     An item is its content vector c_i = W x_i (``x_i`` the modalities side by side, W a bias-free linear
     map to ``dim``); a user is its profile, the mean of its training items' vectors, = W xbar_u (the map is
@@ -57,7 +58,9 @@ class ContentProfile(nn.Module):
     (so did imputing a cold item from its content neighbours, and a ridge map from content to LightGCN's
     item embeddings: within-cold Recall@20 0.03 against 0.06 at random on the realistic profile), while a
     user's content profile ranks cold items well (the plain profile cosine: 0.11-0.18, this scorer 0.15).
-    The loop then places these scores among the warm items' on validation (``calibrate_cold``).
+    The loop then places these scores among the warm items' on validation (``calibrate_cold``). For warm
+    items the same holds in a milder form: the profile is trained apart from the ID embeddings (which fit
+    the training positives first), so its scores are a second opinion the blend can add.
     """
 
     def __init__(self, content: Content, graph: Graph, sizes: RecSizes):

@@ -126,6 +126,7 @@ NAN, INF = float("nan"), float("inf")
         ("classify.shared_private.similarity_weight", -1),
         ("classify.shared_private.difference_margin", NAN),
         ("ctr_data.features.categorical", ["gender", "gender"]),
+        *[("rec.profile_weight", v) for v in (-0.5, NAN, INF)],
     ],
 )
 def test_training_params_out_of_range_are_errors_naming_the_key(tmp_path, key, value):

@@ -63,6 +63,7 @@ CFG = RecConfig(
     patience=3,
     cold_calibration=True,
     cold_budget=0.1,
+    profile_weight=0.0,
     eval_batch=4096,
     seed=0,
     threads=1,
@@ -156,6 +157,25 @@ def test_a_checkpoint_from_before_the_activity_slope_loads_with_slope_zero(data,
     blob["state"]["cold_affine"] = torch.tensor([2.0, 0.5])  # (spread, shift), as saved before the slope
     torch.save(blob, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt", data).cold_affine.tolist() == [2.0, 0.5, 0.0]
+
+
+def test_the_content_profile_is_trained_first_and_every_validation_ranking_blends_it_in(data, tmp_path):
+    cfg = dataclasses.replace(CFG, model="vbpr", epochs=3, cold_calibration=False, profile_weight=0.5)
+    model = make_model(cfg, data)
+    init = model.cold_scorer.map.weight.detach().clone()
+    result = fit(cfg, data, model)
+    assert not torch.equal(model.cold_scorer.map.weight, init)  # trained, though the cold placement is off
+    assert float(model.profile_weight) == 0.5 and model.cold_affine.tolist() == [0.0, 0.0, 0.0]
+    blended = rank(model, data, 1, ks=(20,))["recall@20"]
+    assert blended == pytest.approx(max(r["valid_recall@20"] for r in result.curve))  # the kept ranking, as scored
+    save_checkpoint(tmp_path / "m.pt", model, cfg)
+    loaded = load_checkpoint(tmp_path / "m.pt", data)
+    assert float(loaded.profile_weight) == 0.5
+    assert rank(loaded, data, 1, ks=(20,))["recall@20"] == blended
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    del blob["state"]["profile_weight"]  # as saved before the blend
+    torch.save(blob, tmp_path / "old.pt")
+    assert float(load_checkpoint(tmp_path / "old.pt", data).profile_weight) == 0.0
 
 
 def test_pop_is_evaluated_without_training(data):
