@@ -22,7 +22,7 @@ from models.layers import (
     transpose_csr,
 )
 from models.rec import MODELS, build
-from models.rec.base import Graph, RecSizes, bpr
+from models.rec.base import Graph, RecSizes, bpr, warm_stats
 from models.rec.zoo._common import ContentOnLightGcn, ContentProfile, stacked_content
 from models.rec.zoo.lgmrec import CL_ROWS, CL_WEIGHT, info_nce
 
@@ -204,6 +204,18 @@ def test_the_content_profile_blends_into_the_warm_scores_on_each_users_scale(nam
     model.profile_weight.zero_()
     model.cold_affine.zero_()
     assert torch.equal(model.ranked_scores(users), s)
+
+
+@pytest.mark.parametrize("cold", [[], [0, 7, 39]])
+@pytest.mark.parametrize("correction", [0, 1])
+def test_warm_stats_are_the_mean_and_std_of_the_warm_columns(cold, correction):
+    x = torch.randn(5, 40, generator=torch.Generator().manual_seed(0)) * 3 + 10  # an offset, as scores have
+    warm = torch.ones(40, dtype=torch.bool)
+    warm[cold] = False
+    mean, std = warm_stats(x, torch.tensor(cold, dtype=torch.long), correction)
+    assert mean.shape == std.shape == (5, 1)
+    assert torch.allclose(mean, x[:, warm].mean(1, keepdim=True), atol=1e-5)
+    assert torch.allclose(std, x[:, warm].std(1, correction=correction, keepdim=True), atol=1e-4)
 
 
 def test_content_profile_scores_users_by_the_mean_of_their_items_and_leaves_the_positive_out():
