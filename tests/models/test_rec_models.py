@@ -152,19 +152,27 @@ def test_cold_items_are_ranked_from_content_not_their_id_row(name):
     assert not torch.allclose(before[:, COLD[0]], moved.ranked_scores(torch.arange(N_USERS))[:, COLD[0]])
 
 
-@pytest.mark.parametrize("name", CONTENT_MODELS)
-def test_cold_items_are_placed_on_each_users_warm_scale(name):
+def scored(name: str):
+    """A fresh content model in eval mode, every user, their scores and the model's cold mask."""
     model = make(name).eval()
     model.refresh()
     users = torch.arange(N_USERS)
-    s, cold = model.scores(users), model.cold
+    return model, users, model.scores(users), model.cold
+
+
+def zscore(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean(1, keepdim=True)) / x.std(1, correction=0, keepdim=True)
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_items_are_placed_on_each_users_warm_scale(name):
+    model, users, s, cold = scored(name)
     assert torch.equal(cold, torch.bincount(graph().items, minlength=N_ITEMS) == 0) and cold[list(COLD)].all()
     assert torch.equal(model.ranked_scores(users), s)  # uncalibrated: the model's own scores
     model.cold_affine.copy_(torch.tensor([2.0, 0.5, 0.0]))
     out = model.ranked_scores(users)
     assert torch.equal(out[:, ~cold], s[:, ~cold])
-    c = model.cold_scorer.scores(users)[:, cold]
-    z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True)
+    z = zscore(model.cold_scorer.scores(users)[:, cold])
     mean, std = s[:, ~cold].mean(1, keepdim=True), s[:, ~cold].std(1, keepdim=True)
     assert torch.allclose(out[:, cold], mean + std * (2.0 * z + 0.5), atol=1e-5)
     # the slope moves a user's cold items by its standardised log activity: up for the heavier users
@@ -181,13 +189,9 @@ def test_cold_items_are_placed_on_each_users_warm_scale(name):
 
 @pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_the_content_profile_blends_into_the_warm_scores_on_each_users_scale(name):
-    model = make(name).eval()
-    model.refresh()
-    users = torch.arange(N_USERS)
-    s, cold = model.scores(users), model.cold
+    model, users, s, cold = scored(name)
     c = model.cold_scorer.scores(users)[:, ~cold]
-    z = (c - c.mean(1, keepdim=True)) / c.std(1, correction=0, keepdim=True)
-    std = s[:, ~cold].std(1, keepdim=True)
+    z, std = zscore(c), s[:, ~cold].std(1, keepdim=True)
     model.profile_weight.fill_(0.5)
     out = model.ranked_scores(users)
     assert torch.allclose(out[:, ~cold], s[:, ~cold] + 0.5 * std * z, atol=1e-5)
@@ -195,8 +199,7 @@ def test_the_content_profile_blends_into_the_warm_scores_on_each_users_scale(nam
     # placed cold items stand on the blended warm scores' scale
     model.cold_affine.copy_(torch.tensor([1.0, 0.0, 0.0]))
     placed, warm = model.ranked_scores(users), out[:, ~cold]
-    zc = model.cold_scorer.scores(users)[:, cold]
-    zc = (zc - zc.mean(1, keepdim=True)) / zc.std(1, correction=0, keepdim=True)
+    zc = zscore(model.cold_scorer.scores(users)[:, cold])
     assert torch.allclose(placed[:, cold], warm.mean(1, keepdim=True) + warm.std(1, keepdim=True) * zc, atol=1e-5)
     # the blend moves a user's warm ranking towards its content profile's, and weight 0 is the model alone
     model.profile_weight.fill_(1e6)
