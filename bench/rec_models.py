@@ -8,12 +8,13 @@ pipeline's training loop (``rec_train``). Every model is built first, then they 
 step of each in turn on the same batch, and each model's fastest epoch (the sum of its steps' seconds)
 is reported: ``x lightgcn`` is the epoch against LightGCN's, timed in the same seconds of the run. A
 content model's cold scorer, which the pipeline trains after the model (``fit_cold_scorer``), is timed
-as a run of its own in the same rounds. Evaluation = ``refresh()`` plus ``scores`` for all users in
-batches of 1,024 (the full-ranking matrix, without top-K). Each model is built with its own defaults for
+as a run of its own in the same rounds. Evaluation = ``refresh()`` plus ``ranked_scores`` for all users
+in batches of 1,024 (the full-ranking matrix, without top-K; a content model's profile blended in at
+``--profile-weight``, its cold items placed). Each model is built with its own defaults for
 ``rec.mlp`` and ``rec.dropout`` (what the stage builds from params.yaml's nulls), with its content on (a
 staged model's second phase). Prints a Markdown table and the machine.
 
-    python bench/rec_models.py [--users 5000 --items 5000 --edges 100000] [--threads 1] [--device cpu] [--models a,b]
+    python bench/rec_models.py [--users 5000 --items 5000 --edges 100000] [--threads 1] [--device cpu] [--models a,b] [--profile-weight 0.5]
 """
 
 from __future__ import annotations
@@ -99,19 +100,33 @@ def interleaved_epochs(runs: list[Timed], users, items, n_items: int, batch: int
             run.times.append(seconds)
 
 
-def scoring_seconds(model, n_users: int, device) -> float:
+def scoring_seconds(model, n_users: int, device, profile_weight: float) -> float:
+    """What the loop's rankings score: ``ranked_scores``, a content model's profile blended in at
+    ``profile_weight`` and its cold items placed (an arbitrary placement: fitting one costs the same)."""
     model.eval()
+    if model.cold_scorer is not None:
+        model.profile_weight.fill_(profile_weight)
+        model.cold_affine.copy_(torch.tensor([1.0, 0.0, 0.5]))
     sync(device)
     start = time.perf_counter()
     with torch.no_grad():
         model.refresh()
         for s in range(0, n_users, 1024):
-            model.scores(torch.arange(s, min(s + 1024, n_users), device=device))
+            model.ranked_scores(torch.arange(s, min(s + 1024, n_users), device=device))
     sync(device)
     return time.perf_counter() - start
 
 
-def bench(names: list[str], graph: Graph, content, sizes: RecSizes, batch: int, device: torch.device, epochs: int):
+def bench(
+    names: list[str],
+    graph: Graph,
+    content,
+    sizes: RecSizes,
+    batch: int,
+    device: torch.device,
+    epochs: int,
+    profile_weight: float = 0.5,
+):
     """Per model: build seconds, the fastest epoch, the cold scorer's fastest epoch, full scoring seconds.
 
     The models train side by side, a step of each in turn (``interleaved_epochs``)."""
@@ -137,7 +152,7 @@ def bench(names: list[str], graph: Graph, content, sizes: RecSizes, batch: int, 
             built[name],
             min(timed[name].times) if name in timed else nan,
             min(timed[name + " cold"].times) if name + " cold" in timed else nan,
-            scoring_seconds(models[name], sizes.n_users, device),
+            scoring_seconds(models[name], sizes.n_users, device, profile_weight),
         )
         for name in names
     }
@@ -153,6 +168,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default=",".join(MODELS.names()))
+    ap.add_argument("--profile-weight", type=float, default=0.5, help="content models' rec.profile_weight")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import torch_geometric.nn  # noqa: F401  (imported once here, so no model's build time includes it)
@@ -166,7 +182,7 @@ def main() -> None:
     print("| model | negatives | build s | s / epoch | x lightgcn | cold scorer s / epoch | full scoring s |")
     print("|---|---|---|---|---|---|---|")
     names = args.models.split(",")
-    results = bench(names, graph, content, sizes, args.batch, device, args.epochs)
+    results = bench(names, graph, content, sizes, args.batch, device, args.epochs, args.profile_weight)
     base = results["lightgcn"][1] if "lightgcn" in results else None
     for name, (built, epoch, cold, scoring) in results.items():
         cls = MODELS.get(name)
