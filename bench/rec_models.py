@@ -7,7 +7,7 @@ negatives each (Adam), timed with a minimal loop of this script's own: it times 
 pipeline's training loop (``rec_train``). Every model is built first, then they train side by side, one
 step of each in turn on the same batch, and each model's fastest epoch (the sum of its steps' seconds)
 is reported: ``x lightgcn`` is the epoch against LightGCN's, timed in the same seconds of the run. A
-content model's cold scorer, which the pipeline trains after the model (``fit_cold_scorer``), is timed
+content model's cold scorer, which the pipeline trains before the model (``fit_cold_scorer``), is timed
 as a run of its own in the same rounds. Evaluation = ``refresh()`` plus ``ranked_scores`` for all users
 in batches of 1,024 (the full-ranking matrix, without top-K; a content model's profile blended in at
 ``--profile-weight``, its cold items placed). Each model is built with its own defaults for

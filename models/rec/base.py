@@ -102,15 +102,19 @@ class RecModel(nn.Module):
     def ranked_scores(self, users: torch.Tensor) -> torch.Tensor:
         """What evaluation ranks: ``scores`` with the content profile blended in (``blend_profile``) and the cold
         items placed by ``place_cold``, where the model has a cold scorer and the loop set them."""
+        placed = float(self.cold_affine[0]) != 0 and 0 < int(self.cold.sum()) < len(self.cold)
+        s, c = self.blended_scores(users, profile=placed)
+        return self.place_cold(s, c.index_select(1, self.cold_index), users, self.cold_affine) if placed else s
+
+    def blended_scores(self, users: torch.Tensor, profile: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``scores`` with the content profile blended in at ``profile_weight``, and the profile's own scores
+        (B, n_items) for the cold placement: computed when blended or asked for (``profile``), else None."""
         s = self.scores(users)
         weight = float(self.profile_weight)
-        placed = float(self.cold_affine[0]) != 0 and 0 < int(self.cold.sum()) < len(self.cold)
-        if self.cold_scorer is None or not (weight or placed):
-            return s
+        if self.cold_scorer is None or not (weight or profile):
+            return s, None
         c = self.cold_scorer.scores(users)
-        if weight:
-            s = self.blend_profile(s, c, weight)
-        return self.place_cold(s, c.index_select(1, self.cold_index), users, self.cold_affine) if placed else s
+        return (self.blend_profile(s, c, weight) if weight else s), c
 
     def blend_profile(self, s: torch.Tensor, c: torch.Tensor, weight: float) -> torch.Tensor:
         """``s`` (B, n_items) + ``weight`` x the user's warm-score std x ``c`` (the content profile's scores)

@@ -346,24 +346,21 @@ CACHE_SCORES = 50_000_000  # calibrate_cold keeps the validation users' scores w
 
 
 def _validation_scores(model: RecModel, data: RecData, n_users: int):
-    """``users -> (warm scores (B, n_items), cold items' content scores (B, n_cold))`` for calibrate_cold's
+    """``users -> (scores, the profile blended in (B, n_items); cold items' profile scores (B, n_cold))`` for calibrate_cold's
     grid: computed once per batch of the ``n_users`` validation users and kept while they fit in
     ``CACHE_SCORES`` numbers (each grid point then only re-places the cold columns), else recomputed per point."""
     model.eval()
     with torch.no_grad():
         model.refresh()
-    cold = torch.from_numpy(data.cold_items())
-    keep = n_users * (data.n_items + int(cold.sum())) <= CACHE_SCORES
+    keep = n_users * (data.n_items + model.cold_index.numel()) <= CACHE_SCORES
     cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def scored(users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (int(users[0]), len(users))
         if key not in cache:
             with torch.no_grad():
-                c = model.cold_scorer.scores(users)
-                s = model.scores(users)
-                weight = float(model.profile_weight)
-                pair = (model.blend_profile(s, c, weight) if weight else s, c[:, cold])
+                s, c = model.blended_scores(users)
+                pair = (s, c.index_select(1, model.cold_index))
             if not keep:
                 return pair
             cache[key] = pair
