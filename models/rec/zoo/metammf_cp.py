@@ -17,10 +17,9 @@ from models.rec.zoo.metammf import SIGNAL_DIM, MetaMmf
 class MetaMmfCp(MetaMmf):
     name = "metammf_cp"
     # two CP meta layers cost what metammf's one full layer does; (32,) ranked validation lower on the
-    # realistic profile. Dropout 0 ranked validation as 0.1 does on both profiles, at 2.0x LightGCN's epoch
-    # against 2.2x (docs/benchmarks.md, Top-K fifth pass)
+    # realistic profile. No dropout (metammf's default now; for CP it ranked validation as 0.1 does, at 2.0x
+    # LightGCN's epoch against 2.2x: docs/benchmarks.md, Top-K fifth pass)
     mlp = (64, 32)
-    dropout = 0.0
 
     def meta_layer(self, d_in: int, d_out: int) -> nn.Module:
         return CPMetaLinear(self.sizes.rank, SIGNAL_DIM, d_in, d_out)
