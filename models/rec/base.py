@@ -102,7 +102,7 @@ class RecModel(nn.Module):
     def ranked_scores(self, users: torch.Tensor) -> torch.Tensor:
         """What evaluation ranks: ``scores`` with the content profile blended in (``blend_profile``) and the cold
         items placed by ``place_cold``, where the model has a cold scorer and the loop set them."""
-        placed = float(self.cold_affine[0]) != 0 and 0 < int(self.cold.sum()) < len(self.cold)
+        placed = float(self.cold_affine[0]) != 0 and 0 < self.cold_index.numel() < len(self.cold)
         s, c = self.blended_scores(users, profile=placed)
         return self.place_cold(s, c.index_select(1, self.cold_index), users, self.cold_affine) if placed else s
 
@@ -119,7 +119,7 @@ class RecModel(nn.Module):
     def blend_profile(self, s: torch.Tensor, c: torch.Tensor, weight: float) -> torch.Tensor:
         """``s`` (B, n_items) + ``weight`` x the user's warm-score std x ``c`` (the content profile's scores)
         standardised per user over the warm items; cold columns unchanged (``place_cold`` sets them)."""
-        if bool(self.cold.all()):
+        if self.cold_index.numel() == len(self.cold):  # no warm item to blend
             return s
         _, s_std = warm_stats(s, self.cold_index, correction=1)
         c_mean, c_std = warm_stats(c, self.cold_index, correction=0)
